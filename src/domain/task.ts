@@ -1,0 +1,127 @@
+// The task record as the service sees it: the BackgroundTask fields of the
+// Rust runtime plus lease, labels, idempotency key, owner and usage.
+
+export const TASK_STATUSES = [
+  "pending",
+  "running",
+  "input_required",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** JSON object text, as the model wrote it. */
+  arguments: string;
+}
+
+export interface ToolDefinition {
+  name: string;
+  description: string;
+  parameters: Record<string, unknown>;
+}
+
+export interface ToolResult {
+  toolCallId: string;
+  content: string;
+  isError: boolean;
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string;
+  toolCalls?: ToolCall[];
+  toolCallId?: string;
+}
+
+/** The agent state a run resumes from instead of starting over. */
+export interface Checkpoint {
+  sessionId: string;
+  iteration: number;
+  maxIterations: number;
+  messages: ChatMessage[];
+  initialPrompt: string;
+  systemPrompt: string;
+  provider: string;
+  model: string;
+  toolsEnabled: string[];
+  lastCheckpointAt: Date;
+}
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export const ZERO_USAGE: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+  };
+}
+
+/** Held by the worker running the task; every write of the run is fenced by `token`. */
+export interface Lease {
+  token: string;
+  owner: string;
+  expiresAt: Date;
+}
+
+export interface Task {
+  id: string;
+  prompt: string;
+  systemPrompt: string;
+  status: TaskStatus;
+  result?: string;
+  error?: string;
+  createdAt: Date;
+  updatedAt: Date;
+  iterations: number;
+  maxIterations: number;
+  provider?: string;
+  model?: string;
+  labels: Record<string, string>;
+  checkpoint?: Checkpoint;
+  pendingToolCalls: ToolCall[];
+  usage: Usage;
+  tools: ToolDefinition[];
+  requestId?: string;
+  /** The principal (API key id) that submitted the task; "" when auth is off. */
+  owner: string;
+  lease?: Lease;
+  /** Sequence of the last event written for this task. */
+  sequence: number;
+}
+
+export type TaskEventKind = "status_changed" | "iteration_checkpointed";
+
+export interface TaskEvent {
+  taskId: string;
+  sequence: number;
+  time: Date;
+  kind: TaskEventKind;
+  status: TaskStatus;
+  previousStatus?: TaskStatus;
+  iterations: number;
+  /** The task right after the event, without checkpoint and lease. */
+  task: Task;
+}
+
+/** A task as carried by events and List: no checkpoint, no lease. */
+export function summarize(task: Task): Task {
+  const { checkpoint: _checkpoint, lease: _lease, ...rest } = task;
+  return rest;
+}

@@ -1,0 +1,259 @@
+// The embedded store: one SQLite file (WAL), every commit one IMMEDIATE
+// transaction, so a transition and its event are written together or not at all.
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
+import type { Task, TaskEvent } from "../../domain/task.js";
+import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
+import type { CreateResult, ListQuery, TaskStore } from "../task-store.js";
+import {
+  fromEventDocument,
+  fromTaskDocument,
+  toEventDocument,
+  toTaskDocument,
+  type EventDocument,
+  type TaskDocument,
+} from "../task-document.js";
+
+const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
+
+export interface SqliteStoreOptions {
+  /** A file path, or ":memory:". */
+  path: string;
+  now?: () => Date;
+}
+
+interface TaskRow {
+  doc: string;
+}
+
+export class SqliteTaskStore implements TaskStore {
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+
+  constructor(options: SqliteStoreOptions) {
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.db = new Database(options.path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = NORMAL");
+    this.db.pragma("busy_timeout = 5000");
+    this.now = options.now ?? (() => new Date());
+    migrate(this.db);
+  }
+
+  async create(draft: Committed): Promise<CreateResult> {
+    return this.guard(() =>
+      this.db
+        .transaction((): CreateResult => {
+          const { task } = draft;
+          if (task.requestId) {
+            const existing = this.db
+              .prepare<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
+              .get(task.owner, task.requestId);
+            if (existing) {
+              const found = parseTask(existing);
+              const [first] = this.readEvents(found.id, 0, 1);
+              return { task: found, event: first ?? draft.event, created: false };
+            }
+          }
+          this.db
+            .prepare(
+              `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
+               VALUES (@id, @owner, @status, @createdAt, @requestId, NULL, @sequence, @doc)`,
+            )
+            .run({
+              id: task.id,
+              owner: task.owner,
+              status: task.status,
+              createdAt: task.createdAt.getTime(),
+              requestId: task.requestId ?? null,
+              sequence: task.sequence,
+              doc: JSON.stringify(toTaskDocument(task)),
+            });
+          this.insertEvent(draft.event);
+          return { ...draft, created: true };
+        })
+        .immediate(),
+    );
+  }
+
+  async get(id: string): Promise<Task | undefined> {
+    return this.guard(() => {
+      const row = this.db.prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+      return row && parseTask(row);
+    });
+  }
+
+  async list(query: ListQuery): Promise<Task[]> {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.owner !== undefined) {
+      where.push("owner = ?");
+      params.push(query.owner);
+    }
+    if (query.statuses.length > 0) {
+      where.push(`status IN (${query.statuses.map(() => "?").join(", ")})`);
+      params.push(...query.statuses);
+    }
+    for (const [key, value] of Object.entries(query.labels)) {
+      where.push("json_extract(doc, '$.labels.' || json_quote(?)) = ?");
+      params.push(key, value);
+    }
+    if (query.after) {
+      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
+      const ms = query.after.createdAt.getTime();
+      params.push(ms, ms, query.after.id);
+    }
+    const sql = `SELECT doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+                 ORDER BY created_at DESC, id DESC LIMIT ?`;
+    return this.guard(() =>
+      this.db
+        .prepare<(string | number)[], TaskRow>(sql)
+        .all(...params, query.limit)
+        .map(parseTask),
+    );
+  }
+
+  async events(taskId: string, afterSequence: number, limit: number): Promise<TaskEvent[]> {
+    return this.guard(() => this.readEvents(taskId, afterSequence, limit));
+  }
+
+  async commit(id: string, decide: Decide): Promise<Committed> {
+    return this.guard(() =>
+      this.db
+        .transaction((): Committed => {
+          const row = this.db.prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+          if (!row) throw new TaskNotFoundError(id);
+          return this.write(commitTransition(parseTask(row), decide, this.now()));
+        })
+        .immediate(),
+    );
+  }
+
+  async claimNext(decide: Decide): Promise<Committed | undefined> {
+    return this.guard(() =>
+      this.db
+        .transaction((): Committed | undefined => {
+          const now = this.now();
+          const row = this.db
+            .prepare<[number, number], TaskRow>(
+              `SELECT doc FROM (
+                 SELECT doc, created_at FROM tasks WHERE status = 'pending'
+                 UNION ALL
+                 SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ?
+               ) ORDER BY created_at LIMIT ?`,
+            )
+            .get(now.getTime(), 1);
+          return row ? this.write(commitTransition(parseTask(row), decide, now)) : undefined;
+        })
+        .immediate(),
+    );
+  }
+
+  async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
+    return this.guard(() =>
+      this.db
+        .transaction((): boolean => {
+          const row = this.db
+            .prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
+            .get(id);
+          const task = row && parseTask(row);
+          if (!task?.lease || task.lease.token !== token) return false;
+          const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
+          this.db
+            .prepare("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
+            .run(expiresAt.getTime(), JSON.stringify(toTaskDocument(renewed)), id);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async countActive(owner: string): Promise<number> {
+    return this.guard(() => {
+      const row = this.db
+        .prepare<[string], { n: number }>(
+          "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'running', 'input_required')",
+        )
+        .get(owner);
+      return row?.n ?? 0;
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.guard(() => this.db.prepare("SELECT 1").get());
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  private write(committed: Committed): Committed {
+    const { task, event } = committed;
+    this.db
+      .prepare("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ? WHERE id = ?")
+      .run(
+        task.status,
+        task.lease ? task.lease.expiresAt.getTime() : null,
+        task.sequence,
+        JSON.stringify(toTaskDocument(task)),
+        task.id,
+      );
+    this.insertEvent(event);
+    return committed;
+  }
+
+  private insertEvent(event: TaskEvent): void {
+    this.db
+      .prepare("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
+      .run(event.taskId, event.sequence, JSON.stringify(toEventDocument(event)));
+  }
+
+  private readEvents(taskId: string, afterSequence: number, limit: number): TaskEvent[] {
+    return this.db
+      .prepare<[string, number, number], { doc: string }>(
+        "SELECT doc FROM task_events WHERE task_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+      )
+      .all(taskId, afterSequence, limit)
+      .map((r) => fromEventDocument(JSON.parse(r.doc) as EventDocument));
+  }
+
+  /** Maps SQLite's I/O-level failures to StoreUnavailableError; domain errors pass through. */
+  private guard<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      if (error instanceof Database.SqliteError && UNAVAILABLE_CODES.test(error.code)) {
+        throw new StoreUnavailableError(`embedded store unavailable: ${error.message}`, { cause: error });
+      }
+      if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
+        throw new StoreUnavailableError("embedded store is closed", { cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+// Busy/locked after busy_timeout, disk I/O, disk full, read-only, can't open.
+const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
+
+function parseTask(row: TaskRow): Task {
+  return fromTaskDocument(JSON.parse(row.doc) as TaskDocument);
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma("user_version", { simple: true }) as number;
+  const files = readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /^\d{4}_.+\.sql$/.test(f))
+    .sort();
+  for (const file of files) {
+    const number = Number(file.slice(0, 4));
+    if (number <= version) continue;
+    db.transaction(() => {
+      db.exec(readFileSync(MIGRATIONS_DIR + file, "utf8"));
+      db.pragma(`user_version = ${number}`);
+    }).immediate();
+  }
+}

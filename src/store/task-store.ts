@@ -1,0 +1,44 @@
+// The storage port. Adapters (sqlite/, mongo/) say how; this says what, and
+// one contract suite (test/contract/) holds every adapter to it.
+import type { Committed, Decide } from "../domain/transitions.js";
+import type { Task, TaskEvent, TaskStatus } from "../domain/task.js";
+
+export interface ListQuery {
+  /** Only this owner's tasks; undefined means every owner's. */
+  owner?: string;
+  statuses: TaskStatus[];
+  labels: Record<string, string>;
+  limit: number;
+  /** Keyset position: tasks strictly older than this (created_at desc, id desc). */
+  after?: { createdAt: Date; id: string };
+}
+
+export interface CreateResult extends Committed {
+  /** False when the (owner, request_id) pair already named a task: `task` is that one. */
+  created: boolean;
+}
+
+export interface TaskStore {
+  /** Stores a new task and its first event, or returns the task its idempotency key names. */
+  create(draft: Committed): Promise<CreateResult>;
+  get(id: string): Promise<Task | undefined>;
+  /** Newest first. */
+  list(query: ListQuery): Promise<Task[]>;
+  /** Events with sequence > afterSequence, in order, at most `limit`. */
+  events(taskId: string, afterSequence: number, limit: number): Promise<TaskEvent[]>;
+  /**
+   * Atomically: reads the task, lets `decide` check and compute the change, writes
+   * the task and its event. Whatever `decide` throws propagates and nothing is written.
+   * Throws TaskNotFoundError when the task does not exist.
+   */
+  commit(id: string, decide: Decide): Promise<Committed>;
+  /** Claims the oldest claimable task (PENDING, or RUNNING with an expired lease). */
+  claimNext(decide: Decide): Promise<Committed | undefined>;
+  /** Extends the lease if `token` still holds it; false when it was lost. */
+  renewLease(id: string, token: string, expiresAt: Date): Promise<boolean>;
+  /** Tasks of `owner` that are PENDING, RUNNING or INPUT_REQUIRED. */
+  countActive(owner: string): Promise<number>;
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

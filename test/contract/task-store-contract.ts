@@ -1,0 +1,260 @@
+// The contract every TaskStore adapter passes. Each adapter's *.test.ts calls
+// describeTaskStoreContract with a factory that yields a fresh, empty store.
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FailedPreconditionError, LeaseLostError, TaskNotFoundError } from "../../src/domain/errors.js";
+import type { Checkpoint, Task } from "../../src/domain/task.js";
+import {
+  cancel,
+  checkpoint,
+  claim,
+  complete,
+  createTask,
+  type NewTask,
+} from "../../src/domain/transitions.js";
+import type { TaskStore } from "../../src/store/task-store.js";
+
+export interface StoreHarness {
+  store: TaskStore;
+  /** Moves the store's clock forward (for lease expiry). */
+  advance(ms: number): void;
+}
+
+export function describeTaskStoreContract(name: string, open: () => Promise<StoreHarness>): void {
+  describe(`TaskStore contract: ${name}`, () => {
+    let h: StoreHarness;
+    let store: TaskStore;
+    beforeEach(async () => {
+      h = await open();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    const draft = (over: Partial<NewTask> = {}, createdAt = new Date()) =>
+      createTask(
+        { prompt: "p", systemPrompt: "", maxIterations: 5, labels: {}, tools: [], owner: "", ...over },
+        createdAt,
+      );
+
+    const progress = (task: Task, iteration: number) => {
+      const cp: Checkpoint = {
+        sessionId: task.id,
+        iteration,
+        maxIterations: task.maxIterations,
+        messages: [{ role: "user", content: task.prompt }],
+        initialPrompt: task.prompt,
+        systemPrompt: task.systemPrompt,
+        provider: "openai",
+        model: "m",
+        toolsEnabled: [],
+        lastCheckpointAt: new Date(),
+      };
+      return { checkpoint: cp, iterations: iteration, usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } };
+    };
+
+    describe("create()", () => {
+      it("should store the task in pending with its first event at sequence 1", async () => {
+        const { task } = await store.create(draft({ labels: { team: "a" } }));
+        const stored = await store.get(task.id);
+        expect(stored).toMatchObject({ id: task.id, status: "pending", sequence: 1, labels: { team: "a" } });
+        const events = await store.events(task.id, 0, 10);
+        expect(events.map((e) => [e.sequence, e.status, e.kind])).toEqual([[1, "pending", "status_changed"]]);
+      });
+
+      it("should return the first task, not a second one, for a repeated request_id of the same owner", async () => {
+        const first = await store.create(draft({ requestId: "r1", owner: "k" }));
+        const again = await store.create(draft({ requestId: "r1", owner: "k" }));
+        expect(first.created).toBe(true);
+        expect(again.created).toBe(false);
+        expect(again.task.id).toBe(first.task.id);
+        expect(await store.list({ statuses: [], labels: {}, limit: 10 })).toHaveLength(1);
+      });
+
+      it("should keep request_ids of different owners apart", async () => {
+        const a = await store.create(draft({ requestId: "r1", owner: "a" }));
+        const b = await store.create(draft({ requestId: "r1", owner: "b" }));
+        expect(b.created).toBe(true);
+        expect(b.task.id).not.toBe(a.task.id);
+      });
+
+      it("should create exactly one task when 20 creates race on one request_id", async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () => store.create(draft({ requestId: "race" }))),
+        );
+        expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+        expect(results.filter((r) => r.created)).toHaveLength(1);
+      });
+    });
+
+    describe("get()", () => {
+      it("should return undefined for an unknown id", async () => {
+        expect(await store.get(randomUUID())).toBeUndefined();
+      });
+
+      it("should round-trip every field of the task, checkpoint included", async () => {
+        const { task } = await store.create(
+          draft({ provider: "openai", model: "m", requestId: "x", tools: [{ name: "t", description: "d", parameters: { type: "object" } }] }),
+        );
+        const { task: running } = (await store.claimNext(claim("w1", 60_000)))!;
+        const p = progress(running, 1);
+        await store.commit(task.id, checkpoint(running.lease!.token, p));
+        const stored = (await store.get(task.id))!;
+        expect(stored.checkpoint).toEqual(p.checkpoint);
+        expect(stored.usage).toEqual(p.usage);
+        expect(stored.tools).toEqual(task.tools);
+        expect(stored.createdAt).toEqual(task.createdAt);
+        expect(stored.lease).toEqual(running.lease);
+        expect(stored).toMatchObject({ provider: "openai", model: "m", requestId: "x", iterations: 1, sequence: 3 });
+      });
+    });
+
+    describe("commit()", () => {
+      it("should write the transition and the next event together", async () => {
+        const { task } = await store.create(draft());
+        const { task: cancelled, event } = await store.commit(task.id, cancel("stop"));
+        expect(cancelled).toMatchObject({ status: "cancelled", error: "stop", sequence: 2 });
+        expect(event).toMatchObject({ sequence: 2, status: "cancelled", previousStatus: "pending" });
+        expect((await store.events(task.id, 0, 10)).map((e) => e.sequence)).toEqual([1, 2]);
+      });
+
+      it("should write nothing when the transition is refused", async () => {
+        const { task } = await store.create(draft());
+        await store.commit(task.id, cancel(""));
+        await expect(store.commit(task.id, cancel(""))).rejects.toBeInstanceOf(FailedPreconditionError);
+        expect((await store.get(task.id))!.sequence).toBe(2);
+        expect(await store.events(task.id, 0, 10)).toHaveLength(2);
+      });
+
+      it("should throw TaskNotFoundError for an unknown id", async () => {
+        await expect(store.commit(randomUUID(), cancel(""))).rejects.toBeInstanceOf(TaskNotFoundError);
+      });
+
+      it("should keep sequences dense when 30 commits race on one task", async () => {
+        const { task } = await store.create(draft());
+        const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
+        const token = running.lease!.token;
+        await Promise.all(
+          Array.from({ length: 30 }, (_, i) => store.commit(task.id, checkpoint(token, progress(running, i + 1)))),
+        );
+        const events = await store.events(task.id, 0, 100);
+        expect(events.map((e) => e.sequence)).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
+      });
+    });
+
+    describe("events()", () => {
+      it("should return only events after the given sequence, in order, up to the limit", async () => {
+        const { task } = await store.create(draft());
+        const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
+        for (let i = 1; i <= 4; i++) await store.commit(task.id, checkpoint(running.lease!.token, progress(running, i)));
+        expect((await store.events(task.id, 2, 2)).map((e) => e.sequence)).toEqual([3, 4]);
+        expect((await store.events(task.id, 6, 10))).toEqual([]);
+      });
+    });
+
+    describe("claimNext()", () => {
+      it("should claim the oldest pending task and give it a lease", async () => {
+        const older = await store.create(draft({}, new Date(Date.now() - 1000)));
+        await store.create(draft());
+        const claimed = await store.claimNext(claim("w1", 60_000));
+        expect(claimed?.task).toMatchObject({ id: older.task.id, status: "running", lease: { owner: "w1" } });
+        expect(claimed?.event).toMatchObject({ sequence: 2, status: "running", previousStatus: "pending" });
+      });
+
+      it("should return undefined when nothing is claimable", async () => {
+        await store.create(draft());
+        await store.claimNext(claim("w1", 60_000));
+        expect(await store.claimNext(claim("w2", 60_000))).toBeUndefined();
+      });
+
+      it("should never give one task to two of 10 racing claimers", async () => {
+        for (let i = 0; i < 3; i++) await store.create(draft());
+        const claims = await Promise.all(Array.from({ length: 10 }, (_, i) => store.claimNext(claim(`w${i}`, 60_000))));
+        const ids = claims.flatMap((c) => (c ? [c.task.id] : []));
+        expect(ids).toHaveLength(3);
+        expect(new Set(ids).size).toBe(3);
+      });
+
+      it("should reclaim a running task once its lease expired, fencing out the old holder", async () => {
+        const { task } = await store.create(draft());
+        const first = (await store.claimNext(claim("w1", 1_000)))!;
+        expect(await store.claimNext(claim("w2", 1_000))).toBeUndefined();
+        h.advance(1_500);
+        const second = (await store.claimNext(claim("w2", 1_000)))!;
+        expect(second.task).toMatchObject({ id: task.id, status: "running", lease: { owner: "w2" } });
+        expect(second.event.previousStatus).toBe("running");
+        await expect(
+          store.commit(task.id, complete(first.task.lease!.token, "stale", progress(first.task, 1))),
+        ).rejects.toBeInstanceOf(LeaseLostError);
+        expect(await store.renewLease(task.id, first.task.lease!.token, new Date(Date.now() + 5000))).toBe(false);
+      });
+    });
+
+    describe("renewLease()", () => {
+      it("should extend the lease of its holder so the task is not reclaimed", async () => {
+        await store.create(draft());
+        const first = (await store.claimNext(claim("w1", 1_000)))!;
+        h.advance(800);
+        expect(await store.renewLease(first.task.id, first.task.lease!.token, new Date(Date.now() + 1_800 + 1_000))).toBe(true);
+        h.advance(800);
+        expect(await store.claimNext(claim("w2", 1_000))).toBeUndefined();
+      });
+
+      it("should refuse a task that is no longer running", async () => {
+        const { task } = await store.create(draft());
+        const first = (await store.claimNext(claim("w1", 60_000)))!;
+        await store.commit(task.id, cancel(""));
+        expect(await store.renewLease(task.id, first.task.lease!.token, new Date(Date.now() + 60_000))).toBe(false);
+      });
+    });
+
+    describe("list()", () => {
+      it("should page newest first without skipping or repeating tasks created in the same millisecond", async () => {
+        const at = new Date();
+        const ids: string[] = [];
+        for (let i = 0; i < 7; i++) ids.push((await store.create(draft({}, at))).task.id);
+        const seen: string[] = [];
+        let after: { createdAt: Date; id: string } | undefined;
+        for (;;) {
+          const page = await store.list({ statuses: [], labels: {}, limit: 3, ...(after ? { after } : {}) });
+          seen.push(...page.map((t) => t.id));
+          if (page.length < 3) break;
+          const last = page[page.length - 1]!;
+          after = { createdAt: last.createdAt, id: last.id };
+        }
+        expect(seen).toEqual([...ids].sort().reverse());
+      });
+
+      it("should order by creation time, newest first", async () => {
+        const old = await store.create(draft({}, new Date(Date.now() - 60_000)));
+        const recent = await store.create(draft());
+        const page = await store.list({ statuses: [], labels: {}, limit: 10 });
+        expect(page.map((t) => t.id)).toEqual([recent.task.id, old.task.id]);
+      });
+
+      it("should filter by status, labels and owner", async () => {
+        const a = await store.create(draft({ labels: { team: "a", env: "prod" }, owner: "k1" }));
+        await store.create(draft({ labels: { team: "b" }, owner: "k1" }));
+        await store.create(draft({ labels: { team: "a" }, owner: "k2" }));
+        await store.commit(a.task.id, cancel(""));
+        const byLabel = await store.list({ owner: "k1", statuses: [], labels: { team: "a" }, limit: 10 });
+        expect(byLabel.map((t) => t.id)).toEqual([a.task.id]);
+        const byStatus = await store.list({ owner: "k1", statuses: ["cancelled"], labels: {}, limit: 10 });
+        expect(byStatus.map((t) => t.id)).toEqual([a.task.id]);
+        expect(await store.list({ owner: "k1", statuses: ["pending"], labels: { env: "prod" }, limit: 10 })).toEqual([]);
+        expect(await store.list({ statuses: [], labels: { team: "a" }, limit: 10 })).toHaveLength(2);
+      });
+    });
+
+    describe("countActive()", () => {
+      it("should count only the owner's pending, running and input_required tasks", async () => {
+        await store.create(draft({ owner: "k" }));
+        const done = await store.create(draft({ owner: "k" }));
+        await store.create(draft({ owner: "other" }));
+        await store.commit(done.task.id, cancel(""));
+        expect(await store.countActive("k")).toBe(1);
+      });
+    });
+  });
+}
