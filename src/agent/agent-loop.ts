@@ -1,0 +1,107 @@
+// The agent loop: one iteration is one model call plus the tool calls it asks
+// for. It starts from the task's checkpoint when there is one, reports every
+// finished iteration through `checkpoint` (which the caller stores, fenced by
+// its lease), and returns how the run ended. Aborting `signal` stops it at the
+// next await, the in-flight model call included.
+import { randomUUID } from "node:crypto";
+import { addUsage, type ChatMessage, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
+import type { Progress } from "../domain/transitions.js";
+import { ModelCallError, type ModelClient } from "./model-client.js";
+import type { ToolRegistry } from "./tools/registry.js";
+
+export type RunOutcome =
+  | { kind: "completed"; result: string; progress: Progress }
+  | { kind: "input_required"; calls: ToolCall[]; progress: Progress }
+  | { kind: "failed"; error: string; progress?: Progress };
+
+export interface AgentDeps {
+  models: ModelClient;
+  tools: ToolRegistry;
+  defaultProvider: string;
+  defaultModel: string;
+}
+
+export interface RunContext {
+  signal: AbortSignal;
+  /** Stores a finished iteration; throws (LeaseLostError) when the run must stop. */
+  checkpoint(progress: Progress): Promise<void>;
+}
+
+export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Promise<RunOutcome> {
+  const provider = task.provider ?? deps.defaultProvider;
+  const model = task.model ?? deps.defaultModel;
+  const clientTools = new Set(task.tools.map((t) => t.name));
+  const tools = [...deps.tools.definitions(), ...task.tools];
+  const state = task.checkpoint ?? initialCheckpoint(task, provider, model, tools.map((t) => t.name));
+  const messages = [...state.messages];
+  let iteration = state.iteration;
+  let usage = task.usage;
+
+  const progress = (): Progress => ({
+    iterations: iteration,
+    usage,
+    checkpoint: {
+      ...state,
+      iteration,
+      maxIterations: task.maxIterations,
+      messages: [...messages],
+      lastCheckpointAt: new Date(),
+    },
+  });
+
+  for (;;) {
+    if (iteration >= task.maxIterations) {
+      return {
+        kind: "failed",
+        error: `reached max_iterations (${task.maxIterations}) without a final answer; Resume with additional_iterations to continue`,
+        progress: progress(),
+      };
+    }
+    ctx.signal.throwIfAborted();
+    let reply;
+    try {
+      reply = await deps.models.complete({ provider, model, messages, tools, signal: ctx.signal });
+    } catch (error) {
+      if (error instanceof ModelCallError) return { kind: "failed", error: error.message, progress: progress() };
+      throw error;
+    }
+    iteration += 1;
+    usage = addUsage(usage, reply.usage);
+    messages.push({
+      role: "assistant",
+      content: reply.content,
+      ...(reply.toolCalls.length > 0 ? { toolCalls: reply.toolCalls } : {}),
+    });
+    if (reply.toolCalls.length === 0) {
+      return { kind: "completed", result: reply.content, progress: progress() };
+    }
+
+    const forClient = reply.toolCalls.filter((c) => clientTools.has(c.name));
+    for (const call of reply.toolCalls.filter((c) => !clientTools.has(c.name))) {
+      const content = await deps.tools.run(call.name, call.arguments, ctx.signal);
+      messages.push({ role: "tool", toolCallId: call.id, content });
+    }
+    if (forClient.length > 0) {
+      return { kind: "input_required", calls: forClient, progress: progress() };
+    }
+    await ctx.checkpoint(progress());
+  }
+}
+
+function initialCheckpoint(task: Task, provider: string, model: string, toolsEnabled: string[]): Checkpoint {
+  const messages: ChatMessage[] = [];
+  if (task.systemPrompt) messages.push({ role: "system", content: task.systemPrompt });
+  messages.push({ role: "user", content: task.prompt });
+  return {
+    sessionId: randomUUID(),
+    iteration: 0,
+    maxIterations: task.maxIterations,
+    messages,
+    initialPrompt: task.prompt,
+    systemPrompt: task.systemPrompt,
+    provider,
+    model,
+    toolsEnabled,
+    lastCheckpointAt: new Date(),
+  };
+}

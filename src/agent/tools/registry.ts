@@ -1,0 +1,52 @@
+import { z } from "zod";
+import type { ToolDefinition } from "../../domain/task.js";
+import { calculator } from "./calculator.js";
+import { currentTime } from "./current-time.js";
+import type { ServerTool } from "./tool.js";
+
+export const SERVER_TOOLS: readonly ServerTool[] = [currentTime, calculator];
+
+export class ToolRegistry {
+  private readonly byName: Map<string, ServerTool>;
+
+  constructor(tools: readonly ServerTool[] = SERVER_TOOLS) {
+    this.byName = new Map(tools.map((t) => [t.name, t]));
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** The server tools as the model sees them: name, description, JSON schema. */
+  definitions(): ToolDefinition[] {
+    return [...this.byName.values()].map((t) => ({
+      name: t.name,
+      description: t.description,
+      parameters: z.toJSONSchema(t.schema) as Record<string, unknown>,
+    }));
+  }
+
+  /** Runs a tool; bad arguments or a failing tool become an "error: ..." result for the model. */
+  async run(name: string, argumentsJson: string, signal: AbortSignal): Promise<string> {
+    const tool = this.byName.get(name);
+    if (!tool) return `error: unknown tool "${name}"`;
+    let raw: unknown;
+    try {
+      raw = argumentsJson.trim() === "" ? {} : JSON.parse(argumentsJson);
+    } catch {
+      return "error: arguments are not valid JSON";
+    }
+    const parsed = tool.schema.safeParse(raw);
+    if (!parsed.success) return `error: invalid arguments: ${z.prettifyError(parsed.error)}`;
+    try {
+      return await tool.run(parsed.data, signal);
+    } catch (error) {
+      signal.throwIfAborted();
+      return `error: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+}

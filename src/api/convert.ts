@@ -1,0 +1,94 @@
+// Domain records <-> generated protobuf-es messages.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Checkpoint, Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import {
+  CheckpointSchema,
+  TaskEventKind,
+  TaskEventSchema,
+  TaskSchema,
+  TaskStatus as PbStatus,
+  type Task as PbTask,
+  type TaskEvent as PbTaskEvent,
+  type Checkpoint as PbCheckpoint,
+} from "../../gen/rookery/v1/task_pb.js";
+
+const TO_PB: Record<TaskStatus, PbStatus> = {
+  pending: PbStatus.PENDING,
+  running: PbStatus.RUNNING,
+  input_required: PbStatus.INPUT_REQUIRED,
+  completed: PbStatus.COMPLETED,
+  failed: PbStatus.FAILED,
+  cancelled: PbStatus.CANCELLED,
+};
+
+const FROM_PB = new Map<PbStatus, TaskStatus>(Object.entries(TO_PB).map(([k, v]) => [v, k as TaskStatus]));
+
+export function statusToPb(status: TaskStatus): PbStatus {
+  return TO_PB[status];
+}
+
+/** undefined for UNSPECIFIED and for numbers the enum does not define. */
+export function statusFromPb(status: PbStatus): TaskStatus | undefined {
+  return FROM_PB.get(status);
+}
+
+export function taskToPb(t: Task): PbTask {
+  return create(TaskSchema, {
+    id: t.id,
+    prompt: t.prompt,
+    systemPrompt: t.systemPrompt,
+    status: statusToPb(t.status),
+    ...(t.result !== undefined ? { result: t.result } : {}),
+    ...(t.error !== undefined ? { error: t.error } : {}),
+    createTime: timestampFromDate(t.createdAt),
+    updateTime: timestampFromDate(t.updatedAt),
+    iterations: t.iterations,
+    maxIterations: t.maxIterations,
+    ...(t.provider !== undefined ? { provider: t.provider } : {}),
+    ...(t.model !== undefined ? { model: t.model } : {}),
+    labels: t.labels,
+    ...(t.checkpoint ? { checkpoint: checkpointToPb(t.checkpoint) } : {}),
+    pendingToolCalls: t.pendingToolCalls,
+    usage: {
+      promptTokens: BigInt(t.usage.promptTokens),
+      completionTokens: BigInt(t.usage.completionTokens),
+      totalTokens: BigInt(t.usage.totalTokens),
+    },
+    tools: t.tools.map((d) => ({ name: d.name, description: d.description, parameters: d.parameters as never })),
+    requestId: t.requestId ?? "",
+  });
+}
+
+function checkpointToPb(c: Checkpoint): PbCheckpoint {
+  return create(CheckpointSchema, {
+    sessionId: c.sessionId,
+    iteration: c.iteration,
+    maxIterations: c.maxIterations,
+    messages: c.messages.map((m) => ({
+      role: m.role,
+      content: m.content,
+      toolCalls: m.toolCalls ?? [],
+      toolCallId: m.toolCallId ?? "",
+    })),
+    initialPrompt: c.initialPrompt,
+    systemPrompt: c.systemPrompt,
+    provider: c.provider,
+    model: c.model,
+    toolsEnabled: c.toolsEnabled,
+    lastCheckpointTime: timestampFromDate(c.lastCheckpointAt),
+  });
+}
+
+export function eventToPb(e: TaskEvent): PbTaskEvent {
+  return create(TaskEventSchema, {
+    taskId: e.taskId,
+    sequence: BigInt(e.sequence),
+    time: timestampFromDate(e.time),
+    kind: e.kind === "status_changed" ? TaskEventKind.STATUS_CHANGED : TaskEventKind.ITERATION_CHECKPOINTED,
+    status: statusToPb(e.status),
+    previousStatus: e.previousStatus ? statusToPb(e.previousStatus) : PbStatus.UNSPECIFIED,
+    iterations: e.iterations,
+    task: taskToPb(e.task),
+  });
+}

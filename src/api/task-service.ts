@@ -1,0 +1,146 @@
+// The TaskService handlers, written once against the generated message types
+// and a transport-neutral CallContext. src/server/ serves them over grpc-js and
+// connect-node; errors thrown here are domain errors, mapped to codes there.
+import { create } from "@bufbuild/protobuf";
+import { AlreadyExistsError, InvalidArgumentError, TaskNotFoundError } from "../domain/errors.js";
+import { isTerminal, type Task } from "../domain/task.js";
+import { cancel, createTask, resume } from "../domain/transitions.js";
+import type { TaskStore } from "../store/task-store.js";
+import type { EventFeed } from "../watch/event-feed.js";
+import { watchEvents } from "../watch/watch-events.js";
+import {
+  CancelResponseSchema,
+  GetResponseSchema,
+  ListResponseSchema,
+  ResumeResponseSchema,
+  SubmitResponseSchema,
+  WatchResponseSchema,
+  type CancelRequest,
+  type CancelResponse,
+  type GetRequest,
+  type GetResponse,
+  type ListRequest,
+  type ListResponse,
+  type ResumeRequest,
+  type ResumeResponse,
+  type SubmitRequest,
+  type SubmitResponse,
+  type WatchRequest,
+  type WatchResponse,
+} from "../../gen/rookery/v1/task_service_pb.js";
+import type { CallContext } from "./call-context.js";
+import { eventToPb, taskToPb } from "./convert.js";
+import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
+import { checkCancel, checkId, checkList, checkResume, checkSubmit, type Limits } from "./validate.js";
+import { summarize } from "../domain/task.js";
+
+export interface TaskServiceDeps {
+  store: TaskStore;
+  feed: EventFeed;
+  limits: Limits;
+  defaults: { provider: string; model: string; maxIterations: number };
+  /** Provider names a task may ask for. */
+  providers: string[];
+  /** Tool names the server implements (clients may not declare these). */
+  serverTools: string[];
+  watchPollMs: number;
+  /** True when API keys are required: then each caller sees only its own tasks. */
+  authEnabled: boolean;
+}
+
+export class TaskService {
+  constructor(private readonly deps: TaskServiceDeps) {}
+
+  async submit(req: SubmitRequest, ctx: CallContext): Promise<SubmitResponse> {
+    const input = checkSubmit(req, this.deps.limits, {
+      providers: this.deps.providers,
+      serverTools: this.deps.serverTools,
+    });
+    const { defaults } = this.deps;
+    const draft = createTask(
+      {
+        ...input,
+        provider: input.provider ?? defaults.provider,
+        model: input.model ?? defaults.model,
+        maxIterations: input.maxIterations ?? defaults.maxIterations,
+        owner: ctx.principal,
+      },
+      new Date(),
+    );
+    const { task, created } = await this.deps.store.create(draft);
+    if (!created && task.prompt !== input.prompt) {
+      throw new AlreadyExistsError(
+        `request_id "${input.requestId}" was already used for task ${task.id} with a different prompt`,
+      );
+    }
+    return create(SubmitResponseSchema, { task: taskToPb(task) });
+  }
+
+  async get(req: GetRequest, ctx: CallContext): Promise<GetResponse> {
+    const task = await this.visibleTask(checkId(req.id), ctx);
+    return create(GetResponseSchema, { task: taskToPb(task) });
+  }
+
+  async list(req: ListRequest, ctx: CallContext): Promise<ListResponse> {
+    const input = checkList(req, this.deps.limits);
+    const fingerprint = filterFingerprint({ s: input.statuses, l: Object.entries(input.labels).sort() });
+    const after = input.pageToken ? decodePageToken(input.pageToken, fingerprint) : undefined;
+    const tasks = await this.deps.store.list({
+      ...(this.deps.authEnabled ? { owner: ctx.principal } : {}),
+      statuses: input.statuses,
+      labels: input.labels,
+      limit: input.pageSize + 1,
+      ...(after ? { after } : {}),
+    });
+    const page = tasks.slice(0, input.pageSize);
+    const last = page[page.length - 1];
+    return create(ListResponseSchema, {
+      tasks: page.map((t) => taskToPb(summarize(t))),
+      nextPageToken: tasks.length > input.pageSize && last ? encodePageToken(last, fingerprint) : "",
+    });
+  }
+
+  async *watch(req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
+    const task = await this.visibleTask(checkId(req.id), ctx);
+    const afterSequence = Number(req.afterSequence);
+    if (afterSequence > task.sequence) {
+      throw InvalidArgumentError.field(
+        "after_sequence",
+        `is past the task's last event (${task.sequence}); pass the last sequence you saw`,
+      );
+    }
+    if (isTerminal(task.status) && afterSequence === task.sequence) return;
+    for await (const event of watchEvents({
+      store: this.deps.store,
+      feed: this.deps.feed,
+      taskId: task.id,
+      afterSequence,
+      signal: ctx.signal,
+      pollMs: this.deps.watchPollMs,
+    })) {
+      yield create(WatchResponseSchema, { event: eventToPb(event) });
+    }
+  }
+
+  async resume(req: ResumeRequest, ctx: CallContext): Promise<ResumeResponse> {
+    const { id, input } = checkResume(req, this.deps.limits);
+    await this.visibleTask(id, ctx);
+    const { task } = await this.deps.store.commit(id, resume(input));
+    return create(ResumeResponseSchema, { task: taskToPb(task) });
+  }
+
+  async cancel(req: CancelRequest, ctx: CallContext): Promise<CancelResponse> {
+    const { id, reason } = checkCancel(req);
+    const current = await this.visibleTask(id, ctx);
+    // Cancelling a cancelled task is a no-op that answers like the first call.
+    const task = current.status === "cancelled" ? current : (await this.deps.store.commit(id, cancel(reason))).task;
+    return create(CancelResponseSchema, { task: taskToPb(task) });
+  }
+
+  /** The task, if it exists and the caller may see it; NOT_FOUND otherwise (never "forbidden"). */
+  private async visibleTask(id: string, ctx: CallContext): Promise<Task> {
+    const task = await this.deps.store.get(id);
+    if (!task || (this.deps.authEnabled && task.owner !== ctx.principal)) throw new TaskNotFoundError(id);
+    return task;
+  }
+}

@@ -1,0 +1,197 @@
+// Request checks. Each returns the clean input for the domain or throws one
+// InvalidArgumentError listing every violation, with proto field names.
+import { InvalidArgumentError, type FieldViolation } from "../domain/errors.js";
+import type { TaskStatus, ToolDefinition, ToolResult } from "../domain/task.js";
+import type { ResumeInput } from "../domain/transitions.js";
+import type {
+  CancelRequest,
+  ListRequest,
+  ResumeRequest,
+  SubmitRequest,
+} from "../../gen/rookery/v1/task_service_pb.js";
+import { statusFromPb } from "./convert.js";
+
+export interface Limits {
+  maxPromptBytes: number;
+  maxLabels: number;
+  maxLabelValueLength: number;
+  maxTools: number;
+  maxToolSchemaBytes: number;
+  maxToolResults: number;
+  maxPageSize: number;
+  defaultPageSize: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxPromptBytes: 256 * 1024,
+  maxLabels: 64,
+  maxLabelValueLength: 256,
+  maxTools: 64,
+  maxToolSchemaBytes: 64 * 1024,
+  maxToolResults: 128,
+  maxPageSize: 1000,
+  defaultPageSize: 50,
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LABEL_KEY = /^[a-z0-9]([a-z0-9_.\-/]{0,61}[a-z0-9])?$/;
+const TOOL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+class Violations {
+  readonly list: FieldViolation[] = [];
+  add(field: string, description: string): void {
+    this.list.push({ field, description });
+  }
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new InvalidArgumentError(this.list);
+  }
+}
+
+const bytes = (s: string) => Buffer.byteLength(s, "utf8");
+
+function checkText(v: Violations, field: string, value: string, maxBytes: number): void {
+  if (bytes(value) > maxBytes) v.add(field, `must be at most ${maxBytes} bytes (is ${bytes(value)})`);
+  if (value.includes("\u0000")) v.add(field, "must not contain NUL characters");
+}
+
+function checkLabels(v: Violations, field: string, labels: Record<string, string>, limits: Limits): void {
+  const entries = Object.entries(labels);
+  if (entries.length > limits.maxLabels) v.add(field, `must have at most ${limits.maxLabels} entries (has ${entries.length})`);
+  for (const [key, value] of entries.slice(0, limits.maxLabels + 1)) {
+    if (!LABEL_KEY.test(key)) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, "key must be 1-63 of a-z 0-9 _ . - /, starting and ending with a letter or digit");
+    if (value.length > limits.maxLabelValueLength) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `value must be at most ${limits.maxLabelValueLength} characters`);
+  }
+}
+
+export function checkId(id: string, field = "id"): string {
+  if (!UUID.test(id)) throw InvalidArgumentError.field(field, id === "" ? "is required" : "must be a task id (a UUID)");
+  return id.toLowerCase();
+}
+
+export interface SubmitInput {
+  prompt: string;
+  systemPrompt: string;
+  provider?: string;
+  model?: string;
+  maxIterations?: number;
+  labels: Record<string, string>;
+  requestId?: string;
+  tools: ToolDefinition[];
+}
+
+export function checkSubmit(
+  req: SubmitRequest,
+  limits: Limits,
+  known: { providers: string[]; serverTools: string[] },
+): SubmitInput {
+  const v = new Violations();
+  if (req.prompt.trim() === "") v.add("prompt", "is required");
+  checkText(v, "prompt", req.prompt, limits.maxPromptBytes);
+  checkText(v, "system_prompt", req.systemPrompt, limits.maxPromptBytes);
+  if (req.provider !== undefined && !known.providers.includes(req.provider)) {
+    v.add("provider", `unknown provider "${req.provider.slice(0, 64)}"; configured: ${known.providers.join(", ")}`);
+  }
+  if (req.model !== undefined && (req.model.trim() === "" || req.model.length > 256)) {
+    v.add("model", "must be 1-256 characters when given");
+  }
+  if (req.maxIterations !== undefined && (req.maxIterations < 1 || req.maxIterations > 10_000)) {
+    v.add("max_iterations", "must be between 1 and 10000 when given");
+  }
+  checkLabels(v, "labels", req.labels, limits);
+  if (req.requestId.length > 128) v.add("request_id", "must be at most 128 characters");
+  if (req.tools.length > limits.maxTools) v.add("tools", `must have at most ${limits.maxTools} entries`);
+  const names = new Set<string>();
+  req.tools.slice(0, limits.maxTools).forEach((t, i) => {
+    const f = `tools[${i}]`;
+    if (!TOOL_NAME.test(t.name)) v.add(`${f}.name`, "must match ^[a-zA-Z0-9_-]{1,64}$");
+    else if (known.serverTools.includes(t.name)) v.add(`${f}.name`, `"${t.name}" is a server tool`);
+    else if (names.has(t.name)) v.add(`${f}.name`, `duplicate tool "${t.name}"`);
+    names.add(t.name);
+    if (t.description.length > 4096) v.add(`${f}.description`, "must be at most 4096 characters");
+    if (t.parameters && bytes(JSON.stringify(t.parameters)) > limits.maxToolSchemaBytes) {
+      v.add(`${f}.parameters`, `must be at most ${limits.maxToolSchemaBytes} bytes of JSON`);
+    }
+  });
+  v.throwIfAny();
+  return {
+    prompt: req.prompt,
+    systemPrompt: req.systemPrompt,
+    ...(req.provider !== undefined ? { provider: req.provider } : {}),
+    ...(req.model !== undefined ? { model: req.model } : {}),
+    ...(req.maxIterations !== undefined ? { maxIterations: req.maxIterations } : {}),
+    labels: { ...req.labels },
+    ...(req.requestId ? { requestId: req.requestId } : {}),
+    tools: req.tools.map((t) => ({
+      name: t.name,
+      description: t.description,
+      parameters: (t.parameters as Record<string, unknown> | undefined) ?? { type: "object", properties: {} },
+    })),
+  };
+}
+
+export interface ListInput {
+  pageSize: number;
+  pageToken: string;
+  statuses: TaskStatus[];
+  labels: Record<string, string>;
+}
+
+export function checkList(req: ListRequest, limits: Limits): ListInput {
+  const v = new Violations();
+  if (req.pageSize < 0 || req.pageSize > limits.maxPageSize) {
+    v.add("page_size", `must be between 0 and ${limits.maxPageSize} (0 means ${limits.defaultPageSize})`);
+  }
+  const statuses: TaskStatus[] = [];
+  req.statuses.forEach((s, i) => {
+    const status = statusFromPb(s);
+    if (status) statuses.push(status);
+    else v.add(`statuses[${i}]`, `${s} is not a task status`);
+  });
+  checkLabels(v, "labels", req.labels, limits);
+  v.throwIfAny();
+  return {
+    pageSize: req.pageSize === 0 ? limits.defaultPageSize : req.pageSize,
+    pageToken: req.pageToken,
+    statuses: [...new Set(statuses)].sort(),
+    labels: { ...req.labels },
+  };
+}
+
+export function checkResume(req: ResumeRequest, limits: Limits): { id: string; input: ResumeInput } {
+  const id = checkId(req.id);
+  const v = new Violations();
+  if (req.message !== undefined) {
+    if (req.message.trim() === "") v.add("message", "must not be empty when given");
+    checkText(v, "message", req.message, limits.maxPromptBytes);
+  }
+  if (req.additionalIterations !== undefined && (req.additionalIterations < 1 || req.additionalIterations > 10_000)) {
+    v.add("additional_iterations", "must be between 1 and 10000 when given");
+  }
+  if (req.toolResults.length > limits.maxToolResults) {
+    v.add("tool_results", `must have at most ${limits.maxToolResults} entries`);
+  }
+  req.toolResults.slice(0, limits.maxToolResults).forEach((r, i) => {
+    if (r.toolCallId === "") v.add(`tool_results[${i}].tool_call_id`, "is required");
+    checkText(v, `tool_results[${i}].content`, r.content, limits.maxPromptBytes);
+  });
+  v.throwIfAny();
+  const toolResults: ToolResult[] = req.toolResults.map((r) => ({
+    toolCallId: r.toolCallId,
+    content: r.content,
+    isError: r.isError,
+  }));
+  return {
+    id,
+    input: {
+      toolResults,
+      ...(req.message !== undefined ? { message: req.message } : {}),
+      ...(req.additionalIterations !== undefined ? { additionalIterations: req.additionalIterations } : {}),
+    },
+  };
+}
+
+export function checkCancel(req: CancelRequest): { id: string; reason: string } {
+  const id = checkId(req.id);
+  if (req.reason.length > 1024) throw InvalidArgumentError.field("reason", "must be at most 1024 characters");
+  return { id, reason: req.reason };
+}

@@ -1,0 +1,44 @@
+// How the CLI prints tasks and events for people (--json prints the proto JSON instead).
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { TaskStatus, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
+
+export function statusName(status: TaskStatus): string {
+  return (TaskStatus[status] ?? String(status)).toLowerCase();
+}
+
+export function statusFromName(name: string): TaskStatus {
+  const key = name.toUpperCase() as keyof typeof TaskStatus;
+  const value = TaskStatus[key];
+  if (typeof value !== "number" || value === TaskStatus.UNSPECIFIED) {
+    throw new Error(`unknown status "${name}"; one of pending, running, input_required, completed, failed, cancelled`);
+  }
+  return value;
+}
+
+export function formatTask(t: Task): string {
+  const lines = [
+    `id:          ${t.id}`,
+    `status:      ${statusName(t.status)}`,
+    `iterations:  ${t.iterations}/${t.maxIterations}`,
+    `model:       ${t.provider ?? "-"}/${t.model ?? "-"}`,
+    `created:     ${t.createTime ? timestampDate(t.createTime).toISOString() : "-"}`,
+    `updated:     ${t.updateTime ? timestampDate(t.updateTime).toISOString() : "-"}`,
+  ];
+  if (Object.keys(t.labels).length) lines.push(`labels:      ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  if (t.usage) lines.push(`tokens:      ${t.usage.totalTokens}`);
+  for (const c of t.pendingToolCalls) lines.push(`tool call:   ${c.id} ${c.name}(${c.arguments})`);
+  if (t.result !== undefined) lines.push(`result:\n${t.result}`);
+  if (t.error !== undefined) lines.push(`error:       ${t.error}`);
+  return lines.join("\n");
+}
+
+export function formatTaskRow(t: Task): string {
+  const created = t.createTime ? timestampDate(t.createTime).toISOString() : "-";
+  return `${t.id}  ${statusName(t.status).padEnd(14)}  ${created}  ${t.prompt.replace(/\s+/g, " ").slice(0, 48)}`;
+}
+
+export function formatEvent(e: TaskEvent): string {
+  const what =
+    e.previousStatus === e.status ? `iteration ${e.iterations} checkpointed` : `${statusName(e.previousStatus)} -> ${statusName(e.status)}`;
+  return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})`;
+}

@@ -1,0 +1,170 @@
+// The `rookery` command: `serve` runs the service; the other commands are a
+// client of its gRPC listener. Exit codes: 0 success, 1 an RPC failed or the
+// watched task ended FAILED/CANCELLED, 2 bad usage or configuration.
+import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Command, Option } from "commander";
+import { ConfigError, SETTINGS, loadConfig, type SettingName } from "../config.js";
+import { createLogger } from "../logger.js";
+import { startRookery } from "../server/rookery.js";
+import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
+import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
+import { connectTaskClient } from "./client.js";
+import { formatEvent, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+
+const program = new Command("rookery")
+  .description("Durable background LLM agent loops behind a gRPC / Connect API")
+  .option("--address <host:port>", "gRPC address of the server", process.env.ROOKERY_ADDRESS ?? "127.0.0.1:50051")
+  .option("--api-key <key>", "API key (default: $ROOKERY_API_KEY)", process.env.ROOKERY_API_KEY)
+  .option("--json", "print JSON instead of text")
+  .showHelpAfterError();
+
+const client = () => connectTaskClient(program.opts().address, program.opts().apiKey);
+const json = (): boolean => Boolean(program.opts().json);
+const printTask = (task: Task | undefined) => {
+  if (!task) return;
+  console.log(json() ? JSON.stringify(toJson(TaskSchema, task)) : formatTask(task));
+};
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const keyValues = (pairs: string[] = []): Record<string, string> =>
+  Object.fromEntries(
+    pairs.map((p) => {
+      const i = p.indexOf("=");
+      if (i <= 0) throw new UsageError(`expected key=value, got "${p}"`);
+      return [p.slice(0, i), p.slice(i + 1)];
+    }),
+  );
+
+class UsageError extends Error {}
+
+const serve = program.command("serve").description("run the service (settings from flags, then env vars)");
+for (const setting of Object.values(SETTINGS)) {
+  // Each flag's camelCase attribute is the setting's name (--http-port -> httpPort); config.spec.ts checks it.
+  serve.addOption(new Option(setting.flag, `${setting.help} [${setting.env}]`));
+}
+serve.action(async (flags: Partial<Record<SettingName, string>>) => {
+  const config = loadConfig(process.env, flags);
+  const logger = createLogger(config.logLevel);
+  const rookery = await startRookery(config, logger);
+  const stop = (signal: string) => {
+    logger.info({ signal }, "signal received");
+    void rookery.close().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+});
+
+program
+  .command("submit <prompt>")
+  .description("submit a task")
+  .option("--system <prompt>", "system prompt")
+  .option("--provider <name>", "provider")
+  .option("--model <model>", "model")
+  .option("--max-iterations <n>", "max iterations", (v) => Number.parseInt(v, 10))
+  .option("--label <key=value>", "label (repeatable)", collect)
+  .option("--request-id <key>", "idempotency key")
+  .option("--watch", "watch the task until it ends")
+  .action(async (prompt: string, o) => {
+    const { task } = await client().submit({
+      prompt,
+      systemPrompt: o.system ?? "",
+      provider: o.provider,
+      model: o.model,
+      maxIterations: o.maxIterations,
+      labels: keyValues(o.label),
+      requestId: o.requestId ?? "",
+    });
+    if (!o.watch) return printTask(task);
+    if (!json()) console.log(`submitted ${task!.id}`);
+    await watch(task!.id, 0n);
+  });
+
+program
+  .command("get <id>")
+  .description("show a task")
+  .action(async (id: string) => printTask((await client().get({ id })).task));
+
+program
+  .command("list")
+  .description("list tasks, newest first")
+  .option("--status <status>", "only this status (repeatable)", collect)
+  .option("--label <key=value>", "only tasks with this label (repeatable)", collect)
+  .option("--page-size <n>", "page size", (v) => Number.parseInt(v, 10), 20)
+  .option("--page-token <token>", "next_page_token of the previous page", "")
+  .action(async (o) => {
+    const page = await client().list({
+      pageSize: o.pageSize,
+      pageToken: o.pageToken,
+      statuses: ((o.status as string[] | undefined) ?? []).map(statusFromName),
+      labels: keyValues(o.label),
+    });
+    if (json()) return console.log(JSON.stringify({ tasks: page.tasks.map((t) => toJson(TaskSchema, t)), nextPageToken: page.nextPageToken }));
+    for (const t of page.tasks) console.log(formatTaskRow(t));
+    if (page.nextPageToken) console.log(`next page: --page-token ${page.nextPageToken}`);
+  });
+
+program
+  .command("watch <id>")
+  .description("stream a task's events until it ends")
+  .option("--after <sequence>", "last sequence already seen", "0")
+  .action(async (id: string, o) => watch(id, BigInt(o.after)));
+
+program
+  .command("resume <id>")
+  .description("continue a task from its checkpoint")
+  .option("--message <text>", "a user message to add")
+  .option("--tool-result <call_id=content>", "the answer to a pending tool call (repeatable)", collect)
+  .option("--additional-iterations <n>", "raise max iterations by n", (v) => Number.parseInt(v, 10))
+  .action(async (id: string, o) => {
+    const results = Object.entries(keyValues(o.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
+    const { task } = await client().resume({
+      id,
+      message: o.message,
+      toolResults: results,
+      additionalIterations: o.additionalIterations,
+    });
+    printTask(task);
+  });
+
+program
+  .command("cancel <id>")
+  .description("cancel a task")
+  .option("--reason <text>", "recorded as the task's error", "")
+  .action(async (id: string, o) => printTask((await client().cancel({ id, reason: o.reason })).task));
+
+async function watch(id: string, afterSequence: bigint): Promise<void> {
+  const live = process.stdout.isTTY && !json();
+  let last: TaskStatus = TaskStatus.UNSPECIFIED;
+  for await (const { event } of client().watch({ id, afterSequence })) {
+    if (!event) continue;
+    last = event.status;
+    if (json()) console.log(JSON.stringify(toJson(WatchResponseSchema, { $typeName: "rookery.v1.WatchResponse", event })));
+    else if (live) process.stdout.write(`\r\x1b[2K${formatEvent(event)}`);
+    else console.log(formatEvent(event));
+  }
+  if (live) process.stdout.write("\n");
+  if (!json()) {
+    const final = (await client().get({ id })).task;
+    if (final?.result !== undefined) console.log(final.result);
+    if (final?.error !== undefined) console.error(`error: ${final.error}`);
+  }
+  if (last === TaskStatus.FAILED || last === TaskStatus.CANCELLED) {
+    process.exitCode = 1;
+    if (!json()) console.error(`task ended ${statusName(last)}`);
+  }
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof ConfigError || error instanceof UsageError) {
+    console.error(`rookery: ${error.message}`);
+    process.exit(2);
+  }
+  if (error instanceof ConnectError) {
+    console.error(`rookery: ${Code[error.code]}: ${error.rawMessage}`);
+    process.exit(1);
+  }
+  console.error(`rookery: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}

@@ -1,0 +1,91 @@
+// Every setting in one place: its env var, its `rookery serve` flag, its zod
+// schema (which also applies the default) and a line of help. Settings are
+// compiled in stages: raw strings (flags over env) -> zod (defaults, types)
+// -> cross-field checks. A bad value is a ConfigError naming the setting.
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === "" ? undefined : v));
+
+const providersJson = z
+  .string()
+  .default("{}")
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: "custom", message: "must be a JSON object" });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().regex(/^[a-z0-9_-]+$/), z.object({ baseURL: z.string().url().optional(), apiKey: z.string().optional() }).strict()));
+
+export const SETTINGS = {
+  host: { env: "ROOKERY_HOST", flag: "--host <host>", help: "Address both listeners bind to", schema: z.string().default("127.0.0.1") },
+  port: { env: "ROOKERY_PORT", flag: "--port <port>", help: "Native gRPC listener (grpc-js, reflection, health)", schema: port.default(50051) },
+  httpPort: { env: "ROOKERY_HTTP_PORT", flag: "--http-port <port>", help: "Connect / gRPC-Web / gRPC listener (HTTP/1.1 and h2c), also /metrics", schema: port.default(8080) },
+  tlsCert: { env: "ROOKERY_TLS_CERT", flag: "--tls-cert <file>", help: "PEM certificate: serve TLS on both listeners (with --tls-key)", schema: optionalString },
+  tlsKey: { env: "ROOKERY_TLS_KEY", flag: "--tls-key <file>", help: "PEM private key for --tls-cert", schema: optionalString },
+  store: { env: "ROOKERY_STORE", flag: "--store <kind>", help: "`sqlite` (embedded, default) or `mongodb`", schema: z.enum(["sqlite", "mongodb"]).default("sqlite") },
+  sqlitePath: { env: "ROOKERY_SQLITE_PATH", flag: "--sqlite-path <file>", help: "SQLite file of the embedded store (`:memory:` for a throwaway one)", schema: z.string().min(1).default("./data/rookery.db") },
+  mongodbUri: { env: "MONGODB_URI", flag: "--mongodb-uri <uri>", help: "MongoDB connection string (with --store mongodb)", schema: optionalString },
+  mongodbDb: { env: "ROOKERY_MONGODB_DB", flag: "--mongodb-db <name>", help: "MongoDB database name", schema: z.string().min(1).default("rookery") },
+  openaiBaseUrl: { env: "OPENAI_BASE_URL", flag: "--openai-base-url <url>", help: "OpenAI-compatible endpoint of the default provider (e.g. http://localhost:11434/v1 for Ollama)", schema: optionalString.pipe(z.string().url().optional()) },
+  openaiApiKey: { env: "OPENAI_API_KEY", flag: "--openai-api-key <key>", help: "API key of the default provider (any non-empty value for servers that need none)", schema: optionalString },
+  provider: { env: "ROOKERY_PROVIDER", flag: "--provider <name>", help: "Name of the default provider (served by OPENAI_BASE_URL / OPENAI_API_KEY)", schema: z.string().regex(/^[a-z0-9_-]+$/).default("openai") },
+  providers: { env: "ROOKERY_PROVIDERS", flag: "--providers <json>", help: 'More providers a task may name: JSON `{"ollama":{"baseURL":"http://localhost:11434/v1","apiKey":"ollama"}}`', schema: providersJson },
+  model: { env: "ROOKERY_MODEL", flag: "--model <model>", help: "Default model of a task that names none", schema: z.string().min(1).default("gpt-4o-mini") },
+  maxIterations: { env: "ROOKERY_MAX_ITERATIONS", flag: "--max-iterations <n>", help: "Default max_iterations of a task", schema: positiveInt.max(10_000).default(20) },
+  modelTimeoutMs: { env: "ROOKERY_MODEL_TIMEOUT_MS", flag: "--model-timeout-ms <ms>", help: "Timeout of one model call attempt", schema: positiveInt.default(120_000) },
+  modelMaxRetries: { env: "ROOKERY_MODEL_MAX_RETRIES", flag: "--model-max-retries <n>", help: "Retries of a model call on 408/409/429/5xx or connection errors (capped exponential backoff with jitter, honouring Retry-After)", schema: z.coerce.number().int().min(0).max(20).default(4) },
+  concurrency: { env: "ROOKERY_CONCURRENCY", flag: "--concurrency <n>", help: "Tasks this process runs at once", schema: positiveInt.max(10_000).default(16) },
+  leaseMs: { env: "ROOKERY_LEASE_MS", flag: "--lease-ms <ms>", help: "Lease of a running task; renewed every third of it; an expired lease is taken over", schema: z.coerce.number().int().min(100).default(30_000) },
+  pollMs: { env: "ROOKERY_POLL_MS", flag: "--poll-ms <ms>", help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)", schema: z.coerce.number().int().min(10).default(1_000) },
+  watchPollMs: { env: "ROOKERY_WATCH_POLL_MS", flag: "--watch-poll-ms <ms>", help: "How often a Watch stream looks in the store for events written by other replicas", schema: z.coerce.number().int().min(10).default(500) },
+  apiKeysFile: { env: "ROOKERY_API_KEYS_FILE", flag: "--api-keys-file <file>", help: "API keys file; auth is off when unset", schema: optionalString },
+  maxPromptBytes: { env: "ROOKERY_MAX_PROMPT_BYTES", flag: "--max-prompt-bytes <n>", help: "Largest prompt, system prompt or Resume message (UTF-8 bytes)", schema: positiveInt.default(256 * 1024) },
+  logLevel: { env: "ROOKERY_LOG_LEVEL", flag: "--log-level <level>", help: "trace, debug, info, warn, error or silent", schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") },
+} as const;
+
+type Settings = typeof SETTINGS;
+export type SettingName = keyof Settings;
+export type Config = { [K in SettingName]: z.output<Settings[K]["schema"]> };
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Flags win over env vars; undefined flags fall through to env, then defaults. */
+export function loadConfig(
+  env: Record<string, string | undefined> = process.env,
+  flags: Partial<Record<SettingName, string>> = {},
+): Config {
+  const config: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [SettingName, Settings[SettingName]][]) {
+    const raw = flags[name] ?? env[setting.env];
+    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    if (!parsed.success) {
+      const why = parsed.error.issues.map((i) => i.message).join("; ");
+      throw new ConfigError(`invalid ${setting.env} (${setting.flag.split(" ")[0]}) = ${JSON.stringify(raw)}: ${why}`);
+    }
+    config[name] = parsed.data;
+  }
+  return checked(config as Config);
+}
+
+function checked(config: Config): Config {
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new ConfigError("ROOKERY_TLS_CERT and ROOKERY_TLS_KEY must be given together");
+  }
+  if (config.store === "mongodb" && !config.mongodbUri) {
+    throw new ConfigError("ROOKERY_STORE=mongodb needs MONGODB_URI (--mongodb-uri)");
+  }
+  if (config.port !== 0 && config.port === config.httpPort) {
+    throw new ConfigError(`ROOKERY_PORT and ROOKERY_HTTP_PORT are both ${config.port}; give them different ports`);
+  }
+  return config;
+}

@@ -1,0 +1,48 @@
+// Prometheus metrics (prom-client), served at GET /metrics on the HTTP listener.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import type { TaskEvent } from "./domain/task.js";
+
+export interface Metrics {
+  registry: Registry;
+  /** Counts one committed event. */
+  observe(event: TaskEvent): void;
+}
+
+export function createMetrics(gauges: { running: () => number; watchers: () => number }): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "rookery_process_" });
+  const transitions = new Counter({
+    name: "rookery_task_transitions_total",
+    help: "Task status transitions committed by this process, by status entered",
+    labelNames: ["status"] as const,
+    registers: [registry],
+  });
+  const iterations = new Counter({
+    name: "rookery_task_iterations_checkpointed_total",
+    help: "Agent loop iterations checkpointed by this process",
+    registers: [registry],
+  });
+  new Gauge({
+    name: "rookery_tasks_running",
+    help: "Tasks this process is running now",
+    registers: [registry],
+    collect() {
+      this.set(gauges.running());
+    },
+  });
+  new Gauge({
+    name: "rookery_watch_streams",
+    help: "Watch streams open on this process",
+    registers: [registry],
+    collect() {
+      this.set(gauges.watchers());
+    },
+  });
+  return {
+    registry,
+    observe(event) {
+      if (event.kind === "status_changed") transitions.inc({ status: event.status });
+      else iterations.inc();
+    },
+  };
+}

@@ -1,0 +1,165 @@
+// The native gRPC listener: @grpc/grpc-js serving TaskService (its service
+// definition built from the generated descriptor, protobuf-es doing the
+// encoding), plus grpc.health.v1 and server reflection (v1 and v1alpha).
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { fromBinary, toBinary, create, type DescMethod } from "@bufbuild/protobuf";
+import { anyPack } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { InvalidArgumentError } from "../domain/errors.js";
+import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
+import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
+import { reflectionPackageDefinition } from "./reflection.js";
+
+export interface GrpcListenerOptions {
+  adapter: HandlerAdapter;
+  health: HealthImplementation;
+  host: string;
+  port: number;
+  tls?: { cert: string; key: string };
+}
+
+export interface GrpcListener {
+  port: number;
+  close(graceMs: number): Promise<void>;
+}
+
+export async function startGrpcListener(o: GrpcListenerOptions): Promise<GrpcListener> {
+  const server = new grpc.Server();
+  server.addService(taskServiceDefinition(), taskServiceImplementation(o.adapter));
+  o.health.addToServer(server);
+  new ReflectionService(reflectionPackageDefinition()).addToServer(server);
+
+  const credentials = o.tls
+    ? grpc.ServerCredentials.createSsl(null, [
+        { cert_chain: readFileSync(o.tls.cert), private_key: readFileSync(o.tls.key) },
+      ])
+    : grpc.ServerCredentials.createInsecure();
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${o.host}:${o.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  return {
+    port,
+    close: (graceMs) =>
+      new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}
+
+/** grpc-js method definitions from the protobuf-es descriptor. Requests stay raw bytes here and are
+ *  decoded in the handler, so a malformed message is INVALID_ARGUMENT rather than grpc-js's INTERNAL. */
+function taskServiceDefinition(): grpc.ServiceDefinition {
+  const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const method of TaskServiceDesc.methods) {
+    definition[method.localName] = {
+      path: `/${TaskServiceDesc.typeName}/${method.name}`,
+      requestStream: false,
+      responseStream: method.methodKind === "server_streaming",
+      requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
+      requestDeserialize: (bytes: Buffer): unknown => bytes,
+      responseSerialize: (message) => Buffer.from(toBinary(method.output, message as never)),
+      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+    };
+  }
+  return definition;
+}
+
+function taskServiceImplementation(adapter: HandlerAdapter): grpc.UntypedServiceImplementation {
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const method of TaskServiceDesc.methods) {
+    implementation[method.localName] =
+      method.methodKind === "server_streaming"
+        ? (call: grpc.ServerWritableStream<Buffer, unknown>) => void serveStream(adapter, method, call)
+        : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+            void serveUnary(adapter, method, call, callback);
+  }
+  return implementation;
+}
+
+async function serveUnary(
+  adapter: HandlerAdapter,
+  method: DescMethod,
+  call: grpc.ServerUnaryCall<Buffer, unknown>,
+  callback: grpc.sendUnaryData<unknown>,
+): Promise<void> {
+  const signal = callSignal(call);
+  try {
+    const request = decode(method, call.request);
+    const response = await adapter.unary(method.localName as UnaryMethod, request, () =>
+      adapter.context(authorization(call.metadata), signal),
+    );
+    callback(null, response);
+  } catch (error) {
+    callback(toServiceError(adapter.wireError(method.localName, error)));
+  }
+}
+
+async function serveStream(
+  adapter: HandlerAdapter,
+  method: DescMethod,
+  call: grpc.ServerWritableStream<Buffer, unknown>,
+): Promise<void> {
+  const signal = callSignal(call);
+  try {
+    const request = decode(method, call.request);
+    for await (const response of adapter.watch(request, () => adapter.context(authorization(call.metadata), signal))) {
+      if (!call.write(response)) {
+        // Back-pressure: wait until the client reads, so a slow reader never grows our buffers.
+        await Promise.race([once(call, "drain"), once(signal, "abort")]);
+      }
+      if (signal.aborted) return;
+    }
+    call.end();
+  } catch (error) {
+    if (call.cancelled) return;
+    call.emit("error", toServiceError(adapter.wireError(method.localName, error)));
+  }
+}
+
+function decode(method: DescMethod, bytes: Buffer): unknown {
+  try {
+    return fromBinary(method.input, bytes);
+  } catch (error) {
+    throw InvalidArgumentError.field("request", `is not a valid ${method.input.typeName}: ${(error as Error).message}`);
+  }
+}
+
+function authorization(metadata: grpc.Metadata): string | undefined {
+  const value = metadata.get("authorization")[0];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Aborted when the client cancels or the deadline passes. */
+function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>): AbortSignal {
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new ConnectError("cancelled by client", Code.Canceled)));
+  const deadline = call.getDeadline();
+  const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number(deadline);
+  if (Number.isFinite(ms)) {
+    const timer = setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms));
+    timer.unref();
+    controller.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+    call.on("finish", () => clearTimeout(timer));
+  }
+  return controller.signal;
+}
+
+/** The ConnectError as grpc-js sends it: same code and message, details in grpc-status-details-bin. */
+function toServiceError(error: ConnectError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  const details = error.details.flatMap((d) => ("desc" in d ? [anyPack(d.desc, create(d.desc, d.value))] : []));
+  if (details.length > 0) {
+    const status = create(StatusSchema, { code: error.code, message: error.rawMessage, details });
+    metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));
+  }
+  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+}

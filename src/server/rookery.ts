@@ -1,0 +1,133 @@
+// Wires one Rookery process together, top to bottom: store -> event feed ->
+// supervisor -> handlers -> the two listeners. close() is idempotent and runs
+// its steps in order, each catching its own failure.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { HealthImplementation } from "grpc-health-check";
+import { ModelClient } from "../agent/model-client.js";
+import { ToolRegistry } from "../agent/tools/registry.js";
+import { DEFAULT_LIMITS } from "../api/validate.js";
+import { TaskService } from "../api/task-service.js";
+import type { Config } from "../config.js";
+import { errorMessage, type Logger } from "../logger.js";
+import { createMetrics } from "../metrics.js";
+import { openStore } from "../store/open-store.js";
+import { PublishingStore } from "../store/publishing-store.js";
+import { Supervisor } from "../supervisor/supervisor.js";
+import { EventFeed } from "../watch/event-feed.js";
+import { startGrpcListener } from "./grpc-server.js";
+import { HandlerAdapter, type Authenticate } from "./handler-adapter.js";
+import { HEALTH_SERVICES, monitorHealth } from "./health-monitor.js";
+import { startHttpListener } from "./http-listener.js";
+
+export interface Rookery {
+  grpcPort: number;
+  httpPort: number;
+  supervisor: Supervisor;
+  /** Stops claiming, hands running tasks back, ends open calls, closes the store. */
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+export async function startRookery(config: Config, logger: Logger): Promise<Rookery> {
+  const feed = new EventFeed();
+  const store = new PublishingStore(await openStore(config), feed);
+  const tools = new ToolRegistry();
+  const providers = {
+    ...config.providers,
+    [config.provider]: {
+      ...(config.openaiBaseUrl ? { baseURL: config.openaiBaseUrl } : {}),
+      ...(config.openaiApiKey ? { apiKey: config.openaiApiKey } : {}),
+    },
+  };
+  if (!config.openaiApiKey) {
+    logger.warn(`no OPENAI_API_KEY: tasks on provider "${config.provider}" will fail until one is set`);
+  }
+  const supervisor = new Supervisor({
+    store,
+    feed,
+    logger,
+    agent: {
+      models: new ModelClient({ providers, timeoutMs: config.modelTimeoutMs, maxRetries: config.modelMaxRetries }),
+      tools,
+      defaultProvider: config.provider,
+      defaultModel: config.model,
+    },
+    concurrency: config.concurrency,
+    leaseMs: config.leaseMs,
+    pollMs: config.pollMs,
+  });
+  const service = new TaskService({
+    store,
+    feed,
+    limits: { ...DEFAULT_LIMITS, maxPromptBytes: config.maxPromptBytes },
+    defaults: { provider: config.provider, model: config.model, maxIterations: config.maxIterations },
+    providers: Object.keys(providers),
+    serverTools: tools.names(),
+    watchPollMs: config.watchPollMs,
+    authEnabled: false,
+  });
+  const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
+  feed.subscribeAll((e) => metrics.observe(e));
+
+  const authenticate: Authenticate = () => "";
+  logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
+
+  const shutdown = new AbortController();
+  const adapter = new HandlerAdapter({ service, authenticate, logger, shutdown: shutdown.signal });
+  const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "SERVING" as const])));
+  const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
+  const grpcListener = await startGrpcListener({ adapter, health, host: config.host, port: config.port, ...(tls ? { tls } : {}) });
+  const httpListener = await startHttpListener({
+    adapter,
+    metrics: metrics.registry,
+    host: config.host,
+    port: config.httpPort,
+    shutdown: shutdown.signal,
+    readMaxBytes: 4 * config.maxPromptBytes + 1024 * 1024,
+    ...(tls ? { tls } : {}),
+  });
+  const stopHealth = monitorHealth(store, health, logger, 2_000);
+  supervisor.start();
+  logger.info(
+    {
+      grpc: `${config.host}:${grpcListener.port}`,
+      http: `${config.host}:${httpListener.port}`,
+      store: config.store,
+      tls: Boolean(tls),
+      worker: supervisor.workerId,
+    },
+    "rookery ready",
+  );
+
+  let closing: Promise<void> | undefined;
+  const step = async (what: string, work: () => Promise<void> | void) => {
+    try {
+      await work();
+    } catch (error) {
+      logger.warn({ err: errorMessage(error) }, `shutdown: ${what} failed`);
+    }
+  };
+  return {
+    grpcPort: grpcListener.port,
+    httpPort: httpListener.port,
+    supervisor,
+    close() {
+      closing ??= (async () => {
+        logger.info("shutting down: handing running tasks back");
+        await step("supervisor", () => supervisor.stop());
+        await step("health", () => {
+          stopHealth();
+          for (const s of HEALTH_SERVICES) health.setStatus(s, "NOT_SERVING");
+        });
+        // Open Watch streams end with UNAVAILABLE: clients reconnect elsewhere with their last sequence.
+        shutdown.abort(new ConnectError("server is shutting down; reconnect with after_sequence", Code.Unavailable));
+        await step("grpc listener", () => grpcListener.close(SHUTDOWN_GRACE_MS));
+        await step("http listener", () => httpListener.close(SHUTDOWN_GRACE_MS));
+        await step("store", () => store.close());
+        logger.info("shut down");
+      })();
+      return closing;
+    },
+  };
+}

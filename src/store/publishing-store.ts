@@ -1,0 +1,40 @@
+// Decorates a TaskStore so that every committed event is published to the
+// in-process EventFeed, whoever wrote it (API handler or supervisor).
+import type { Decide, Committed } from "../domain/transitions.js";
+import type { EventFeed } from "../watch/event-feed.js";
+import type { CreateResult, ListQuery, TaskStore } from "./task-store.js";
+
+export class PublishingStore implements TaskStore {
+  constructor(
+    private readonly inner: TaskStore,
+    private readonly feed: EventFeed,
+  ) {}
+
+  async create(draft: Committed): Promise<CreateResult> {
+    const result = await this.inner.create(draft);
+    if (result.created) this.feed.publish(result.event);
+    return result;
+  }
+
+  async commit(id: string, decide: Decide): Promise<Committed> {
+    return this.published(await this.inner.commit(id, decide));
+  }
+
+  async claimNext(decide: Decide): Promise<Committed | undefined> {
+    const claimed = await this.inner.claimNext(decide);
+    return claimed && this.published(claimed);
+  }
+
+  get = (id: string) => this.inner.get(id);
+  list = (query: ListQuery) => this.inner.list(query);
+  events = (taskId: string, after: number, limit: number) => this.inner.events(taskId, after, limit);
+  renewLease = (id: string, token: string, expiresAt: Date) => this.inner.renewLease(id, token, expiresAt);
+  countActive = (owner: string) => this.inner.countActive(owner);
+  ping = () => this.inner.ping();
+  close = () => this.inner.close();
+
+  private published(committed: Committed): Committed {
+    this.feed.publish(committed.event);
+    return committed;
+  }
+}

@@ -1,0 +1,54 @@
+// Keeps one run's lease alive: renews it every leaseMs/3 and calls `onLost`
+// once when the store says the lease is gone (taken over, or the task was
+// cancelled) or when it could not be renewed before it expired.
+import type { TaskStore } from "../store/task-store.js";
+
+export interface LeaseKeeperOptions {
+  store: TaskStore;
+  taskId: string;
+  token: string;
+  leaseMs: number;
+  expiresAt: Date;
+  onLost: (why: string) => void;
+  onError?: (error: unknown) => void;
+}
+
+export class LeaseKeeper {
+  private readonly timer: NodeJS.Timeout;
+  private expiresAt: Date;
+  private stopped = false;
+  private renewing = false;
+
+  constructor(private readonly o: LeaseKeeperOptions) {
+    this.expiresAt = o.expiresAt;
+    this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(o.leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped || this.renewing) return;
+    this.renewing = true;
+    const next = new Date(Date.now() + this.o.leaseMs);
+    try {
+      const held = await this.o.store.renewLease(this.o.taskId, this.o.token, next);
+      if (this.stopped) return;
+      if (held) this.expiresAt = next;
+      else this.lose("the lease was taken over or the task left RUNNING");
+    } catch (error) {
+      this.o.onError?.(error);
+      if (!this.stopped && Date.now() >= this.expiresAt.getTime()) this.lose("the lease expired while the store was unreachable");
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private lose(why: string): void {
+    this.stop();
+    this.o.onLost(why);
+  }
+}

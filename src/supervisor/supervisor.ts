@@ -1,0 +1,176 @@
+// Claims tasks up to a concurrency limit, runs each under a lease, writes
+// every outcome as a fenced transition, and on stop() hands running tasks back
+// (RUNNING -> PENDING) so another process can take them at once.
+import { randomUUID } from "node:crypto";
+import { runAgent, type AgentDeps, type RunOutcome } from "../agent/agent-loop.js";
+import { isLeaseLost, LeaseLostError } from "../domain/errors.js";
+import type { Task, TaskEvent } from "../domain/task.js";
+import { checkpoint, claim, complete, fail, release, requireInput, type Decide } from "../domain/transitions.js";
+import { errorMessage, type Logger } from "../logger.js";
+import type { TaskStore } from "../store/task-store.js";
+import type { EventFeed } from "../watch/event-feed.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+
+export interface SupervisorOptions {
+  store: TaskStore;
+  feed: EventFeed;
+  agent: AgentDeps;
+  logger: Logger;
+  concurrency: number;
+  leaseMs: number;
+  /** How often to look for claimable tasks (new elsewhere, or with an expired lease). */
+  pollMs: number;
+  workerId?: string;
+}
+
+/** Why a run was aborted: the reason given to its AbortController. */
+export class RunStopped extends Error {
+  override readonly name = "RunStopped";
+  constructor(readonly why: "cancelled" | "shutdown" | "lease_lost", detail: string) {
+    super(detail);
+  }
+}
+
+interface ActiveRun {
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class Supervisor {
+  readonly workerId: string;
+  private readonly active = new Map<string, ActiveRun>();
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private filling = false;
+  private fillAgain = false;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly o: SupervisorOptions) {
+    this.workerId = o.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
+  }
+
+  start(): void {
+    this.unsubscribe = this.o.feed.subscribeAll((e) => this.onEvent(e));
+    this.timer = setInterval(() => void this.fill(), this.o.pollMs);
+    void this.fill();
+  }
+
+  /** Number of tasks this process is running now. */
+  get running(): number {
+    return this.active.size;
+  }
+
+  /** Stops claiming, aborts every run and hands its task back. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.timer);
+      this.unsubscribe?.();
+      const runs = [...this.active.values()];
+      for (const run of runs) run.controller.abort(new RunStopped("shutdown", "server is shutting down"));
+      await Promise.all(runs.map((r) => r.done));
+    })();
+    return this.stopping;
+  }
+
+  private onEvent(event: TaskEvent): void {
+    if (event.status === "pending") void this.fill();
+    if (event.status === "cancelled") {
+      this.active.get(event.taskId)?.controller.abort(new RunStopped("cancelled", "cancelled by caller"));
+    }
+  }
+
+  private async fill(): Promise<void> {
+    if (this.filling) {
+      this.fillAgain = true;
+      return;
+    }
+    this.filling = true;
+    try {
+      do {
+        this.fillAgain = false;
+        while (!this.stopping && this.active.size < this.o.concurrency) {
+          const claimed = await this.o.store.claimNext(claim(this.workerId, this.o.leaseMs));
+          if (!claimed) break;
+          this.launch(claimed.task);
+        }
+      } while (this.fillAgain && !this.stopping);
+    } catch (error) {
+      this.o.logger.warn({ err: errorMessage(error) }, "could not claim tasks; will retry");
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private launch(task: Task): void {
+    const controller = new AbortController();
+    const run: ActiveRun = { controller, done: Promise.resolve() };
+    this.active.set(task.id, run);
+    run.done = this.run(task, controller).finally(() => {
+      this.active.delete(task.id);
+      void this.fill();
+    });
+  }
+
+  private async run(task: Task, controller: AbortController): Promise<void> {
+    const token = task.lease!.token;
+    const log = this.o.logger.child({ taskId: task.id });
+    log.info({ iterations: task.iterations, resumed: Boolean(task.checkpoint) }, "task claimed");
+    const keeper = new LeaseKeeper({
+      store: this.o.store,
+      taskId: task.id,
+      token,
+      leaseMs: this.o.leaseMs,
+      expiresAt: task.lease!.expiresAt,
+      onLost: (why) => controller.abort(new RunStopped("lease_lost", why)),
+      onError: (error) => log.warn({ err: errorMessage(error) }, "could not renew lease"),
+    });
+    try {
+      const outcome = await runAgent(task, this.o.agent, {
+        signal: controller.signal,
+        checkpoint: async (progress) => {
+          await this.o.store.commit(task.id, checkpoint(token, progress));
+        },
+      });
+      keeper.stop();
+      await this.o.store.commit(task.id, finish(token, outcome));
+      log.info({ outcome: outcome.kind }, "task run ended");
+    } catch (error) {
+      keeper.stop();
+      await this.stopped(task, token, controller.signal.reason ?? error, log);
+    }
+  }
+
+  /** A run ended by abort or error: decide what, if anything, to write. */
+  private async stopped(task: Task, token: string, reason: unknown, log: Logger): Promise<void> {
+    if (reason instanceof RunStopped && reason.why === "shutdown") {
+      await this.tryCommit(task.id, release(token), log, "handed back");
+    } else if (reason instanceof RunStopped || isLeaseLost(reason)) {
+      // Cancelled (already recorded by the caller) or taken over: the task is no longer ours.
+      log.info({ why: errorMessage(reason) }, "task run stopped");
+    } else {
+      log.error({ err: errorMessage(reason) }, "task run failed unexpectedly");
+      await this.tryCommit(task.id, fail(token, `internal error: ${errorMessage(reason)}`), log, "failed");
+    }
+  }
+
+  private async tryCommit(id: string, decide: Decide, log: Logger, what: string): Promise<void> {
+    try {
+      await this.o.store.commit(id, decide);
+      log.info(`task ${what}`);
+    } catch (error) {
+      // The lease will expire and another worker (or this one) will take the task over.
+      if (!(error instanceof LeaseLostError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
+    }
+  }
+}
+
+function finish(token: string, outcome: RunOutcome): Decide {
+  switch (outcome.kind) {
+    case "completed":
+      return complete(token, outcome.result, outcome.progress);
+    case "input_required":
+      return requireInput(token, outcome.calls, outcome.progress);
+    case "failed":
+      return fail(token, outcome.error, outcome.progress);
+  }
+}

@@ -1,0 +1,45 @@
+// In-process fan-out of committed events. Stores publish here after each
+// commit (see publishing-store.ts); watchers and the supervisor subscribe.
+// Events written by another process reach watchers through the store instead
+// (watch-events.ts polls it), so this feed is a latency shortcut, never the
+// source of truth.
+import type { TaskEvent } from "../domain/task.js";
+
+export type EventListener = (event: TaskEvent) => void;
+
+export class EventFeed {
+  private readonly byTask = new Map<string, Set<EventListener>>();
+  private readonly everyTask = new Set<EventListener>();
+
+  publish(event: TaskEvent): void {
+    for (const listener of this.byTask.get(event.taskId) ?? []) listener(event);
+    for (const listener of this.everyTask) listener(event);
+  }
+
+  /** Events of one task; returns the unsubscribe function. */
+  subscribe(taskId: string, listener: EventListener): () => void {
+    let listeners = this.byTask.get(taskId);
+    if (!listeners) {
+      listeners = new Set();
+      this.byTask.set(taskId, listeners);
+    }
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.byTask.delete(taskId);
+    };
+  }
+
+  /** Events of every task. */
+  subscribeAll(listener: EventListener): () => void {
+    this.everyTask.add(listener);
+    return () => this.everyTask.delete(listener);
+  }
+
+  /** Number of per-task subscriptions open now (a gauge for metrics and tests). */
+  watcherCount(): number {
+    let n = 0;
+    for (const listeners of this.byTask.values()) n += listeners.size;
+    return n;
+  }
+}
