@@ -142,8 +142,8 @@ function authorization(metadata: grpc.Metadata): string | undefined {
 function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>): AbortSignal {
   const controller = new AbortController();
   call.on("cancelled", () => controller.abort(new ConnectError("cancelled by client", Code.Canceled)));
-  const deadline = call.getDeadline();
-  const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : Number(deadline);
+  const deadline = call.getDeadline(); // a Date, or epoch ms (Infinity when there is none)
+  const ms = (deadline instanceof Date ? deadline.getTime() : Number(deadline)) - Date.now();
   if (Number.isFinite(ms)) {
     const timer = setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms));
     timer.unref();
