@@ -1,0 +1,112 @@
+import { describe, expect, it } from "vitest";
+import { FailedPreconditionError, InvalidArgumentError, LeaseLostError } from "./errors.js";
+import type { Task } from "./task.js";
+import { cancel, canTransition, claim, commitTransition, complete, createTask, release, resume, type Decide } from "./transitions.js";
+
+const t0 = new Date("2026-01-01T00:00:00Z");
+const apply = (task: Task, decide: Decide, now = t0) => commitTransition(task, decide, now).task;
+const fresh = () => createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "" }, t0).task;
+const progress = (task: Task, iterations: number) => ({
+  iterations,
+  usage: task.usage,
+  checkpoint: {
+    sessionId: "s", iteration: iterations, maxIterations: task.maxIterations, messages: [], initialPrompt: "p",
+    systemPrompt: "", provider: "openai", model: "m", toolsEnabled: [], lastCheckpointAt: t0,
+  },
+});
+
+describe("canTransition()", () => {
+  it("should allow only the documented edges", () => {
+    expect(canTransition("pending", "running")).toBe(true);
+    expect(canTransition("pending", "completed")).toBe(false);
+    expect(canTransition("completed", "running")).toBe(false);
+    expect(canTransition("input_required", "pending")).toBe(true);
+    expect(canTransition("cancelled", "cancelled")).toBe(false);
+  });
+});
+
+describe("commitTransition()", () => {
+  it("should advance the sequence by one and stamp the update time", () => {
+    const later = new Date(t0.getTime() + 1000);
+    const { task, event } = commitTransition(fresh(), claim("w", 1000), later);
+    expect(task.sequence).toBe(2);
+    expect(task.updatedAt).toEqual(later);
+    expect(event).toMatchObject({ sequence: 2, status: "running", previousStatus: "pending", kind: "status_changed" });
+    expect(event.task.lease).toBeUndefined();
+  });
+});
+
+describe("claim()", () => {
+  it("should refuse a running task whose lease has not expired", () => {
+    const running = apply(fresh(), claim("w1", 1000));
+    expect(() => apply(running, claim("w2", 1000), new Date(t0.getTime() + 999))).toThrow(FailedPreconditionError);
+    expect(apply(running, claim("w2", 1000), new Date(t0.getTime() + 1000)).lease?.owner).toBe("w2");
+  });
+});
+
+describe("fenced transitions", () => {
+  it("should refuse a write whose lease token is not the task's", () => {
+    const running = apply(fresh(), claim("w1", 1000, "token-1"));
+    expect(() => apply(running, complete("token-2", "r", progress(running, 1)))).toThrow(LeaseLostError);
+    expect(() => apply(running, release("token-2"))).toThrow(LeaseLostError);
+    expect(apply(running, complete("token-1", "r", progress(running, 1)))).toMatchObject({ status: "completed", result: "r" });
+  });
+});
+
+describe("cancel()", () => {
+  it("should cancel pending and running tasks but not finished ones", () => {
+    expect(apply(fresh(), cancel("")).error).toBe("cancelled by caller");
+    const done = apply(apply(fresh(), claim("w", 1000, "k")), complete("k", "r", progress(fresh(), 1)));
+    expect(() => apply(done, cancel("x"))).toThrow(FailedPreconditionError);
+  });
+});
+
+describe("resume()", () => {
+  const paused = (): Task => {
+    const running = apply(fresh(), claim("w", 1000, "k"));
+    return {
+      ...running,
+      status: "input_required",
+      lease: undefined,
+      checkpoint: progress(running, 1).checkpoint,
+      iterations: 1,
+      pendingToolCalls: [{ id: "a", name: "t", arguments: "{}" }, { id: "b", name: "t", arguments: "{}" }],
+    } as Task;
+  };
+
+  it("should append tool results in the order of the pending calls and go to pending", () => {
+    const next = apply(paused(), resume({ toolResults: [{ toolCallId: "b", content: "B", isError: true }, { toolCallId: "a", content: "A", isError: false }] }));
+    expect(next.status).toBe("pending");
+    expect(next.pendingToolCalls).toEqual([]);
+    expect(next.checkpoint?.messages).toEqual([
+      { role: "tool", toolCallId: "a", content: "A" },
+      { role: "tool", toolCallId: "b", content: "error: B" },
+    ]);
+  });
+
+  it("should list every unknown, duplicate and missing tool result", () => {
+    const error = (() => {
+      try {
+        apply(paused(), resume({ toolResults: [{ toolCallId: "a", content: "", isError: false }, { toolCallId: "a", content: "", isError: false }, { toolCallId: "zz", content: "", isError: false }] }));
+      } catch (e) {
+        return e;
+      }
+    })() as InvalidArgumentError;
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error.violations.map((v) => v.description)).toEqual([
+      'duplicate result for "a"',
+      'no pending tool call has id "zz"',
+      "missing results for pending tool calls: b",
+    ]);
+  });
+
+  it("should require additional_iterations when the task used all its iterations", () => {
+    const exhausted = { ...paused(), status: "failed", pendingToolCalls: [], iterations: 3 } as Task;
+    expect(() => apply(exhausted, resume({ toolResults: [] }))).toThrow(/additional_iterations/);
+    expect(apply(exhausted, resume({ toolResults: [], additionalIterations: 2 })).maxIterations).toBe(5);
+  });
+
+  it("should refuse pending and running tasks with FAILED_PRECONDITION", () => {
+    expect(() => apply(fresh(), resume({ toolResults: [] }))).toThrow(FailedPreconditionError);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { claim, checkpoint, complete, createTask, type Decide } from "../domain/transitions.js";
+import type { Task } from "../domain/task.js";
+import { PublishingStore } from "../store/publishing-store.js";
+import { SqliteTaskStore } from "../store/sqlite/sqlite-task-store.js";
+import { EventFeed } from "./event-feed.js";
+import { watchEvents } from "./watch-events.js";
+
+async function setup() {
+  const feed = new EventFeed();
+  const inner = new SqliteTaskStore({ path: ":memory:" });
+  const store = new PublishingStore(inner, feed);
+  const { task } = await store.create(createTask({ prompt: "p", systemPrompt: "", maxIterations: 50, labels: {}, tools: [], owner: "" }, new Date()));
+  const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
+  const token = running.lease!.token;
+  const step = (i: number): Decide => checkpoint(token, { iterations: i, usage: running.usage, checkpoint: { sessionId: "s", iteration: i, maxIterations: 50, messages: [], initialPrompt: "p", systemPrompt: "", provider: "o", model: "m", toolsEnabled: [], lastCheckpointAt: new Date() } });
+  const finish = complete(token, "done", { iterations: 9, usage: running.usage, checkpoint: undefined as never });
+  return { feed, inner, store, task: task as Task, step, finish };
+}
+
+const sequences = async (it: AsyncIterable<{ sequence: number }>) => {
+  const out: number[] = [];
+  for await (const e of it) out.push(e.sequence);
+  return out;
+};
+
+describe("watchEvents()", () => {
+  it("should see every event once when transitions are committed while the replay is being read", async () => {
+    const { feed, inner, store, task, step, finish } = await setup();
+    let reads = 0;
+    // Commits land between the watcher's store reads: the classic replay/live gap.
+    const racing = Object.assign(Object.create(inner) as SqliteTaskStore, {
+      events: async (id: string, after: number, limit: number) => {
+        const page = await inner.events(id, after, limit);
+        reads += 1;
+        if (reads <= 3) await store.commit(task.id, step(reads));
+        if (reads === 4) await store.commit(task.id, finish);
+        return page;
+      },
+    });
+    const seen = await sequences(
+      watchEvents({ store: racing, feed, taskId: task.id, afterSequence: 0, signal: new AbortController().signal, pollMs: 10_000, batch: 2 }),
+    );
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it("should fall back to the store when its bounded inbox overflows, still without gaps", async () => {
+    const { feed, store, task, step, finish } = await setup();
+    const stream = watchEvents({ store, feed, taskId: task.id, afterSequence: 0, signal: new AbortController().signal, pollMs: 10_000, inboxLimit: 3 });
+    const first = await stream.next(); // subscribed now; the reader then stalls
+    for (let i = 1; i <= 20; i++) await store.commit(task.id, step(i));
+    await store.commit(task.id, finish);
+    expect(feed.watcherCount()).toBe(1);
+    const rest = await sequences(stream);
+    expect([first.value!.sequence, ...rest]).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
+    expect(feed.watcherCount()).toBe(0);
+  });
+
+  it("should stop at its signal and unsubscribe", async () => {
+    const { feed, store, task } = await setup();
+    const controller = new AbortController();
+    const stream = watchEvents({ store, feed, taskId: task.id, afterSequence: 2, signal: controller.signal, pollMs: 10_000 });
+    const pending = stream.next();
+    setTimeout(() => controller.abort(new Error("client left")), 20);
+    await expect(pending).rejects.toThrow("client left");
+    expect(feed.watcherCount()).toBe(0);
+  });
+});

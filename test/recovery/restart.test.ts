@@ -1,0 +1,96 @@
+// Crash and restart with real processes: SIGKILL loses nothing acknowledged
+// and the task continues from its checkpoint; SIGTERM hands tasks back at once.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { startChildServer, type ChildServer } from "../support/child-server.js";
+import { FakeOpenAI } from "../support/fake-openai.js";
+import { collectEvents, expectDense, waitForStatus } from "../support/harness.js";
+
+describe("recovery across process restarts", () => {
+  let fake: FakeOpenAI;
+  let dir: string;
+  const children: ChildServer[] = [];
+  const start = async (env: Record<string, string>) => {
+    const child = await startChildServer({
+      ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
+      OPENAI_BASE_URL: fake.baseURL,
+      OPENAI_API_KEY: "test-key",
+      ROOKERY_POLL_MS: "50",
+      ROOKERY_WATCH_POLL_MS: "50",
+      ...env,
+    });
+    children.push(child);
+    return child;
+  };
+
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    dir = mkdtempSync(join(tmpdir(), "rookery-restart-"));
+  });
+  afterAll(async () => {
+    for (const c of children) c.process.kill("SIGKILL");
+    await fake.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should finish a task after SIGKILL mid-model-call, continuing from its checkpoint with dense events", async () => {
+    let killedCallSeen = false;
+    fake.respond((c) => {
+      if (c.prompt !== "survive a crash") return { content: "?" };
+      if (c.turn === 1 && !killedCallSeen) {
+        killedCallSeen = true;
+        return { hang: true }; // the process dies during this call
+      }
+      return c.turn < 2 ? { toolCalls: [{ name: "calculator", arguments: `{"expression":"${c.turn}+1"}` }] } : { content: "survived" };
+    });
+    const first = await start({ ROOKERY_LEASE_MS: "1000" });
+    const { task } = await first.client.submit({ prompt: "survive a crash" });
+    await fake.waitForCall((c) => c.prompt === "survive a crash" && c.turn === 1);
+    first.process.kill("SIGKILL");
+    expect(await first.exited).toBe("SIGKILL");
+
+    const second = await start({ ROOKERY_LEASE_MS: "1000" });
+    const events = await collectEvents(second.client, task!.id);
+    expectDense(events);
+    const { task: done } = await second.client.get({ id: task!.id });
+    expect(done).toMatchObject({ status: TaskStatus.COMPLETED, result: "survived", iterations: 3 });
+    // Turn 0 ran once: the second process continued from the checkpoint, not from scratch.
+    expect(fake.callsFor("survive a crash").map((c) => c.turn)).toEqual([0, 1, 1, 2]);
+    const statuses = events.map((e) => [TaskStatus[e.previousStatus], TaskStatus[e.status], e.iterations]);
+    expect(statuses).toEqual([
+      ["UNSPECIFIED", "PENDING", 0],
+      ["PENDING", "RUNNING", 0],
+      ["RUNNING", "RUNNING", 1], // iteration 1 checkpointed by the first process
+      ["RUNNING", "RUNNING", 1], // taken over by the second after the lease expired
+      ["RUNNING", "RUNNING", 2],
+      ["RUNNING", "COMPLETED", 3],
+    ]);
+    second.process.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+
+  it("should hand running tasks back on SIGTERM so another process takes them at once, not after the lease", async () => {
+    let release = false;
+    fake.respond((c) => (c.prompt.startsWith("handback") && !release ? { hang: true } : { content: "taken over" }));
+    // A lease far longer than the test: only the hand-back lets the second process claim in time.
+    const first = await start({ ROOKERY_LEASE_MS: "600000" });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await first.client.submit({ prompt: `handback ${i}` })).task!.id);
+    await Promise.all(ids.map((id) => waitForStatus(first.client, id, TaskStatus.RUNNING)));
+    first.process.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+
+    release = true;
+    const second = await start({ ROOKERY_LEASE_MS: "600000" });
+    for (const id of ids) {
+      const events = await collectEvents(second.client, id);
+      expectDense(events);
+      expect(events.map((e) => TaskStatus[e.status])).toEqual(["PENDING", "RUNNING", "PENDING", "RUNNING", "COMPLETED"]);
+    }
+    second.process.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
+  });
+});
