@@ -46,7 +46,6 @@ export const SETTINGS = {
   leaseMs: { env: "ROOKERY_LEASE_MS", flag: "--lease-ms <ms>", help: "Lease of a running task; renewed every third of it; an expired lease is taken over", schema: z.coerce.number().int().min(100).default(30_000) },
   pollMs: { env: "ROOKERY_POLL_MS", flag: "--poll-ms <ms>", help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)", schema: z.coerce.number().int().min(10).default(1_000) },
   watchPollMs: { env: "ROOKERY_WATCH_POLL_MS", flag: "--watch-poll-ms <ms>", help: "How often a Watch stream looks in the store for events written by other replicas", schema: z.coerce.number().int().min(10).default(500) },
-  apiKeysFile: { env: "ROOKERY_API_KEYS_FILE", flag: "--api-keys-file <file>", help: "API keys file; auth is off when unset", schema: optionalString },
   maxPromptBytes: { env: "ROOKERY_MAX_PROMPT_BYTES", flag: "--max-prompt-bytes <n>", help: "Largest prompt, system prompt or Resume message (UTF-8 bytes)", schema: positiveInt.default(256 * 1024) },
   logLevel: { env: "ROOKERY_LOG_LEVEL", flag: "--log-level <level>", help: "trace, debug, info, warn, error or silent", schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") },
 } as const;

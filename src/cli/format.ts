@@ -2,6 +2,9 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { TaskStatus, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
 
+/** Bad command-line input: exit code 2. */
+export class UsageError extends Error {}
+
 export function statusName(status: TaskStatus): string {
   return (TaskStatus[status] ?? String(status)).toLowerCase();
 }
@@ -10,7 +13,7 @@ export function statusFromName(name: string): TaskStatus {
   const key = name.toUpperCase() as keyof typeof TaskStatus;
   const value = TaskStatus[key];
   if (typeof value !== "number" || value === TaskStatus.UNSPECIFIED) {
-    throw new Error(`unknown status "${name}"; one of pending, running, input_required, completed, failed, cancelled`);
+    throw new UsageError(`unknown status "${name}"; one of pending, running, input_required, completed, failed, cancelled`);
   }
   return value;
 }

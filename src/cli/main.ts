@@ -10,7 +10,7 @@ import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { formatEvent, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import { UsageError, formatEvent, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -34,8 +34,6 @@ const keyValues = (pairs: string[] = []): Record<string, string> =>
       return [p.slice(0, i), p.slice(i + 1)];
     }),
   );
-
-class UsageError extends Error {}
 
 const serve = program.command("serve").description("run the service (settings from flags, then env vars)");
 for (const setting of Object.values(SETTINGS)) {

@@ -71,7 +71,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   feed.subscribeAll((e) => metrics.observe(e));
 
   const authenticate: Authenticate = () => "";
-  logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
+  logger.info("auth is off: every caller sees every task");
 
   const shutdown = new AbortController();
   const adapter = new HandlerAdapter({ service, authenticate, logger, shutdown: shutdown.signal });

@@ -1,0 +1,76 @@
+// The `rookery` command against a real server: output, --json, exit codes.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startHarness, type Harness } from "../support/harness.js";
+
+const run = promisify(execFile);
+
+describe("rookery CLI", () => {
+  let h: Harness;
+  const cli = (...args: string[]) =>
+    run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--address", `127.0.0.1:${h.rookery.grpcPort}`, ...args]).then(
+      (r) => ({ code: 0, ...r }),
+      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+    );
+  beforeAll(async () => {
+    h = await startHarness();
+    h.fake.respond((c) => ({ content: `answer to ${c.prompt}` }));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("should submit --watch --json and print every event, then exit 0 on COMPLETED", async () => {
+    const r = await cli("--json", "submit", "cli task", "--label", "via=cli", "--watch");
+    expect(r.code).toBe(0);
+    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event: { sequence: string; status: string } });
+    expect(events.map((e) => e.event.status)).toEqual(["TASK_STATUS_PENDING", "TASK_STATUS_RUNNING", "TASK_STATUS_COMPLETED"]);
+    expect(events.map((e) => e.event.sequence)).toEqual(["1", "2", "3"]);
+  });
+
+  it("should show a task with get and find it with list --status", async () => {
+    const submitted = await cli("--json", "submit", "listed task", "--request-id", "cli-1");
+    const id = (JSON.parse(submitted.stdout) as { id: string }).id;
+    await cli("watch", id);
+    const got = await cli("get", id);
+    expect(got.stdout).toMatch(new RegExp(`id:\\s+${id}`));
+    expect(got.stdout).toContain("answer to listed task");
+    const listed = await cli("list", "--status", "completed");
+    expect(listed.stdout).toContain(id);
+  });
+
+  it("should exit 1 with the gRPC code when the call fails", async () => {
+    const r = await cli("get", "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe("rookery: NotFound: task 0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10 not found");
+  });
+
+  it("should exit 1 when the watched task ends CANCELLED", async () => {
+    h.fake.respond(() => ({ hang: true }));
+    const submitted = await cli("--json", "submit", "to cancel");
+    const id = (JSON.parse(submitted.stdout) as { id: string }).id;
+    const watching = cli("watch", id);
+    await h.fake.waitForCall((c) => c.prompt === "to cancel");
+    expect((await cli("cancel", id, "--reason", "enough")).code).toBe(0);
+    const r = await watching;
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("task ended cancelled");
+    h.fake.respond((c) => ({ content: `answer to ${c.prompt}` }));
+  });
+
+  it("should exit 2 on bad usage", async () => {
+    const r = await cli("list", "--status", "bogus");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown status "bogus"/);
+  });
+
+  it("should refuse to serve with a bad setting: exit 2 and a one-line reason", async () => {
+    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "nope"]).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual(['rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN']);
+  });
+});

@@ -1,0 +1,52 @@
+// With a certificate and key, both listeners serve TLS (gRPC over h2, Connect over HTTP/1.1 via ALPN).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
+import { collectEvents, startHarness, type Harness } from "../support/harness.js";
+
+describe("TLS", () => {
+  let h: Harness;
+  let dir: string;
+  let ca: Buffer;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rookery-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "pipe" });
+    ca = readFileSync(join(dir, "cert.pem"));
+    h = await startHarness({ ROOKERY_TLS_CERT: join(dir, "cert.pem"), ROOKERY_TLS_KEY: join(dir, "key.pem") });
+  });
+  afterAll(async () => {
+    await h?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should serve native gRPC over TLS on the gRPC listener", async () => {
+    const client = createClient(TaskService, createGrpcTransport({ baseUrl: `https://127.0.0.1:${h.rookery.grpcPort}`, nodeOptions: { ca } }));
+    const { task } = await client.submit({ prompt: "over tls" });
+    const events = await collectEvents(client, task!.id);
+    expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+  });
+
+  it("should serve the Connect protocol over HTTPS/1.1 on the HTTP listener", async () => {
+    const client = createClient(
+      TaskService,
+      createConnectTransport({ baseUrl: `https://127.0.0.1:${h.rookery.httpPort}`, httpVersion: "1.1", nodeOptions: { ca } }),
+    );
+    const { task } = await client.submit({ prompt: "over https" });
+    expect((await client.get({ id: task!.id })).task?.prompt).toBe("over https");
+  });
+
+  it("should refuse a plaintext gRPC client", async () => {
+    const plain = createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}` }));
+    await expect(plain.get({ id: "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10" }, { timeoutMs: 2000 })).rejects.toThrow();
+  });
+});
