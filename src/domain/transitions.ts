@@ -87,6 +87,11 @@ export interface NewTask {
   owner: string;
 }
 
+/** The event that records a task's creation, rebuilt from the task as first stored. */
+export function creationEvent(task: Task): TaskEvent {
+  return makeEvent({ ...task, sequence: 1 }, "status_changed", undefined, task.createdAt);
+}
+
 /** A new task in PENDING and its first event (sequence 1). */
 export function createTask(input: NewTask, now: Date, id: string = randomUUID()): Committed {
   const task: Task = {

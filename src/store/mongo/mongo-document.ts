@@ -1,0 +1,64 @@
+// The task and event documents as MongoDB stores them: the shared
+// BackgroundTask-shaped documents (../task-document.ts) with the changes the
+// wire protocol forces, since field names may not contain "." or start with "$":
+//   - labels become [{key, value}], plus label_pairs ["key=value"] for $all queries;
+//   - a client tool's JSON schema is kept as text (parameters_json).
+// The newest event of a task also carries `state`: the whole task after it.
+import type { EventDocument, TaskDocument } from "../task-document.js";
+
+interface MongoLabel {
+  key: string;
+  value: string;
+}
+
+interface MongoTool {
+  name: string;
+  description: string;
+  parameters_json: string;
+}
+
+export type MongoTaskDocument = Omit<TaskDocument, "labels" | "tools"> & {
+  labels: MongoLabel[];
+  label_pairs: string[];
+  tools: MongoTool[];
+};
+
+export interface MongoEventDocument extends Omit<EventDocument, "task"> {
+  task: MongoTaskDocument;
+  /** The full task (checkpoint and lease included) after this event; kept on the newest event only. */
+  state?: MongoTaskDocument;
+}
+
+export const labelPair = (key: string, value: string) => `${key}=${value}`;
+
+export function toMongoTask(doc: TaskDocument): MongoTaskDocument {
+  const entries = Object.entries(doc.labels);
+  return {
+    ...doc,
+    labels: entries.map(([key, value]) => ({ key, value })),
+    label_pairs: entries.map(([key, value]) => labelPair(key, value)),
+    tools: doc.tools.map((t) => ({ name: t.name, description: t.description, parameters_json: JSON.stringify(t.parameters) })),
+  };
+}
+
+export function fromMongoTask(doc: MongoTaskDocument): TaskDocument {
+  const { label_pairs: _pairs, ...rest } = doc;
+  return {
+    ...rest,
+    labels: Object.fromEntries((doc.labels ?? []).map((l) => [l.key, l.value])),
+    tools: (doc.tools ?? []).map((t) => ({
+      name: t.name,
+      description: t.description,
+      parameters: JSON.parse(t.parameters_json) as Record<string, unknown>,
+    })),
+  };
+}
+
+export function toMongoEvent(doc: EventDocument, state?: TaskDocument): MongoEventDocument {
+  return { ...doc, task: toMongoTask(doc.task), ...(state ? { state: toMongoTask(state) } : {}) };
+}
+
+export function fromMongoEvent(doc: MongoEventDocument): EventDocument {
+  const { _id: _ignored, state: _state, ...rest } = doc as MongoEventDocument & { _id?: unknown };
+  return { ...rest, task: fromMongoTask(doc.task) };
+}

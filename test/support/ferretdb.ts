@@ -1,0 +1,78 @@
+// A real MongoDB-wire server for the tests: FerretDB (SQLite backend) built
+// from tools/ferretdb with the Go toolchain, cached under .cache/bin by a hash
+// of its sources, started on a loopback port with a temp data dir.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+const SOURCE = resolve("tools/ferretdb");
+
+/** Builds the binary unless the cached one matches the sources; throws when Go is missing. */
+export function ensureFerretDB(): string {
+  const hash = createHash("sha256");
+  for (const f of ["go.mod", "go.sum", "main.go"]) hash.update(readFileSync(join(SOURCE, f)));
+  const bin = resolve(".cache/bin", `ferretdb-${hash.digest("hex").slice(0, 12)}`);
+  if (existsSync(bin)) return bin;
+  mkdirSync(resolve(".cache/bin"), { recursive: true });
+  const partial = `${bin}.partial`;
+  execFileSync("go", ["build", "-o", partial, "."], { cwd: SOURCE, stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 });
+  renameSync(partial, bin);
+  return bin;
+}
+
+export interface FerretDB {
+  uri: string;
+  /** Host:port it listens on (stable across stop/start). */
+  address: string;
+  stop(): Promise<void>;
+  /** Starts again on the same address and data dir. */
+  start(): Promise<void>;
+  /** Stops and deletes the data dir. */
+  destroy(): Promise<void>;
+}
+
+export async function startFerretDB(bin: string, address = "127.0.0.1:0"): Promise<FerretDB> {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-ferretdb-"));
+  let child: ChildProcess | undefined;
+  let uri = "";
+  let listen = address;
+
+  const start = async () => {
+    child = spawn(bin, ["-listen-addr", listen, "-sqlite-dir", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    const stderr: string[] = [];
+    child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
+    const ready = new Promise<string>((resolveReady, reject) => {
+      createInterface({ input: child!.stdout! }).on("line", (line) => {
+        if (line.startsWith("ready ")) resolveReady(line.slice("ready ".length).trim());
+      });
+      child!.once("exit", (code) => reject(new Error(`ferretdb exited (${code}): ${stderr.join("")}`)));
+    });
+    uri = await ready;
+    listen = new URL(uri).host;
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    await exited;
+  };
+  await start();
+  return {
+    get uri() {
+      return uri;
+    },
+    get address() {
+      return listen;
+    },
+    stop,
+    start,
+    async destroy() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
