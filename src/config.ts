@@ -34,6 +34,7 @@ export const SETTINGS = {
   sqlitePath: { env: "ROOKERY_SQLITE_PATH", flag: "--sqlite-path <file>", help: "SQLite file of the embedded store (`:memory:` for a throwaway one)", schema: z.string().min(1).default("./data/rookery.db") },
   mongodbUri: { env: "MONGODB_URI", flag: "--mongodb-uri <uri>", help: "MongoDB connection string (with --store mongodb)", schema: optionalString },
   mongodbDb: { env: "ROOKERY_MONGODB_DB", flag: "--mongodb-db <name>", help: "MongoDB database name", schema: z.string().min(1).default("rookery") },
+  mongodbTimeoutMs: { env: "ROOKERY_MONGODB_TIMEOUT_MS", flag: "--mongodb-timeout-ms <ms>", help: "How long a MongoDB operation waits for a reachable server before answering UNAVAILABLE", schema: positiveInt.default(5_000) },
   openaiBaseUrl: { env: "OPENAI_BASE_URL", flag: "--openai-base-url <url>", help: "OpenAI-compatible endpoint of the default provider (e.g. http://localhost:11434/v1 for Ollama)", schema: optionalString.pipe(z.string().url().optional()) },
   openaiApiKey: { env: "OPENAI_API_KEY", flag: "--openai-api-key <key>", help: "API key of the default provider (any non-empty value for servers that need none)", schema: optionalString },
   provider: { env: "ROOKERY_PROVIDER", flag: "--provider <name>", help: "Name of the default provider (served by OPENAI_BASE_URL / OPENAI_API_KEY)", schema: z.string().regex(/^[a-z0-9_-]+$/).default("openai") },

@@ -1,4 +1,5 @@
 import type { Config } from "../config.js";
+import { MongoTaskStore } from "./mongo/mongo-task-store.js";
 import { SqliteTaskStore } from "./sqlite/sqlite-task-store.js";
 import type { TaskStore } from "./task-store.js";
 
@@ -8,6 +9,10 @@ export async function openStore(config: Config): Promise<TaskStore> {
     case "sqlite":
       return new SqliteTaskStore({ path: config.sqlitePath });
     case "mongodb":
-      throw new Error("the mongodb store is not built yet");
+      return MongoTaskStore.open({
+        uri: config.mongodbUri!,
+        database: config.mongodbDb,
+        serverSelectionTimeoutMS: config.mongodbTimeoutMs,
+      });
   }
 }

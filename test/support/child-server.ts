@@ -18,11 +18,22 @@ export interface ChildServer {
   exited: Promise<number | string>;
 }
 
+// Every child this process started, killed when it exits however the tests ended.
+const spawned = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of spawned) child.kill("SIGKILL");
+});
+
 export async function startChildServer(env: Record<string, string>): Promise<ChildServer> {
+  if (env.ROOKERY_LOG_LEVEL && env.ROOKERY_LOG_LEVEL !== "info") {
+    throw new Error("child servers log at info: their ports come from the info-level ready line");
+  }
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
     env: { ...process.env, ROOKERY_PORT: "0", ROOKERY_HTTP_PORT: "0", ROOKERY_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  spawned.add(child);
+  child.once("exit", () => spawned.delete(child));
   const logs: string[] = [];
   const exited = once(child, "exit").then(([code, signal]) => (code ?? signal) as number | string);
   child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
@@ -38,7 +49,10 @@ export async function startChildServer(env: Record<string, string>): Promise<Chi
     });
     void exited.then((code) => reject(new Error(`server exited (${code}) before ready:\n${logs.join("\n")}`)));
   });
-  const { grpc, http } = await ready;
+  const { grpc, http } = await ready.catch((error: unknown) => {
+    child.kill("SIGKILL");
+    throw error;
+  });
   const grpcPort = Number(grpc.split(":").pop());
   return {
     process: child,

@@ -12,6 +12,8 @@ export interface FakeCall {
   prompt: string;
   /** How many assistant messages the request carries: the iteration being asked for, from 0. */
   turn: number;
+  /** The bearer token the caller sent (tells server processes apart). */
+  apiKey: string;
 }
 
 interface ChatBody {
@@ -89,6 +91,7 @@ export class FakeOpenAI {
       body,
       prompt: body.messages.find((m) => m.role === "user")?.content ?? "",
       turn: body.messages.filter((m) => m.role === "assistant").length,
+      apiKey: (req.headers.authorization ?? "").replace(/^Bearer /, ""),
     };
     this.calls.push(call);
     for (const w of this.waiters.filter((w) => w.match(call))) {

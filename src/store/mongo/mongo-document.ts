@@ -24,6 +24,8 @@ export type MongoTaskDocument = Omit<TaskDocument, "labels" | "tools"> & {
 };
 
 export interface MongoEventDocument extends Omit<EventDocument, "task"> {
+  /** "<task id>:<sequence, zero-padded to 10 digits>". */
+  _id: string;
   task: MongoTaskDocument;
   /** The full task (checkpoint and lease included) after this event; kept on the newest event only. */
   state?: MongoTaskDocument;
@@ -54,11 +56,11 @@ export function fromMongoTask(doc: MongoTaskDocument): TaskDocument {
   };
 }
 
-export function toMongoEvent(doc: EventDocument, state?: TaskDocument): MongoEventDocument {
-  return { ...doc, task: toMongoTask(doc.task), ...(state ? { state: toMongoTask(state) } : {}) };
+export function toMongoEvent(id: string, doc: EventDocument, state?: TaskDocument): MongoEventDocument {
+  return { _id: id, ...doc, task: toMongoTask(doc.task), ...(state ? { state: toMongoTask(state) } : {}) };
 }
 
 export function fromMongoEvent(doc: MongoEventDocument): EventDocument {
-  const { _id: _ignored, state: _state, ...rest } = doc as MongoEventDocument & { _id?: unknown };
+  const { _id: _ignored, state: _state, ...rest } = doc;
   return { ...rest, task: fromMongoTask(doc.task) };
 }

@@ -1,18 +1,29 @@
 // The production store: MongoDB through the official driver.
 //
-//   task_events  one document per event, unique on (task_id, sequence). The
-//                newest event of a task also holds the whole task (`state`):
-//                it is the source of truth.
+//   task_events  one document per event, _id "<task id>:<sequence, 10 digits>",
+//                also unique on (task_id, sequence). The newest event of a
+//                task holds the whole task after it (`state`).
 //   tasks        one BackgroundTask-shaped document per task: the view that
-//                List, claims and people query. It may lag the events for a
-//                moment, never lead them, and is repaired when found stale.
+//                List, claims and people query. It is written after its event,
+//                so it may lag the events for a moment but never leads them.
+//   task_queue   one small document per PENDING or RUNNING task (status,
+//                created_at, lease expiry): what claims scan. Written before a
+//                task enters PENDING or RUNNING and removed after it leaves, so
+//                every claimable task has an entry; a stale entry only costs a
+//                check against the task's events.
 //   request_ids  _id = owner + request_id -> task id, for idempotent Submit.
 //
-// A transition commits by inserting its event: the unique index lets exactly
-// one writer add sequence N+1, so claims are exclusive, lease-fenced writes
-// cannot interleave, and sequences are dense by construction. Only inserts are
-// relied on for atomicity, because FerretDB (the MongoDB-wire server the tests
-// use) runs a filtered update as a read followed by a separate write.
+// A transition commits by inserting its event: the unique _id lets exactly one
+// writer add sequence N+1, so claims are exclusive, lease-fenced writes cannot
+// interleave, and sequences are dense by construction. A task's current state
+// is its view plus any newer event (probed by _id), so a writer that dies
+// between the two writes loses nothing.
+//
+// Two constraints of FerretDB (the MongoDB-wire server the tests use) shaped
+// this, and cost nothing on MongoDB: only inserts are atomic (a filtered
+// update is a read then a separate write), and only _id equality uses an
+// index (any other filter scans the collection). So every hot-path read is an
+// _id lookup, and no correctness rests on a conditional update.
 import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from "mongodb";
 import { StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
@@ -38,6 +49,13 @@ export interface MongoStoreOptions {
   serverSelectionTimeoutMS?: number;
 }
 
+interface QueueDocument {
+  _id: string;
+  status: "pending" | "running";
+  created_at: Date;
+  lease_expires_at?: Date;
+}
+
 interface RequestIdDocument {
   _id: string;
   task_id: string;
@@ -51,7 +69,10 @@ export class MongoTaskStore implements TaskStore {
   private readonly tasks: Collection<MongoTaskDocument>;
   private readonly taskEvents: Collection<MongoEventDocument>;
   private readonly requestIds: Collection<RequestIdDocument>;
+  private readonly queue: Collection<QueueDocument>;
   private readonly now: () => Date;
+  /** Claim candidates left from the last scan, oldest first. */
+  private candidates: string[] = [];
 
   private constructor(
     private readonly client: MongoClient,
@@ -61,6 +82,7 @@ export class MongoTaskStore implements TaskStore {
     this.tasks = db.collection<MongoTaskDocument>("tasks");
     this.taskEvents = db.collection<MongoEventDocument>("task_events");
     this.requestIds = db.collection<RequestIdDocument>("request_ids");
+    this.queue = db.collection<QueueDocument>("task_queue");
     this.now = now;
   }
 
@@ -80,15 +102,18 @@ export class MongoTaskStore implements TaskStore {
   /** One index per query the service makes. */
   private async createIndexes(): Promise<void> {
     await this.taskEvents.createIndex({ task_id: 1, sequence: 1 }, { name: "task_sequence_unique", unique: true });
-    await this.tasks.createIndexes([
-      { key: { status: 1, created_at: 1 }, name: "claim_pending" },
-      { key: { status: 1, "lease.expires_at": 1 }, name: "claim_expired" },
-      { key: { created_at: -1, _id: -1 }, name: "list" },
-      { key: { status: 1, created_at: -1, _id: -1 }, name: "list_by_status" },
-      { key: { owner: 1, created_at: -1, _id: -1 }, name: "list_by_owner" },
-      { key: { owner: 1, status: 1, created_at: -1, _id: -1 }, name: "list_by_owner_status" },
-      { key: { label_pairs: 1 }, name: "list_by_label" },
-    ]);
+    await this.queue.createIndex({ status: 1, created_at: 1 }, { name: "claim_pending" });
+    await this.queue.createIndex({ status: 1, lease_expires_at: 1 }, { name: "claim_expired" });
+    const taskIndexes: [Record<string, 1 | -1>, string][] = [
+      [{ created_at: -1, _id: -1 }, "list"],
+      [{ status: 1, created_at: -1, _id: -1 }, "list_by_status"],
+      [{ owner: 1, created_at: -1, _id: -1 }, "list_by_owner"],
+      [{ owner: 1, status: 1, created_at: -1, _id: -1 }, "list_by_owner_status"],
+      [{ label_pairs: 1 }, "list_by_label"],
+    ];
+    // One at a time: FerretDB 1.24 drops the connection when one createIndexes
+    // command names several indexes that already exist (every restart does).
+    for (const [key, name] of taskIndexes) await this.tasks.createIndex(key, { name });
   }
 
   async create(draft: Committed): Promise<CreateResult> {
@@ -104,10 +129,11 @@ export class MongoTaskStore implements TaskStore {
           task = { ...task, id: reserved.task_id };
         }
       }
+      await this.enqueue(task);
       const doc = toMongoTask(toTaskDocument(task));
       await this.insertIgnoringDuplicate(this.tasks, doc);
       const event = creationEvent(task);
-      await this.insertIgnoringDuplicate(this.taskEvents, toMongoEvent(toEventDocument(event), toTaskDocument(task)));
+      await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task));
       return { task, event, created: true };
     });
   }
@@ -140,12 +166,21 @@ export class MongoTaskStore implements TaskStore {
 
   async events(taskId: string, afterSequence: number, limit: number): Promise<TaskEvent[]> {
     return this.guard(async () => {
-      const docs = await this.taskEvents
-        .find({ task_id: taskId, sequence: { $gt: afterSequence } }, { projection: { state: 0 } })
-        .sort({ sequence: 1 })
-        .limit(limit)
-        .toArray();
-      return docs.map((d) => fromEventDocument(fromMongoEvent(d)));
+      const events: TaskEvent[] = [];
+      // Point reads by _id, up to the first sequence not written yet: one first (a
+      // tailing watcher usually finds nothing new), then windows read in parallel
+      // that double while events keep coming (a replay).
+      let window = 1;
+      for (let next = afterSequence + 1; events.length < limit; next += window, window = Math.min(window * 2, MAX_EVENT_WINDOW)) {
+        const reads = Array.from({ length: Math.min(window, limit - events.length) }, (_, i) =>
+          this.taskEvents.findOne({ _id: eventId(taskId, next + i) }, { projection: { state: 0 } }),
+        );
+        for (const doc of await Promise.all(reads)) {
+          if (!doc) return events;
+          events.push(fromEventDocument(fromMongoEvent(doc)));
+        }
+      }
+      return events;
     });
   }
 
@@ -164,39 +199,49 @@ export class MongoTaskStore implements TaskStore {
 
   async claimNext(decide: Decide): Promise<Committed | undefined> {
     return this.guard(async () => {
-      const now = this.now();
-      const candidates = await this.tasks
-        .find(
-          { $or: [{ status: "pending" }, { status: "running", "lease.expires_at": { $lte: now } }] },
-          { projection: { _id: 1 } },
-        )
-        .sort({ created_at: 1 })
-        .limit(16)
-        .toArray();
-      for (const { _id } of candidates) {
-        const current = await this.head(_id);
+      // Try the candidates of the last scan first: a claim then costs a few point
+      // reads rather than a query over `tasks` (a full scan on FerretDB).
+      if (this.candidates.length === 0) this.candidates = await this.scanCandidates();
+      while (this.candidates.length > 0) {
+        const id = this.candidates.shift()!;
+        const current = await this.head(id);
         if (!current) continue;
         try {
           const claimed = await this.tryCommit(current.task, decide);
           if (claimed) return claimed;
         } catch (error) {
           if (!(error instanceof FailedPreconditionError)) throw error;
-          await this.syncView(current.task); // the view was stale: it said claimable
+          // Claimed by someone else since the scan, or a stale entry of a task no longer active.
+          if (!isQueued(current.task)) await this.queue.deleteOne({ _id: id });
         }
       }
       return undefined;
     });
   }
 
+  /** Oldest claimable tasks according to the queue; each is checked against its events before claiming. */
+  private async scanCandidates(): Promise<string[]> {
+    const docs = await this.queue
+      .find(
+        { $or: [{ status: "pending" }, { status: "running", lease_expires_at: { $lte: this.now() } }] },
+        { projection: { _id: 1 } },
+      )
+      .sort({ created_at: 1 })
+      .limit(CANDIDATES_PER_SCAN)
+      .toArray();
+    return docs.map((d) => d._id);
+  }
+
   async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
     return this.guard(async () => {
       const current = await this.head(id);
       if (current?.task.status !== "running" || current.task.lease?.token !== token) return false;
-      await this.taskEvents.updateMany(
-        { task_id: id, "state.lease.token": token },
+      await this.taskEvents.updateOne(
+        { _id: eventId(id, current.task.sequence), "state.lease.token": token },
         { $set: { "state.lease.expires_at": expiresAt } },
       );
-      await this.tasks.updateOne({ _id: id, "lease.token": token }, { $set: { "lease.expires_at": expiresAt } });
+      // A hint for the claim scan only: claims judge the lease by the event above.
+      await this.queue.updateOne({ _id: id }, { $set: { lease_expires_at: expiresAt } });
       return true;
     });
   }
@@ -218,27 +263,53 @@ export class MongoTaskStore implements TaskStore {
     await this.db.dropDatabase();
   }
 
-  /** The task as of its newest event. */
+  /**
+   * The task as of its newest event. The view's sequence says where to start
+   * (it never leads); the state itself always comes from the newest event, never
+   * from the view, whose fields concurrent best-effort updates may have clobbered.
+   */
   private async head(id: string): Promise<{ task: Task } | undefined> {
-    const event = await this.taskEvents.find({ task_id: id }).sort({ sequence: -1 }).limit(1).next();
-    if (event?.state) return { task: fromTaskDocument(fromMongoTask(event.state)) };
-    // No event yet: a creator died between storing the task and its first event.
-    const view = await this.tasks.findOne({ _id: id });
-    if (!view || view.sequence !== 1) return undefined;
-    const task = fromTaskDocument(fromMongoTask(view));
-    await this.insertIgnoringDuplicate(this.taskEvents, toMongoEvent(toEventDocument(creationEvent(task)), toTaskDocument(task)));
-    return { task };
+    const view = await this.tasks.findOne({ _id: id }, { projection: { sequence: 1 } });
+    if (!view) return undefined;
+    let state: MongoTaskDocument | undefined;
+    for (let sequence = view.sequence; ; sequence++) {
+      const event = await this.taskEvents.findOne({ _id: eventId(id, sequence) });
+      if (!event) break;
+      state = event.state ?? state;
+    }
+    if (!state) {
+      // Its creator died between storing the task and its first event: write that event now.
+      const created = fromTaskDocument(fromMongoTask((await this.tasks.findOne({ _id: id }))!));
+      await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(creationEvent(created), created));
+      return { task: created };
+    }
+    return { task: fromTaskDocument(fromMongoTask(state)) };
   }
 
   /** One attempt: undefined when another writer committed the next sequence first. */
   private async tryCommit(current: Task, decide: Decide): Promise<Committed | undefined> {
     const committed = commitTransition(current, decide, this.now());
-    const event = toMongoEvent(toEventDocument(committed.event), toTaskDocument(committed.task));
-    if (!(await this.insertIgnoringDuplicate(this.taskEvents, event))) return undefined;
-    await this.syncView(committed.task);
+    const next = committed.task;
+    const queueChanges = next.status !== current.status || next.lease?.token !== current.lease?.token;
+    if (queueChanges && isQueued(next)) await this.enqueue(next);
+    if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, next)))) {
+      return undefined;
+    }
+    await this.syncView(next);
     // Only the newest event needs the whole task.
-    await this.taskEvents.updateOne({ task_id: current.id, sequence: current.sequence }, { $unset: { state: "" } });
+    await this.taskEvents.updateOne({ _id: eventId(current.id, current.sequence) }, { $unset: { state: "" } });
+    if (queueChanges && !isQueued(next)) await this.queue.deleteOne({ _id: next.id });
     return committed;
+  }
+
+  private async enqueue(task: Task): Promise<void> {
+    const entry: QueueDocument = {
+      _id: task.id,
+      status: task.status === "running" ? "running" : "pending",
+      created_at: task.createdAt,
+      ...(task.lease ? { lease_expires_at: task.lease.expiresAt } : {}),
+    };
+    await this.queue.replaceOne({ _id: task.id }, entry, { upsert: true });
   }
 
   /** Brings the tasks view up to `task`, unless it already shows something newer. */
@@ -272,6 +343,20 @@ export class MongoTaskStore implements TaskStore {
       throw error;
     }
   }
+}
+
+const isQueued = (task: Task) => task.status === "pending" || task.status === "running";
+
+const MAX_EVENT_WINDOW = 32;
+const CANDIDATES_PER_SCAN = 64;
+
+/** Events sort by _id within a task: the sequence is zero-padded. */
+function eventId(taskId: string, sequence: number): string {
+  return `${taskId}:${String(sequence).padStart(10, "0")}`;
+}
+
+function eventDocument(event: TaskEvent, state: Task): MongoEventDocument {
+  return toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event), toTaskDocument(state));
 }
 
 function backoff(attempt: number): Promise<void> {

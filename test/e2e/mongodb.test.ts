@@ -1,0 +1,108 @@
+// Rookery on MongoDB (FerretDB here, or MONGODB_URI): the stored documents,
+// and a database that goes away and comes back.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { startFerretDB, type FerretDB } from "../support/ferretdb.js";
+import { collectEvents, expectDense, startHarness, type Harness } from "../support/harness.js";
+import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
+
+describeWithMongo("Rookery on MongoDB", () => {
+  let h: Harness;
+  let raw: MongoClient;
+  const database = uniqueDatabase();
+  beforeAll(async () => {
+    h = await startHarness({ ROOKERY_STORE: "mongodb", MONGODB_URI: mongodbUri(), ROOKERY_MONGODB_DB: database });
+    raw = await new MongoClient(mongodbUri()).connect();
+  });
+  afterAll(async () => {
+    await h.close();
+    await raw.db(database).dropDatabase();
+    await raw.close();
+  });
+
+  it("should complete a task and store it as a BackgroundTask-shaped document in `tasks`", async () => {
+    h.fake.respond((c) =>
+      c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"2+2"}' }] } : { content: "4" },
+    );
+    const { task } = await h.grpc.submit({ prompt: "add", systemPrompt: "math", labels: { "app.example.com/team": "core" }, requestId: "r-1" });
+    const events = await collectEvents(h.grpc, task!.id);
+    expectDense(events);
+    expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+
+    const doc = await raw.db(database).collection("tasks").findOne({ _id: task!.id as never });
+    expect(doc).toMatchObject({
+      _id: task!.id,
+      prompt: "add",
+      system_prompt: "math",
+      status: "completed",
+      result: "4",
+      iterations: 2,
+      provider: "openai",
+      model: "fake-model",
+      request_id: "r-1",
+      labels: [{ key: "app.example.com/team", value: "core" }],
+      usage: { prompt_tokens: 20, completion_tokens: 10, total_tokens: 30 },
+    });
+    expect(doc!.error).toBeUndefined();
+    expect(doc!.created_at).toBeInstanceOf(Date);
+    expect(doc!.updated_at).toBeInstanceOf(Date);
+    expect(doc!.checkpoint).toMatchObject({ iteration: 2, initial_prompt: "add", system_prompt: "math", provider: "openai", model: "fake-model" });
+    expect(doc!.checkpoint.session_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(doc!.checkpoint.last_checkpoint_at).toBeInstanceOf(Date);
+    expect(doc!.checkpoint.messages.map((m: { role: string }) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant"]);
+
+    const stored = await raw.db(database).collection("task_events").find({ task_id: task!.id }).sort({ sequence: 1 }).toArray();
+    expect(stored.map((e) => e.sequence)).toEqual(events.map((e) => Number(e.sequence)));
+    const indexes = await raw.db(database).collection("task_events").indexes();
+    expect(indexes.find((i) => i.name === "task_sequence_unique")).toMatchObject({ key: { task_id: 1, sequence: 1 }, unique: true });
+  });
+
+  it("should filter List by a label whose key has dots, and page through it", async () => {
+    const { tasks } = await h.grpc.list({ labels: { "app.example.com/team": "core" } });
+    expect(tasks.map((t) => t.prompt)).toEqual(["add"]);
+  });
+});
+
+describeWithMongo("Rookery when MongoDB goes away", () => {
+  let db: FerretDB;
+  let h: Harness;
+  beforeAll(async () => {
+    const bin = inject("ferretdbBin");
+    if (!bin) throw new Error("this suite starts its own FerretDB and needs the Go toolchain to build it");
+    db = await startFerretDB(bin);
+    h = await startHarness({
+      ROOKERY_STORE: "mongodb",
+      MONGODB_URI: db.uri,
+      ROOKERY_MONGODB_DB: "outage",
+      ROOKERY_MONGODB_TIMEOUT_MS: "500",
+    });
+    h.fake.respond(() => ({ content: "ok" }));
+  });
+  afterAll(async () => {
+    await h?.close();
+    await db?.destroy();
+  });
+
+  it("should answer UNAVAILABLE while the database is down and recover by itself when it is back", async () => {
+    const { task } = await h.grpc.submit({ prompt: "before the outage" });
+    await collectEvents(h.grpc, task!.id);
+
+    await db.stop();
+    for (const call of [() => h.grpc.get({ id: task!.id }), () => h.grpc.submit({ prompt: "during" }), () => h.connect.list({})]) {
+      const error = await call().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect((error as ConnectError).code).toBe(Code.Unavailable);
+      expect((error as ConnectError).rawMessage).toBe("the task store is unavailable; retry later");
+    }
+
+    await db.start();
+    await expect.poll(() => h.grpc.get({ id: task!.id }).then((r) => r.task?.status, () => undefined), { timeout: 15_000 }).toBe(
+      TaskStatus.COMPLETED,
+    );
+    const { task: after } = await h.grpc.submit({ prompt: "after the outage" });
+    const events = await collectEvents(h.grpc, after!.id);
+    expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+  });
+});

@@ -1,0 +1,113 @@
+// Several server processes on one MongoDB database: claims are exclusive,
+// Watch works through any replica, and a dead replica's tasks are taken over
+// from their checkpoints once its leases expire.
+import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
+import { MongoClient } from "mongodb";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { startChildServer, type ChildServer } from "../support/child-server.js";
+import { FakeOpenAI } from "../support/fake-openai.js";
+import { collectEvents, expectDense } from "../support/harness.js";
+import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
+
+describeWithMongo("replicas sharing one MongoDB", () => {
+  let fake: FakeOpenAI;
+  let children: ChildServer[] = [];
+  let database: string;
+  const replica = async (apiKey: string, env: Record<string, string> = {}) => {
+    const child = await startChildServer({
+      ROOKERY_STORE: "mongodb",
+      MONGODB_URI: mongodbUri(),
+      ROOKERY_MONGODB_DB: database,
+      OPENAI_BASE_URL: fake.baseURL,
+      OPENAI_API_KEY: apiKey,
+      ROOKERY_POLL_MS: "100",
+      ROOKERY_WATCH_POLL_MS: "250",
+      // FerretDB serializes writes (~4 ms each here): a lease must outlast a burst of them.
+      ROOKERY_LEASE_MS: "3000",
+      ...env,
+    });
+    children.push(child);
+    return child;
+  };
+
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+  });
+  afterEach(async () => {
+    for (const c of children) c.process.kill("SIGKILL");
+    children = [];
+    const raw = await new MongoClient(mongodbUri()).connect();
+    await raw.db(database).dropDatabase();
+    await raw.close();
+  });
+  afterAll(async () => {
+    await fake.close();
+  });
+
+  it("should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other", { timeout: 240_000 }, async () => {
+    database = uniqueDatabase("rookery_race");
+    fake.respond((c) => (c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"1+1"}' }] } : { content: `done: ${c.prompt}` }));
+    const [a, b] = [await replica("key-a"), await replica("key-b")];
+    const prompts = Array.from({ length: 200 }, (_, i) => `race ${i}`);
+    const other = (i: number) => (i % 2 === 0 ? b : a);
+    const submitted = await Promise.all(
+      prompts.map(async (prompt, i) => ({ prompt, i, id: (await (i % 2 === 0 ? a : b).client.submit({ prompt })).task!.id })),
+    );
+    // Live: every 10th task watched from submission through the replica that did not take the Submit.
+    const live = await Promise.all(submitted.filter(({ i }) => i % 10 === 0).map(({ id, i }) => collectEvents(other(i).client, id)));
+    for (const events of live) {
+      expectDense(events);
+      expect(events[0]?.status).toBe(TaskStatus.PENDING);
+      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+    }
+    // Then every task's whole history, replayed through the other replica.
+    for (const { prompt, id, i } of submitted) {
+      const events = await collectEvents(other(i).client, id);
+      expectDense(events);
+      expect(events.filter((e) => e.status === TaskStatus.COMPLETED), id).toHaveLength(1);
+      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+      // Each iteration reached the model once: no task ran twice.
+      expect(fake.callsFor(prompt).map((c) => c.turn), prompt).toEqual([0, 1]);
+    }
+    const byReplica = new Set(fake.calls.filter((c) => c.prompt.startsWith("race ")).map((c) => c.apiKey));
+    expect(byReplica).toEqual(new Set(["key-a", "key-b"]));
+  });
+
+  it("should finish a SIGKILLed replica's tasks on the other replica, from their checkpoints", { timeout: 120_000 }, async () => {
+    database = uniqueDatabase("rookery_takeover");
+    // Replica A's second model call never answers: A is killed while its tasks wait on it.
+    fake.respond((c) => {
+      if (!c.prompt.startsWith("takeover")) return { content: "?" };
+      if (c.turn === 1 && c.apiKey === "key-a") return { hang: true };
+      return c.turn === 0 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "finished" };
+    });
+    const a = await replica("key-a");
+    const b = await replica("key-b", { ROOKERY_CONCURRENCY: "2" });
+    const ids: string[] = [];
+    for (let i = 0; i < 12; i++) ids.push((await a.client.submit({ prompt: `takeover ${i}` })).task!.id);
+
+    // Wait until every task is either done (on B) or stuck in A's second model call.
+    await expect
+      .poll(async () => {
+        const stuck = fake.calls.filter((c) => c.apiKey === "key-a" && c.turn === 1 && c.prompt.startsWith("takeover")).length;
+        const done = (await b.client.list({ statuses: [TaskStatus.COMPLETED], pageSize: 100 })).tasks.length;
+        return stuck + done;
+      }, { timeout: 30_000 })
+      .toBe(12);
+    const stuckOnA = fake.calls.filter((c) => c.apiKey === "key-a" && c.turn === 1 && c.prompt.startsWith("takeover")).map((c) => c.prompt);
+    expect(stuckOnA.length).toBeGreaterThan(0);
+    a.process.kill("SIGKILL");
+    await a.exited;
+
+    for (const id of ids) {
+      const events = await collectEvents(b.client, id);
+      expectDense(events);
+      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+    }
+    for (const prompt of stuckOnA) {
+      const turns = fake.callsFor(prompt).map((c) => `${c.apiKey}:${c.turn}`);
+      // Iteration 1 (turn 0) ran once on A; B continued from that checkpoint with turn 1.
+      expect(turns).toEqual(["key-a:0", "key-a:1", "key-b:1"]);
+    }
+  });
+});
