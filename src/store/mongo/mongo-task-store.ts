@@ -122,16 +122,18 @@ export class MongoTaskStore implements TaskStore {
       if (task.requestId) {
         const key = `${task.owner}\n${task.requestId}`;
         if (!(await this.insertIgnoringDuplicate(this.requestIds, { _id: key, task_id: task.id }))) {
+          // The key is taken: its task may be stored already, or its creator may still be
+          // storing it (or have died doing so). Either way the task gets the reserved id.
           const reserved = (await this.requestIds.findOne({ _id: key }))!;
-          const existing = await this.head(reserved.task_id);
-          if (existing) return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
-          // Its creator died before storing the task: finish creating it under the reserved id.
           task = { ...task, id: reserved.task_id };
         }
       }
       await this.enqueue(task);
-      const doc = toMongoTask(toTaskDocument(task));
-      await this.insertIgnoringDuplicate(this.tasks, doc);
+      if (!(await this.insertIgnoringDuplicate(this.tasks, toMongoTask(toTaskDocument(task))))) {
+        // Someone else stored it first: theirs is the task.
+        const existing = (await this.head(task.id))!;
+        return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
+      }
       const event = creationEvent(task);
       await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task));
       return { task, event, created: true };
@@ -309,7 +311,13 @@ export class MongoTaskStore implements TaskStore {
       created_at: task.createdAt,
       ...(task.lease ? { lease_expires_at: task.lease.expiresAt } : {}),
     };
-    await this.queue.replaceOne({ _id: task.id }, entry, { upsert: true });
+    try {
+      await this.queue.replaceOne({ _id: task.id }, entry, { upsert: true });
+    } catch (error) {
+      // Two upserts raced to insert the entry (not atomic on FerretDB): replace the winner's.
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      await this.queue.replaceOne({ _id: task.id }, entry);
+    }
   }
 
   /** Brings the tasks view up to `task`, unless it already shows something newer. */
