@@ -1,6 +1,8 @@
 // Rookery on MongoDB (FerretDB here, or MONGODB_URI): the stored documents,
 // and a database that goes away and comes back.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { HealthCheckResponse_ServingStatus as Serving, Health } from "../../gen/health/v1/health_pb.js";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
@@ -85,11 +87,15 @@ describeWithMongo("Rookery when MongoDB goes away", () => {
     await db?.destroy();
   });
 
-  it("should answer UNAVAILABLE while the database is down and recover by itself when it is back", async () => {
+  it("should answer UNAVAILABLE and report NOT_SERVING while the database is down, and recover by itself", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}` }));
+    const status = () => health.check({ service: "rookery.v1.TaskService" }).then((r) => r.status);
     const { task } = await h.grpc.submit({ prompt: "before the outage" });
     await collectEvents(h.grpc, task!.id);
+    expect(await status()).toBe(Serving.SERVING);
 
     await db.stop();
+    await expect.poll(status, { timeout: 10_000 }).toBe(Serving.NOT_SERVING);
     for (const call of [() => h.grpc.get({ id: task!.id }), () => h.grpc.submit({ prompt: "during" }), () => h.connect.list({})]) {
       const error = await call().then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(ConnectError);
@@ -98,6 +104,7 @@ describeWithMongo("Rookery when MongoDB goes away", () => {
     }
 
     await db.start();
+    await expect.poll(status, { timeout: 15_000 }).toBe(Serving.SERVING);
     await expect.poll(() => h.grpc.get({ id: task!.id }).then((r) => r.task?.status, () => undefined), { timeout: 15_000 }).toBe(
       TaskStatus.COMPLETED,
     );

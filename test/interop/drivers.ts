@@ -49,7 +49,7 @@ export function curlDriver(baseUrl: string): Driver {
   return {
     async call(name, request) {
       const { stdout } = await run("curl", ["-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json",
-        "--data-binary", "@-", `${baseUrl}/rookery.v1.TaskService/${name}`], JSON.stringify(request));
+        "--data-binary", "@-", `${baseUrl}/rookery.v1.TaskService/${name}`], { input: JSON.stringify(request) });
       const text = stdout.toString("utf8");
       const cut = text.lastIndexOf("\n");
       const body = JSON.parse(text.slice(0, cut)) as Json & { code?: string; message?: string };
@@ -64,7 +64,7 @@ export function curlDriver(baseUrl: string): Driver {
       let pending = Buffer.alloc(0);
       let endError: { code: string; message: string } | undefined;
       await run("curl", ["-sS", "-N", "-X", "POST", "-H", "content-type: application/connect+json", "--data-binary", "@-",
-        `${baseUrl}/rookery.v1.TaskService/Watch`], envelope, (chunk, stop) => {
+        `${baseUrl}/rookery.v1.TaskService/Watch`], { input: envelope, onChunk: (chunk, stop) => {
         pending = Buffer.concat([pending, chunk]);
         while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
           const flags = pending[0]!;
@@ -77,7 +77,7 @@ export function curlDriver(baseUrl: string): Driver {
             if (until && message.event?.status === until) stop();
           }
         }
-      });
+      } });
       if (endError) throw new RpcFailure(endError.code, endError.message);
       return out;
     },
@@ -89,19 +89,23 @@ export function grpcurlDriver(grpcurl: string, address: string): Driver {
   const args = (name: string) => ["-plaintext", "-format-error", "-d", "@", address, `rookery.v1.TaskService/${name}`];
   return {
     async call(name, request) {
-      const { stdout, stderr, code } = await run(grpcurl, args(name), JSON.stringify(request), undefined, true);
+      const { stdout, stderr, code } = await run(grpcurl, args(name), { input: JSON.stringify(request), allowFailure: true });
       if (code !== 0) throw statusFrom(stderr);
       return JSON.parse(stdout.toString("utf8")) as Json;
     },
     async watch(request, until) {
       const out: Json[] = [];
       const splitter = jsonObjects();
-      const { code, stderr } = await run(grpcurl, args("Watch"), JSON.stringify(request), (chunk, stop) => {
-        for (const message of splitter(chunk.toString("utf8"))) {
-          out.push(message);
-          if (until && (message as { event?: { status?: string } }).event?.status === until) stop();
-        }
-      }, true);
+      const { code, stderr } = await run(grpcurl, args("Watch"), {
+        input: JSON.stringify(request),
+        allowFailure: true,
+        onChunk: (chunk, stop) => {
+          for (const message of splitter(chunk.toString("utf8"))) {
+            out.push(message);
+            if (until && (message as { event?: { status?: string } }).event?.status === until) stop();
+          }
+        },
+      });
       if (code !== 0 && code !== null) throw statusFrom(stderr);
       return out;
     },
@@ -154,16 +158,20 @@ interface RunResult {
   code: number | null;
 }
 
-/** Runs a command with `input` on stdin; `onChunk` may stop it early (then the exit code is ignored). */
-export function run(
-  command: string,
-  args: string[],
-  input: string | Buffer,
-  onChunk?: (chunk: Buffer, stop: () => void) => void,
-  allowFailure = false,
-): Promise<RunResult> {
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Resolve with the exit code instead of rejecting on a non-zero one. */
+  allowFailure?: boolean;
+  /** Sees stdout as it comes; may stop the command early (its exit code is then null). */
+  onChunk?: (chunk: Buffer, stop: () => void) => void;
+}
+
+/** Runs a command asynchronously (the server under test may live in this process). */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const { input = "", env, allowFailure = false, onChunk } = options;
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], ...(env ? { env } : {}) });
     const chunks: Buffer[] = [];
     const stderr: Buffer[] = [];
     let stopped = false;
