@@ -47,6 +47,11 @@ export const SETTINGS = {
   leaseMs: { env: "ROOKERY_LEASE_MS", flag: "--lease-ms <ms>", help: "Lease of a running task; renewed every third of it; an expired lease is taken over", schema: z.coerce.number().int().min(100).default(30_000) },
   pollMs: { env: "ROOKERY_POLL_MS", flag: "--poll-ms <ms>", help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)", schema: z.coerce.number().int().min(10).default(1_000) },
   watchPollMs: { env: "ROOKERY_WATCH_POLL_MS", flag: "--watch-poll-ms <ms>", help: "How often a Watch stream looks in the store for events written by other replicas", schema: z.coerce.number().int().min(10).default(500) },
+  apiKeysFile: { env: "ROOKERY_API_KEYS_FILE", flag: "--api-keys-file <file>", help: "API keys, one `<key id> sha256:<hex>` per line (make one with `rookery keys create <id>`); auth is off when neither this nor ROOKERY_API_KEYS is set", schema: optionalString },
+  apiKeys: { env: "ROOKERY_API_KEYS", flag: "--api-keys <entries>", help: "API keys as comma-separated `<key id> sha256:<hex>` entries", schema: optionalString },
+  maxActiveTasksPerKey: { env: "ROOKERY_MAX_ACTIVE_TASKS_PER_KEY", flag: "--max-active-tasks-per-key <n>", help: "PENDING, RUNNING and INPUT_REQUIRED tasks one caller may have; Submit past it is RESOURCE_EXHAUSTED", schema: positiveInt.default(1_000) },
+  maxWatchesPerKey: { env: "ROOKERY_MAX_WATCHES_PER_KEY", flag: "--max-watches-per-key <n>", help: "Watch streams one caller may hold open on this process; more is RESOURCE_EXHAUSTED", schema: positiveInt.default(100) },
+  watchStallMs: { env: "ROOKERY_WATCH_STALL_MS", flag: "--watch-stall-ms <ms>", help: "A Watch whose client has not read for this long ends with RESOURCE_EXHAUSTED (resume with after_sequence)", schema: positiveInt.default(30_000) },
   maxPromptBytes: { env: "ROOKERY_MAX_PROMPT_BYTES", flag: "--max-prompt-bytes <n>", help: "Largest prompt, system prompt or Resume message (UTF-8 bytes)", schema: positiveInt.default(256 * 1024) },
   logLevel: { env: "ROOKERY_LOG_LEVEL", flag: "--log-level <level>", help: "trace, debug, info, warn, error or silent", schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") },
 } as const;

@@ -2,7 +2,7 @@
 // and a transport-neutral CallContext. src/server/ serves them over grpc-js and
 // connect-node; errors thrown here are domain errors, mapped to codes there.
 import { create } from "@bufbuild/protobuf";
-import { AlreadyExistsError, InvalidArgumentError, TaskNotFoundError } from "../domain/errors.js";
+import { AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError, TaskNotFoundError } from "../domain/errors.js";
 import { isTerminal, type Task } from "../domain/task.js";
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
@@ -49,6 +49,9 @@ export interface TaskServiceDeps {
 }
 
 export class TaskService {
+  /** Open Watch streams on this process, by principal. */
+  private readonly watches = new Map<string, number>();
+
   constructor(private readonly deps: TaskServiceDeps) {}
 
   async submit(req: SubmitRequest, ctx: CallContext): Promise<SubmitResponse> {
@@ -56,7 +59,12 @@ export class TaskService {
       providers: this.deps.providers,
       serverTools: this.deps.serverTools,
     });
-    const { defaults } = this.deps;
+    const { defaults, limits } = this.deps;
+    if ((await this.deps.store.countActive(ctx.principal)) >= limits.maxActiveTasksPerKey) {
+      throw new ResourceExhaustedError(
+        `at most ${limits.maxActiveTasksPerKey} pending, running or input_required tasks per caller; wait for some to finish or cancel them`,
+      );
+    }
     const draft = createTask(
       {
         ...input,
@@ -102,6 +110,21 @@ export class TaskService {
 
   async *watch(req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
     const task = await this.visibleTask(checkId(req.id), ctx);
+    const open = this.watches.get(ctx.principal) ?? 0;
+    if (open >= this.deps.limits.maxWatchesPerKey) {
+      throw new ResourceExhaustedError(`at most ${this.deps.limits.maxWatchesPerKey} open Watch streams per caller`);
+    }
+    this.watches.set(ctx.principal, open + 1);
+    try {
+      yield* this.watchTask(task, req, ctx);
+    } finally {
+      const left = (this.watches.get(ctx.principal) ?? 1) - 1;
+      if (left === 0) this.watches.delete(ctx.principal);
+      else this.watches.set(ctx.principal, left);
+    }
+  }
+
+  private async *watchTask(task: Task, req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
     const afterSequence = Number(req.afterSequence);
     if (afterSequence > task.sequence) {
       throw InvalidArgumentError.field(

@@ -20,6 +20,8 @@ export interface Limits {
   maxToolResults: number;
   maxPageSize: number;
   defaultPageSize: number;
+  maxActiveTasksPerKey: number;
+  maxWatchesPerKey: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -31,6 +33,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxToolResults: 128,
   maxPageSize: 1000,
   defaultPageSize: 50,
+  maxActiveTasksPerKey: 1_000,
+  maxWatchesPerKey: 100,
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

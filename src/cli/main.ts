@@ -4,6 +4,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, Option } from "commander";
+import { ApiKeyFormatError, createApiKey } from "../auth/api-keys.js";
 import { ConfigError, SETTINGS, loadConfig, type SettingName } from "../config.js";
 import { createLogger } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
@@ -51,6 +52,18 @@ serve.action(async (flags: Partial<Record<SettingName, string>>) => {
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
 });
+
+program
+  .command("keys")
+  .description("manage API keys")
+  .command("create <id>")
+  .description("make a new API key: prints the key (give it to the caller) and its entry (add it to ROOKERY_API_KEYS_FILE)")
+  .action((id: string) => {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(id)) throw new UsageError("a key id is 1-64 of A-Z a-z 0-9 _ . -");
+    const { key, entry } = createApiKey(id);
+    if (json()) return console.log(JSON.stringify({ id, key, entry }));
+    console.log(`key:   ${key}\nentry: ${entry}`);
+  });
 
 program
   .command("submit <prompt>")
@@ -155,7 +168,7 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  if (error instanceof ConfigError || error instanceof UsageError) {
+  if (error instanceof ConfigError || error instanceof UsageError || error instanceof ApiKeyFormatError) {
     console.error(`rookery: ${error.message}`);
     process.exit(2);
   }

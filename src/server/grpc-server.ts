@@ -2,6 +2,7 @@
 // definition built from the generated descriptor, protobuf-es doing the
 // encoding), plus grpc.health.v1 and server reflection (v1 and v1alpha).
 import { once } from "node:events";
+import { setTimeout as delay } from "node:timers/promises";
 import { readFileSync } from "node:fs";
 import { fromBinary, toBinary, create, type DescMethod } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
@@ -11,12 +12,14 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { InvalidArgumentError } from "../domain/errors.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
-import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
+import { TaskService as TaskServiceDesc, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { reflectionPackageDefinition } from "./reflection.js";
 
 export interface GrpcListenerOptions {
   adapter: HandlerAdapter;
+  /** A Watch whose client has not drained a write for this long is ended (resumable by sequence). */
+  watchStallMs: number;
   health: HealthImplementation;
   host: string;
   port: number;
@@ -30,7 +33,7 @@ export interface GrpcListener {
 
 export async function startGrpcListener(o: GrpcListenerOptions): Promise<GrpcListener> {
   const server = new grpc.Server();
-  server.addService(taskServiceDefinition(), taskServiceImplementation(o.adapter));
+  server.addService(taskServiceDefinition(), taskServiceImplementation(o.adapter, o.watchStallMs));
   o.health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);
 
@@ -46,7 +49,11 @@ export async function startGrpcListener(o: GrpcListenerOptions): Promise<GrpcLis
     port,
     close: (graceMs) =>
       new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), graceMs);
+        // tryShutdown's callback does not fire after a forced shutdown, so both paths resolve.
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
@@ -73,12 +80,12 @@ function taskServiceDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-function taskServiceImplementation(adapter: HandlerAdapter): grpc.UntypedServiceImplementation {
+function taskServiceImplementation(adapter: HandlerAdapter, stallMs: number): grpc.UntypedServiceImplementation {
   const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of TaskServiceDesc.methods) {
     implementation[method.localName] =
       method.methodKind === "server_streaming"
-        ? (call: grpc.ServerWritableStream<Buffer, unknown>) => void serveStream(adapter, method, call)
+        ? (call: grpc.ServerWritableStream<Buffer, unknown>) => void serveStream(adapter, method, call, stallMs)
         : (call: grpc.ServerUnaryCall<Buffer, unknown>, callback: grpc.sendUnaryData<unknown>) =>
             void serveUnary(adapter, method, call, callback);
   }
@@ -107,16 +114,32 @@ async function serveStream(
   adapter: HandlerAdapter,
   method: DescMethod,
   call: grpc.ServerWritableStream<Buffer, unknown>,
+  stallMs: number,
 ): Promise<void> {
   const signal = callSignal(call);
+  let lastSequence = 0n;
   try {
     const request = decode(method, call.request);
     for await (const response of adapter.watch(request, () => adapter.context(authorization(call.metadata), signal))) {
+      lastSequence = (response as WatchResponse).event?.sequence ?? lastSequence;
       if (!call.write(response)) {
-        // Back-pressure: wait until the client reads, so a slow reader never grows our buffers.
-        await Promise.race([once(call, "drain"), once(signal, "abort")]);
+        // Back-pressure: wait until the client reads, so a slow reader never grows our
+        // buffers; one that stops reading is let go with the sequence to resume from.
+        const drained = await Promise.race([
+          once(call, "drain").then(() => true),
+          once(signal, "abort").then(() => true),
+          once(adapter.shutdown, "abort").then(() => true),
+          delay(stallMs).then(() => false),
+        ]);
+        if (!drained) {
+          throw new ConnectError(
+            `watcher stopped reading; reconnect with after_sequence=${lastSequence} to resume`,
+            Code.ResourceExhausted,
+          );
+        }
       }
       if (signal.aborted) return;
+      adapter.shutdown.throwIfAborted();
     }
     call.end();
   } catch (error) {

@@ -23,6 +23,11 @@ export interface HandlerAdapterOptions {
 export class HandlerAdapter {
   constructor(private readonly o: HandlerAdapterOptions) {}
 
+  /** Aborted when the server shuts down. */
+  get shutdown(): AbortSignal {
+    return this.o.shutdown;
+  }
+
   context(authorization: string | undefined, signal: AbortSignal): CallContext {
     return { principal: this.o.authenticate(authorization), signal: AbortSignal.any([signal, this.o.shutdown]) };
   }

@@ -4,6 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HealthImplementation } from "grpc-health-check";
 import { ModelClient } from "../agent/model-client.js";
+import { apiKeyAuthenticator, loadApiKeys } from "../auth/api-keys.js";
 import { ToolRegistry } from "../agent/tools/registry.js";
 import { DEFAULT_LIMITS } from "../api/validate.js";
 import { TaskService } from "../api/task-service.js";
@@ -23,6 +24,8 @@ export interface Rookery {
   grpcPort: number;
   httpPort: number;
   supervisor: Supervisor;
+  /** Watch streams open on this process. */
+  watchers(): number;
   /** Stops claiming, hands running tasks back, ends open calls, closes the store. */
   close(): Promise<void>;
 }
@@ -30,6 +33,7 @@ export interface Rookery {
 const SHUTDOWN_GRACE_MS = 5_000;
 
 export async function startRookery(config: Config, logger: Logger): Promise<Rookery> {
+  const keys = loadApiKeys(config);
   const feed = new EventFeed();
   const store = new PublishingStore(await openStore(config), feed);
   const tools = new ToolRegistry();
@@ -60,24 +64,37 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   const service = new TaskService({
     store,
     feed,
-    limits: { ...DEFAULT_LIMITS, maxPromptBytes: config.maxPromptBytes },
+    limits: {
+      ...DEFAULT_LIMITS,
+      maxPromptBytes: config.maxPromptBytes,
+      maxActiveTasksPerKey: config.maxActiveTasksPerKey,
+      maxWatchesPerKey: config.maxWatchesPerKey,
+    },
     defaults: { provider: config.provider, model: config.model, maxIterations: config.maxIterations },
     providers: Object.keys(providers),
     serverTools: tools.names(),
     watchPollMs: config.watchPollMs,
-    authEnabled: false,
+    authEnabled: Boolean(keys),
   });
   const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
   feed.subscribeAll((e) => metrics.observe(e));
 
-  const authenticate: Authenticate = () => "";
-  logger.info("auth is off: every caller sees every task");
+  const authenticate: Authenticate = keys ? apiKeyAuthenticator(keys) : () => "";
+  if (keys) logger.info({ keys: keys.length }, "auth is on: each API key sees only its own tasks");
+  else logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
 
   const shutdown = new AbortController();
   const adapter = new HandlerAdapter({ service, authenticate, logger, shutdown: shutdown.signal });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "SERVING" as const])));
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
-  const grpcListener = await startGrpcListener({ adapter, health, host: config.host, port: config.port, ...(tls ? { tls } : {}) });
+  const grpcListener = await startGrpcListener({
+    adapter,
+    health,
+    host: config.host,
+    port: config.port,
+    watchStallMs: config.watchStallMs,
+    ...(tls ? { tls } : {}),
+  });
   const httpListener = await startHttpListener({
     adapter,
     metrics: metrics.registry,
@@ -112,6 +129,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     grpcPort: grpcListener.port,
     httpPort: httpListener.port,
     supervisor,
+    watchers: () => feed.watcherCount(),
     close() {
       closing ??= (async () => {
         logger.info("shutting down: handing running tasks back");
