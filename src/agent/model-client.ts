@@ -32,7 +32,31 @@ export interface ModelReply {
 
 /** The model call failed for good (after the SDK's retries); `message` says why. */
 export class ModelCallError extends Error {
-  override readonly name = "ModelCallError";
+  override readonly name: string = "ModelCallError";
+}
+
+/** The endpoint answered, but not with a chat completion we could read. Retryable. */
+class MalformedResponseError extends ModelCallError {
+  override readonly name: string = "MalformedResponseError";
+}
+
+/** 0.5 s doubling to at most 8 s, times a random factor in [0.75, 1] (as the SDK does). */
+function backoffMs(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 8_000) * (1 - Math.random() * 0.25);
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 export class ModelClient {
@@ -44,7 +68,23 @@ export class ModelClient {
     return name in this.options.providers;
   }
 
+  /**
+   * One model call. HTTP-level failures are retried inside the SDK; a response
+   * that arrives but cannot be parsed is retried here, as many times, with the
+   * same kind of capped, jittered backoff.
+   */
   async complete(request: ModelRequest): Promise<ModelReply> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.completeOnce(request);
+      } catch (error) {
+        if (!(error instanceof MalformedResponseError) || attempt >= this.options.maxRetries) throw error;
+        await abortableDelay(backoffMs(attempt), request.signal);
+      }
+    }
+  }
+
+  private async completeOnce(request: ModelRequest): Promise<ModelReply> {
     const client = this.client(request.provider);
     try {
       const stream = client.chat.completions.stream(
@@ -58,7 +98,7 @@ export class ModelClient {
       );
       const completion = await stream.finalChatCompletion();
       const message = completion.choices[0]?.message;
-      if (!message) throw new ModelCallError("the model returned no choices");
+      if (!message) throw new MalformedResponseError("the model returned no choices");
       return {
         content: message.content ?? "",
         toolCalls: (message.tool_calls ?? []).flatMap((c) =>
@@ -113,6 +153,10 @@ function describeFailure(error: unknown, request: ModelRequest): ModelCallError 
     return new ModelCallError(`model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`, {
       cause: error,
     });
+  }
+  // The SDK reports an unparseable body or stream chunk as a SyntaxError (or an OpenAIError about it).
+  if (error instanceof SyntaxError || (error instanceof OpenAI.OpenAIError && /JSON|parse/i.test(error.message))) {
+    return new MalformedResponseError(`model call to ${where} returned a malformed response: ${error.message}`, { cause: error });
   }
   const reason = error instanceof Error ? error.message : String(error);
   return new ModelCallError(`model call to ${where} failed: ${reason}`, { cause: error });
