@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { addUsage, type ChatMessage, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
 import type { Progress } from "../domain/transitions.js";
 import { ModelCallError, type ModelClient } from "./model-client.js";
+import { crashPoint } from "../testing/crash-points.js";
 import type { ToolRegistry } from "./tools/registry.js";
 
 export type RunOutcome =
@@ -65,6 +66,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
       if (error instanceof ModelCallError) return { kind: "failed", error: error.message, progress: progress() };
       throw error;
     }
+    crashPoint("after_model_answer");
     iteration += 1;
     usage = addUsage(usage, reply.usage);
     messages.push({

@@ -28,6 +28,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "../../gen/rookery/v1/task_service_pb.js";
+import { crashPoint } from "../testing/crash-points.js";
 import type { CallContext } from "./call-context.js";
 import { eventToPb, taskToPb } from "./convert.js";
 import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
@@ -157,6 +158,7 @@ export class TaskService {
     const current = await this.visibleTask(id, ctx);
     // Cancelling a cancelled task is a no-op that answers like the first call.
     const task = current.status === "cancelled" ? current : (await this.deps.store.commit(id, cancel(reason))).task;
+    crashPoint("during_cancel");
     return create(CancelResponseSchema, { task: taskToPb(task) });
   }
 

@@ -9,6 +9,7 @@ import { checkpoint, claim, complete, fail, release, requireInput, type Decide }
 import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
+import { crashPoint } from "../testing/crash-points.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 
 export interface SupervisorOptions {
@@ -73,7 +74,10 @@ export class Supervisor {
   }
 
   private onEvent(event: TaskEvent): void {
-    if (event.status === "pending") void this.fill();
+    if (event.status === "pending") {
+      crashPoint("before_claim");
+      void this.fill();
+    }
     if (event.status === "cancelled") {
       this.active.get(event.taskId)?.controller.abort(new RunStopped("cancelled", "cancelled by caller"));
     }
@@ -91,6 +95,7 @@ export class Supervisor {
         while (!this.stopping && this.active.size < this.o.concurrency) {
           const claimed = await this.o.store.claimNext(claim(this.workerId, this.o.leaseMs));
           if (!claimed) break;
+          crashPoint("after_claim");
           this.launch(claimed.task);
         }
       } while (this.fillAgain && !this.stopping);
@@ -129,6 +134,7 @@ export class Supervisor {
         signal: controller.signal,
         checkpoint: async (progress) => {
           await this.o.store.commit(task.id, checkpoint(token, progress));
+          crashPoint("after_checkpoint");
         },
       });
       keeper.stop();

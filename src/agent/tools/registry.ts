@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { ToolDefinition } from "../../domain/task.js";
 import { calculator } from "./calculator.js";
 import { currentTime } from "./current-time.js";
+import { crashPoint } from "../../testing/crash-points.js";
 import type { ServerTool } from "./tool.js";
 
 export const SERVER_TOOLS: readonly ServerTool[] = [currentTime, calculator];
@@ -43,6 +44,7 @@ export class ToolRegistry {
     const parsed = tool.schema.safeParse(raw);
     if (!parsed.success) return `error: invalid arguments: ${z.prettifyError(parsed.error)}`;
     try {
+      crashPoint("during_tool_call");
       return await tool.run(parsed.data, signal);
     } catch (error) {
       signal.throwIfAborted();
