@@ -51,6 +51,7 @@ export const SETTINGS = {
   apiKeys: { env: "ROOKERY_API_KEYS", flag: "--api-keys <entries>", help: "API keys as comma-separated `<key id> sha256:<hex>` entries", schema: optionalString },
   maxActiveTasksPerKey: { env: "ROOKERY_MAX_ACTIVE_TASKS_PER_KEY", flag: "--max-active-tasks-per-key <n>", help: "PENDING, RUNNING and INPUT_REQUIRED tasks one caller may have; Submit past it is RESOURCE_EXHAUSTED", schema: positiveInt.default(1_000) },
   maxWatchesPerKey: { env: "ROOKERY_MAX_WATCHES_PER_KEY", flag: "--max-watches-per-key <n>", help: "Watch streams one caller may hold open on this process; more is RESOURCE_EXHAUSTED", schema: positiveInt.default(100) },
+  watchQueueLimit: { env: "ROOKERY_WATCH_QUEUE_LIMIT", flag: "--watch-queue-limit <n>", help: "Live events held for one slow Watch before it falls back to reading the store (bounds memory per stream)", schema: positiveInt.default(256) },
   watchStallMs: { env: "ROOKERY_WATCH_STALL_MS", flag: "--watch-stall-ms <ms>", help: "A Watch whose client has not read for this long ends with RESOURCE_EXHAUSTED (resume with after_sequence)", schema: positiveInt.default(30_000) },
   maxPromptBytes: { env: "ROOKERY_MAX_PROMPT_BYTES", flag: "--max-prompt-bytes <n>", help: "Largest prompt, system prompt or Resume message (UTF-8 bytes)", schema: positiveInt.default(256 * 1024) },
   logLevel: { env: "ROOKERY_LOG_LEVEL", flag: "--log-level <level>", help: "trace, debug, info, warn, error or silent", schema: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info") },

@@ -3,7 +3,7 @@
 // connect-node; errors thrown here are domain errors, mapped to codes there.
 import { create } from "@bufbuild/protobuf";
 import { AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError, TaskNotFoundError } from "../domain/errors.js";
-import { isTerminal, type Task } from "../domain/task.js";
+import { isTerminal, type Task, type TaskEvent } from "../domain/task.js";
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
@@ -45,8 +45,23 @@ export interface TaskServiceDeps {
   /** Tool names the server implements (clients may not declare these). */
   serverTools: string[];
   watchPollMs: number;
+  /** Live events held per Watch before it reads the store instead. */
+  watchQueueLimit: number;
   /** True when API keys are required: then each caller sees only its own tasks. */
   authEnabled: boolean;
+}
+
+// One message per event, shared by every watcher that receives the same event
+// object from the feed (and so encoded once, see grpc-server.ts).
+const responses = new WeakMap<TaskEvent, WatchResponse>();
+
+function watchResponse(event: TaskEvent): WatchResponse {
+  let response = responses.get(event);
+  if (!response) {
+    response = create(WatchResponseSchema, { event: eventToPb(event) });
+    responses.set(event, response);
+  }
+  return response;
 }
 
 export class TaskService {
@@ -141,8 +156,9 @@ export class TaskService {
       afterSequence,
       signal: ctx.signal,
       pollMs: this.deps.watchPollMs,
+      inboxLimit: this.deps.watchQueueLimit,
     })) {
-      yield create(WatchResponseSchema, { event: eventToPb(event) });
+      yield watchResponse(event);
     }
   }
 

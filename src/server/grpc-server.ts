@@ -66,14 +66,28 @@ export async function startGrpcListener(o: GrpcListenerOptions): Promise<GrpcLis
  *  decoded in the handler, so a malformed message is INVALID_ARGUMENT rather than grpc-js's INTERNAL. */
 function taskServiceDefinition(): grpc.ServiceDefinition {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  // Watch responses are shared by all watchers of an event (task-service.ts): encode each once.
+  const encoded = new WeakMap<object, Buffer>();
+  const encodeShared = (method: DescMethod) => (message: unknown) => {
+    let bytes = encoded.get(message as object);
+    if (!bytes) {
+      bytes = Buffer.from(toBinary(method.output, message as never));
+      encoded.set(message as object, bytes);
+    }
+    return bytes;
+  };
   for (const method of TaskServiceDesc.methods) {
+    const encodeOutput =
+      method.methodKind === "server_streaming"
+        ? encodeShared(method)
+        : (message: unknown) => Buffer.from(toBinary(method.output, message as never));
     definition[method.localName] = {
       path: `/${TaskServiceDesc.typeName}/${method.name}`,
       requestStream: false,
       responseStream: method.methodKind === "server_streaming",
       requestSerialize: (message) => Buffer.from(toBinary(method.input, message as never)),
       requestDeserialize: (bytes: Buffer): unknown => bytes,
-      responseSerialize: (message) => Buffer.from(toBinary(method.output, message as never)),
+      responseSerialize: encodeOutput,
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
     };
   }

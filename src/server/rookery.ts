@@ -26,6 +26,8 @@ export interface Rookery {
   supervisor: Supervisor;
   /** Watch streams open on this process. */
   watchers(): number;
+  /** The most live events any one Watch stream holds undelivered now. */
+  maxWatchQueue(): number;
   /** Stops claiming, hands running tasks back, ends open calls, closes the store. */
   close(): Promise<void>;
 }
@@ -74,6 +76,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     providers: Object.keys(providers),
     serverTools: tools.names(),
     watchPollMs: config.watchPollMs,
+    watchQueueLimit: config.watchQueueLimit,
     authEnabled: Boolean(keys),
   });
   const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
@@ -130,6 +133,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     httpPort: httpListener.port,
     supervisor,
     watchers: () => feed.watcherCount(),
+    maxWatchQueue: () => feed.maxQueued(),
     close() {
       closing ??= (async () => {
         logger.info("shutting down: handing running tasks back");

@@ -7,27 +7,43 @@ import type { TaskEvent } from "../domain/task.js";
 
 export type EventListener = (event: TaskEvent) => void;
 
+/** A per-task subscription; `queued` says how many events it holds undelivered. */
+interface Subscription {
+  listener: EventListener;
+  queued?: () => number;
+}
+
 export class EventFeed {
-  private readonly byTask = new Map<string, Set<EventListener>>();
+  private readonly byTask = new Map<string, Set<Subscription>>();
   private readonly everyTask = new Set<EventListener>();
 
   publish(event: TaskEvent): void {
-    for (const listener of this.byTask.get(event.taskId) ?? []) listener(event);
+    for (const { listener } of this.byTask.get(event.taskId) ?? []) listener(event);
     for (const listener of this.everyTask) listener(event);
   }
 
   /** Events of one task; returns the unsubscribe function. */
-  subscribe(taskId: string, listener: EventListener): () => void {
-    let listeners = this.byTask.get(taskId);
-    if (!listeners) {
-      listeners = new Set();
-      this.byTask.set(taskId, listeners);
+  subscribe(taskId: string, listener: EventListener, queued?: () => number): () => void {
+    let subscriptions = this.byTask.get(taskId);
+    if (!subscriptions) {
+      subscriptions = new Set();
+      this.byTask.set(taskId, subscriptions);
     }
-    listeners.add(listener);
+    const subscription: Subscription = { listener, ...(queued ? { queued } : {}) };
+    subscriptions.add(subscription);
     return () => {
-      listeners.delete(listener);
-      if (listeners.size === 0) this.byTask.delete(taskId);
+      subscriptions.delete(subscription);
+      if (subscriptions.size === 0) this.byTask.delete(taskId);
     };
+  }
+
+  /** The most events any one subscription holds undelivered now. */
+  maxQueued(): number {
+    let max = 0;
+    for (const subscriptions of this.byTask.values()) {
+      for (const s of subscriptions) max = Math.max(max, s.queued?.() ?? 0);
+    }
+    return max;
   }
 
   /** Events of every task. */

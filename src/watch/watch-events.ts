@@ -32,7 +32,7 @@ export async function* watchEvents(options: WatchOptions): AsyncGenerator<TaskEv
   const { store, feed, taskId, signal, pollMs } = options;
   const batch = options.batch ?? 256;
   const inbox = new Inbox(options.inboxLimit ?? 256);
-  const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e));
+  const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length);
   let last = options.afterSequence;
   try {
     for (;;) {
@@ -75,6 +75,10 @@ class Inbox {
     if (this.events.some((e) => e.sequence <= last)) this.events = this.events.filter((e) => e.sequence > last);
     const index = this.events.findIndex((e) => e.sequence === last + 1);
     return index < 0 ? undefined : this.events.splice(index, 1)[0];
+  }
+
+  get length(): number {
+    return this.events.length;
   }
 
   hasAfter(last: number): boolean {

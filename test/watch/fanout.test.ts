@@ -1,0 +1,114 @@
+// 2,000 Watch streams on one task with ~200 transitions: every stream sees every
+// event once, in order. A reader that stops reading is held to a bounded queue
+// and then let go with RESOURCE_EXHAUSTED naming the sequence to resume from.
+import { fromBinary, toBinary, create } from "@bufbuild/protobuf";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as http2 from "node:http2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { TaskService, WatchRequestSchema, WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
+import { collectEvents, startHarness, type Harness, type TaskClient } from "../support/harness.js";
+
+const WATCHERS = 2_000;
+const ITERATIONS = 198; // + PENDING, RUNNING and COMPLETED = 201 events
+const QUEUE_LIMIT = 32;
+
+describe("Watch fan-out", () => {
+  let h: Harness;
+  let openGate: () => void;
+  const gate = new Promise<void>((resolve) => (openGate = resolve));
+
+  beforeAll(async () => {
+    h = await startHarness({
+      ROOKERY_MAX_WATCHES_PER_KEY: String(WATCHERS + 10),
+      ROOKERY_WATCH_QUEUE_LIMIT: String(QUEUE_LIMIT),
+      ROOKERY_WATCH_STALL_MS: "1000",
+    });
+    h.fake.respond(async (c) => {
+      await gate; // the first model call waits until every watcher is subscribed
+      return c.turn < ITERATIONS ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "fanned out" };
+    });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it(`should deliver every event once, in order, to ${WATCHERS} streams; a stalled reader is cut off resumably with a bounded queue`, { timeout: 180_000 }, async () => {
+    const { task } = await h.grpc.submit({ prompt: "fan out", maxIterations: ITERATIONS + 1 });
+    const id = task!.id;
+    // 40 HTTP/2 connections with 50 streams each.
+    const clients: TaskClient[] = Array.from({ length: 40 }, () =>
+      createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}` })),
+    );
+    const watchers = Array.from({ length: WATCHERS }, async (_, i) => {
+      const sequences: bigint[] = [];
+      for await (const { event } of clients[i % clients.length]!.watch({ id })) sequences.push(event!.sequence);
+      return sequences;
+    });
+
+    // The stalled reader: its own connection, reads one message, then stops reading.
+    const stalled = stalledWatch(`127.0.0.1:${h.rookery.grpcPort}`, id);
+    await expect.poll(() => h.rookery.watchers(), { timeout: 60_000 }).toBe(WATCHERS + 1);
+    openGate();
+
+    const seen = await Promise.all(watchers);
+    const expected = Array.from({ length: ITERATIONS + 3 }, (_, i) => BigInt(i + 1));
+    const wrong = seen.filter((s) => s.length !== expected.length || s.some((seq, i) => seq !== expected[i]));
+    expect(wrong.length, `streams with missing, repeated or reordered events`).toBe(0);
+
+    // Every transition has happened; the stalled stream's server-side queue stayed bounded.
+    expect(h.rookery.maxWatchQueue()).toBeLessThanOrEqual(QUEUE_LIMIT);
+    const cutOff = await stalled.resume();
+    expect(cutOff.code).toBe(Code.ResourceExhausted);
+    const resumeFrom = BigInt(/after_sequence=(\d+)/.exec(cutOff.details)![1]!);
+    expect(cutOff.received.at(-1)).toBe(resumeFrom);
+    const rest = await collectEvents(h.grpc, id, resumeFrom);
+    expect([...cutOff.received, ...rest.map((e) => e.sequence)]).toEqual(expected);
+    expect((await h.grpc.get({ id })).task?.status).toBe(TaskStatus.COMPLETED);
+  });
+});
+
+/**
+ * A Watch over a raw HTTP/2 connection with a 1 KB flow-control window that
+ * reads one message and then stops reading: the server soon cannot write to it.
+ */
+function stalledWatch(address: string, id: string) {
+  const session = http2.connect(`http://${address}`, { settings: { initialWindowSize: 1024 } });
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/rookery.v1.TaskService/Watch",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  const request = Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { id })));
+  const frame = Buffer.alloc(5 + request.length);
+  frame.writeUInt32BE(request.length, 1);
+  request.copy(frame, 5);
+  stream.end(frame);
+
+  const received: bigint[] = [];
+  let pending = Buffer.alloc(0);
+  let trailers: http2.IncomingHttpHeaders = {};
+  stream.on("trailers", (t) => (trailers = t));
+  stream.on("response", (headers) => (trailers = { ...headers, ...trailers }));
+  const onData = (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const length = pending.readUInt32BE(1);
+      received.push(fromBinary(WatchResponseSchema, pending.subarray(5, 5 + length)).event!.sequence);
+      pending = pending.subarray(5 + length);
+      if (received.length === 1) stream.pause();
+    }
+  };
+  stream.on("data", onData);
+  const done = new Promise<void>((resolve) => stream.on("close", () => resolve()));
+  return {
+    async resume(): Promise<{ code: number; details: string; received: bigint[] }> {
+      stream.resume();
+      await done;
+      session.close();
+      return { code: Number(trailers["grpc-status"] ?? 0), details: decodeURIComponent(String(trailers["grpc-message"] ?? "")), received };
+    },
+  };
+}
