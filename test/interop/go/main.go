@@ -105,42 +105,32 @@ func codeName(err error) string {
 	return strings.ToUpper(regexp.MustCompile(`([a-z])([A-Z])`).ReplaceAllString(name, "${1}_${2}"))
 }
 
-func call(ctx context.Context, c rookeryv1.TaskServiceClient, method string, request any) (any, error) {
-	var res proto.Message
-	var err error
-	switch method {
-	case "Submit":
-		r := &rookeryv1.SubmitRequest{}
-		if err = fromJSON(request, r); err == nil {
-			res, err = c.Submit(ctx, r)
-		}
-	case "Get":
-		r := &rookeryv1.GetRequest{}
-		if err = fromJSON(request, r); err == nil {
-			res, err = c.Get(ctx, r)
-		}
-	case "List":
-		r := &rookeryv1.ListRequest{}
-		if err = fromJSON(request, r); err == nil {
-			res, err = c.List(ctx, r)
-		}
-	case "Resume":
-		r := &rookeryv1.ResumeRequest{}
-		if err = fromJSON(request, r); err == nil {
-			res, err = c.Resume(ctx, r)
-		}
-	case "Cancel":
-		r := &rookeryv1.CancelRequest{}
-		if err = fromJSON(request, r); err == nil {
-			res, err = c.Cancel(ctx, r)
-		}
-	default:
-		return nil, fmt.Errorf("unknown method %q", method)
+// invoke decodes the proto-JSON request into req, makes the call and renders the response.
+func invoke[Req, Res proto.Message](ctx context.Context, request any, req Req, rpc func(context.Context, Req, ...grpc.CallOption) (Res, error)) (any, error) {
+	if err := fromJSON(request, req); err != nil {
+		return nil, err
 	}
+	res, err := rpc(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return toJSON(res), nil
+}
+
+func call(ctx context.Context, c rookeryv1.TaskServiceClient, method string, request any) (any, error) {
+	switch method {
+	case "Submit":
+		return invoke(ctx, request, &rookeryv1.SubmitRequest{}, c.Submit)
+	case "Get":
+		return invoke(ctx, request, &rookeryv1.GetRequest{}, c.Get)
+	case "List":
+		return invoke(ctx, request, &rookeryv1.ListRequest{}, c.List)
+	case "Resume":
+		return invoke(ctx, request, &rookeryv1.ResumeRequest{}, c.Resume)
+	case "Cancel":
+		return invoke(ctx, request, &rookeryv1.CancelRequest{}, c.Cancel)
+	}
+	return nil, fmt.Errorf("unknown method %q", method)
 }
 
 func watch(ctx context.Context, c rookeryv1.TaskServiceClient, request any, until string) ([]map[string]any, error) {
