@@ -76,7 +76,8 @@ export class TaskService {
       serverTools: this.deps.serverTools,
     });
     const { defaults, limits } = this.deps;
-    if ((await this.deps.store.countActive(ctx.principal)) >= limits.maxActiveTasksPerKey) {
+    // A per-key quota: without keys every task has the same owner, so it would cap the whole service.
+    if (this.deps.authEnabled && (await this.deps.store.countActive(ctx.principal)) >= limits.maxActiveTasksPerKey) {
       throw new ResourceExhaustedError(
         `at most ${limits.maxActiveTasksPerKey} pending, running or input_required tasks per caller; wait for some to finish or cancel them`,
       );
