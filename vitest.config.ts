@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // One file at a time: several suites time leases and crashes on a 2-core machine,
+    // and must not depend on what another file happens to be doing.
+    fileParallelism: false,
   },
 });

@@ -86,6 +86,11 @@ export class ModelClient {
 
   private async completeOnce(request: ModelRequest): Promise<ModelReply> {
     const client = this.client(request.provider);
+    // The SDK leaves an abort listener on the signal it is given; a signal per call keeps
+    // a long run's signal from collecting one per iteration.
+    const call = new AbortController();
+    const forward = () => call.abort(request.signal.reason);
+    request.signal.addEventListener("abort", forward, { once: true });
     try {
       const stream = client.chat.completions.stream(
         {
@@ -94,7 +99,7 @@ export class ModelClient {
           ...(request.tools.length > 0 ? { tools: request.tools.map(toOpenAiTool) } : {}),
           stream_options: { include_usage: true },
         },
-        { signal: request.signal },
+        { signal: call.signal },
       );
       const completion = await stream.finalChatCompletion();
       const message = completion.choices[0]?.message;
@@ -113,6 +118,8 @@ export class ModelClient {
     } catch (error) {
       request.signal.throwIfAborted();
       throw describeFailure(error, request);
+    } finally {
+      request.signal.removeEventListener("abort", forward);
     }
   }
 

@@ -139,12 +139,7 @@ async function serveStream(
       if (!call.write(response)) {
         // Back-pressure: wait until the client reads, so a slow reader never grows our
         // buffers; one that stops reading is let go with the sequence to resume from.
-        const drained = await Promise.race([
-          once(call, "drain").then(() => true),
-          once(signal, "abort").then(() => true),
-          once(adapter.shutdown, "abort").then(() => true),
-          delay(stallMs).then(() => false),
-        ]);
+        const drained = await drainedWithin(call, [signal, adapter.shutdown], stallMs);
         if (!drained) {
           throw new ConnectError(
             `watcher stopped reading; reconnect with after_sequence=${lastSequence} to resume`,
@@ -159,6 +154,29 @@ async function serveStream(
   } catch (error) {
     if (call.cancelled) return;
     call.emit("error", toServiceError(adapter.wireError(method.localName, error)));
+  }
+}
+
+/**
+ * Waits for the client to drain the stream: true when it did (or the call or
+ * server is ending), false after `stallMs`. Every listener and the timer are
+ * removed afterwards, so a long, slow stream accumulates nothing.
+ */
+async function drainedWithin(call: grpc.ServerWritableStream<Buffer, unknown>, endings: AbortSignal[], stallMs: number): Promise<boolean> {
+  if (endings.some((ending) => ending.aborted)) return true;
+  const cleanup = new AbortController();
+  const { signal } = cleanup;
+  try {
+    return await Promise.race([
+      once(call, "drain", { signal }).then(() => true),
+      ...endings.map((ending) => once(ending, "abort", { signal }).then(() => true)),
+      delay(stallMs, false, { signal }),
+    ]);
+  } catch (error) {
+    if (signal.aborted) return true;
+    throw error;
+  } finally {
+    cleanup.abort();
   }
 }
 

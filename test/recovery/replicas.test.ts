@@ -84,7 +84,8 @@ describeWithMongo("replicas sharing one MongoDB", () => {
       return c.turn === 0 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "finished" };
     });
     const a = await replica("key-a");
-    const b = await replica("key-b", { ROOKERY_CONCURRENCY: "2" });
+    // B's lease must never lapse here (it would re-run an iteration); only A's has to expire.
+    const b = await replica("key-b", { ROOKERY_CONCURRENCY: "2", ROOKERY_LEASE_MS: "10000" });
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push((await a.client.submit({ prompt: `takeover ${i}` })).task!.id);
 
