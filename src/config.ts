@@ -43,7 +43,7 @@ export const SETTINGS = {
   maxIterations: { env: "ROOKERY_MAX_ITERATIONS", flag: "--max-iterations <n>", help: "Default max_iterations of a task", schema: positiveInt.max(10_000).default(20) },
   modelTimeoutMs: { env: "ROOKERY_MODEL_TIMEOUT_MS", flag: "--model-timeout-ms <ms>", help: "Timeout of one model call attempt", schema: positiveInt.default(120_000) },
   modelMaxRetries: { env: "ROOKERY_MODEL_MAX_RETRIES", flag: "--model-max-retries <n>", help: "Retries of a model call on 408/409/429/5xx or connection errors (capped exponential backoff with jitter, honouring Retry-After)", schema: z.coerce.number().int().min(0).max(20).default(4) },
-  concurrency: { env: "ROOKERY_CONCURRENCY", flag: "--concurrency <n>", help: "Tasks this process runs at once", schema: positiveInt.max(10_000).default(16) },
+  concurrency: { env: "ROOKERY_CONCURRENCY", flag: "--concurrency <n>", help: "Tasks this process runs at once; 0 runs none (an API-only replica)", schema: z.coerce.number().int().min(0).max(10_000).default(16) },
   leaseMs: { env: "ROOKERY_LEASE_MS", flag: "--lease-ms <ms>", help: "Lease of a running task; renewed every third of it; an expired lease is taken over", schema: z.coerce.number().int().min(100).default(30_000) },
   pollMs: { env: "ROOKERY_POLL_MS", flag: "--poll-ms <ms>", help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)", schema: z.coerce.number().int().min(10).default(1_000) },
   watchPollMs: { env: "ROOKERY_WATCH_POLL_MS", flag: "--watch-poll-ms <ms>", help: "How often a Watch stream looks in the store for events written by other replicas", schema: z.coerce.number().int().min(10).default(500) },

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { Duplex } from "node:stream";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
@@ -81,12 +82,48 @@ function cleartextServer(handler: http.RequestListener & ((req: http2.Http2Serve
   return net.createServer((socket) => {
     socket.once("data", (first: Buffer) => {
       socket.pause();
-      socket.unshift(first);
-      const isH2 = first.subarray(0, HTTP2_PREFACE.length).equals(HTTP2_PREFACE.subarray(0, Math.min(first.length, HTTP2_PREFACE.length)));
-      (isH2 ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      const head = first.subarray(0, HTTP2_PREFACE.length);
+      if (head.equals(HTTP2_PREFACE.subarray(0, head.length))) {
+        h2.emit("connection", replaying(socket, first));
+      } else {
+        // The HTTP/1 parser reads what is pushed back onto the socket.
+        socket.unshift(first);
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     });
   });
+}
+
+/**
+ * The socket as a Duplex that first yields the bytes already read from it.
+ * (An HTTP/2 session reads from the socket's native handle, so bytes pushed
+ * back with unshift() would never reach it.)
+ */
+function replaying(socket: net.Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback: () => void) {
+      socket.end(callback);
+    },
+    destroy(error: Error | null, callback: (error: Error | null) => void) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  duplex.push(first);
+  socket.on("data", (chunk: Buffer) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("error", (error) => duplex.destroy(error));
+  socket.on("close", () => duplex.destroy());
+  return duplex;
 }
 
 interface FallbackResponse {

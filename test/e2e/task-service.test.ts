@@ -1,7 +1,9 @@
 // Every RPC and every error code, through real sockets, identically on both
 // listeners: grpc-js (native gRPC, raw @grpc/grpc-js client) and connect-node
 // (Connect protocol, JSON over HTTP/1.1).
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
@@ -176,6 +178,21 @@ describe.each(listeners)("TaskService on the %s", (name, clientOf) => {
     );
     expect(error.code).toBe(Code.DeadlineExceeded);
     await client.cancel({ id: task!.id });
+  });
+});
+
+describe("the HTTP listener over h2c (HTTP/2 without TLS)", () => {
+  it.each([
+    ["gRPC", () => createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.httpPort}` })],
+    ["the Connect protocol", () => createConnectTransport({ baseUrl: `http://127.0.0.1:${h.rookery.httpPort}`, httpVersion: "2" })],
+  ])("should serve %s for many calls, sequential and concurrent, on one connection", async (_name, transport) => {
+    const client = createClient(TaskService, transport());
+    const first = await client.submit({ prompt: "over h2c" });
+    for (let i = 0; i < 3; i++) expect((await client.get({ id: first.task!.id })).task?.prompt).toBe("over h2c");
+    const many = await Promise.all(Array.from({ length: 50 }, () => client.get({ id: first.task!.id })));
+    expect(many.every((r) => r.task?.id === first.task!.id)).toBe(true);
+    const events = await collectEvents(client, first.task!.id);
+    expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
   });
 });
 

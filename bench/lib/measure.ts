@@ -1,0 +1,41 @@
+// Small measuring helpers shared by the benchmarks.
+import { readFileSync } from "node:fs";
+
+/** CPU time (user + system) a process has used, in microseconds, from /proc. */
+export function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  return (ticks * 1_000_000) / 100; // CLK_TCK is 100 on Linux
+}
+
+/** Resident memory of a process, in bytes. */
+export function rssBytes(pid: number): number {
+  const pages = Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]);
+  return pages * 4096;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Runs `worker` from `concurrency` loops for `ms`; returns how many calls completed. */
+export async function closedLoop(concurrency: number, ms: number, worker: () => Promise<unknown>): Promise<number> {
+  const end = Date.now() + ms;
+  let calls = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (Date.now() < end) {
+        await worker();
+        calls += 1;
+      }
+    }),
+  );
+  return calls;
+}

@@ -1,0 +1,82 @@
+// Figure 1: Submit/s with 64 concurrent callers on each listener, beside the
+// floor of the same stack (a constant unary reply from a bare grpc-js or
+// connect-node server), with server CPU per call. Embedded store; the server
+// runs no tasks (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
+// Run: npx tsx bench/submit.ts [seconds per measurement, default 5]
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Health } from "../gen/health/v1/health_pb.js";
+import { TaskService } from "../gen/rookery/v1/task_service_pb.js";
+import { startChildServer } from "../test/support/child-server.js";
+import { closedLoop, cpuMicros, median } from "./lib/measure.js";
+
+const SECONDS = Number(process.argv[2] ?? 5);
+const CALLERS = 64;
+const ROUNDS = 3;
+
+async function startFloors(): Promise<{ pid: number; grpcPort: number; connectPort: number; stop(): void }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/floors/noop-servers.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once("line", resolve));
+  const [, grpcPort, connectPort] = line.split(" ").map(Number) as [number, number, number];
+  return { pid: child.pid!, grpcPort, connectPort, stop: () => child.kill() };
+}
+
+/** Calls/s and server CPU µs per call of `call` from 64 loops for SECONDS. */
+async function measure(pid: number, call: () => Promise<unknown>): Promise<{ rate: number; cpuPerCall: number }> {
+  await closedLoop(CALLERS, 500, call); // warm up
+  const cpu0 = cpuMicros(pid);
+  const t0 = performance.now();
+  const calls = await closedLoop(CALLERS, SECONDS * 1000, call);
+  const seconds = (performance.now() - t0) / 1000;
+  return { rate: calls / seconds, cpuPerCall: (cpuMicros(pid) - cpu0) / calls };
+}
+
+const grpcTransport = (port: number): Transport => createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` });
+const connectTransport = (port: number): Transport =>
+  createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2", useBinaryFormat: true });
+
+const dir = mkdtempSync(join(tmpdir(), "rookery-bench-"));
+const floors = await startFloors();
+const rookery = await startChildServer({ ROOKERY_SQLITE_PATH: join(dir, "bench.db"), ROOKERY_CONCURRENCY: "0", ROOKERY_LOG_LEVEL: "info" });
+const rookeryPid = rookery.process.pid!;
+let n = 0;
+const submit = (transport: Transport) => {
+  const client = createClient(TaskService, transport);
+  return () => client.submit({ prompt: `bench ${n++}` });
+};
+const check = (transport: Transport) => {
+  const client = createClient(Health, transport);
+  return () => client.check({});
+};
+
+const cases = {
+  "grpc-js floor (no-op unary)": () => measure(floors.pid, check(grpcTransport(floors.grpcPort))),
+  "grpc-js listener: Submit": () => measure(rookeryPid, submit(grpcTransport(rookery.grpcPort))),
+  "connect-node floor (no-op unary)": () => measure(floors.pid, check(connectTransport(floors.connectPort))),
+  "connect-node listener: Submit": () => measure(rookeryPid, submit(connectTransport(rookery.httpPort))),
+};
+const results: Record<string, { rate: number[]; cpu: number[] }> = {};
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const [name, run] of Object.entries(cases)) {
+    const r = await run();
+    (results[name] ??= { rate: [], cpu: [] }).rate.push(r.rate);
+    results[name].cpu.push(r.cpuPerCall);
+  }
+}
+console.log(`Submit vs floor, ${CALLERS} callers, ${SECONDS}s x ${ROUNDS} rounds, medians (${new Date().toISOString()})`);
+for (const [name, r] of Object.entries(results)) {
+  console.log(`${name.padEnd(36)} ${median(r.rate).toFixed(0).padStart(7)} calls/s  ${median(r.cpu).toFixed(0).padStart(5)} µs server CPU/call`);
+}
+const ratio = (a: string, b: string) => (median(results[a]!.rate) / median(results[b]!.rate)).toFixed(2);
+console.log(`grpc-js listener Submit / floor:      ${ratio("grpc-js listener: Submit", "grpc-js floor (no-op unary)")}x (target >= 0.7x)`);
+console.log(`connect-node listener Submit / floor: ${ratio("connect-node listener: Submit", "connect-node floor (no-op unary)")}x`);
+floors.stop();
+rookery.process.kill("SIGTERM");
+await rookery.exited;
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
