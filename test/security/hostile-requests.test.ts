@@ -178,7 +178,7 @@ describe("hostile and malformed requests", () => {
     expect(storeFingerprint()).toBe(before);
   });
 
-  it("should refuse a third open Watch of one key with RESOURCE_EXHAUSTED, writing nothing", async () => {
+  it("should refuse a third open Watch of one key with RESOURCE_EXHAUSTED, free streams whose clients left, and write nothing", async () => {
     const before = storeFingerprint();
     const controller = new AbortController();
     const open = [0, 1].map(async () => {
@@ -191,6 +191,8 @@ describe("hostile and malformed requests", () => {
     expect((await otherKey[Symbol.asyncIterator]().next()).done).toBe(false);
     controller.abort();
     await Promise.allSettled(open);
+    // Clients that went away free their streams on the server.
+    await expect.poll(() => h.rookery.watchers()).toBe(0);
     expect(storeFingerprint()).toBe(before);
   });
 
