@@ -32,6 +32,7 @@ interface TaskRow {
 export class SqliteTaskStore implements TaskStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -49,8 +50,7 @@ export class SqliteTaskStore implements TaskStore {
         .transaction((): CreateResult => {
           const { task } = draft;
           if (task.requestId) {
-            const existing = this.db
-              .prepare<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
+            const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
               .get(task.owner, task.requestId);
             if (existing) {
               const found = parseTask(existing);
@@ -58,8 +58,7 @@ export class SqliteTaskStore implements TaskStore {
               return { task: found, event: first ?? draft.event, created: false };
             }
           }
-          this.db
-            .prepare(
+          this.statement(
               `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
                VALUES (@id, @owner, @status, @createdAt, @requestId, NULL, @sequence, @doc)`,
             )
@@ -81,7 +80,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async get(id: string): Promise<Task | undefined> {
     return this.guard(() => {
-      const row = this.db.prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
       return row && parseTask(row);
     });
   }
@@ -109,8 +108,7 @@ export class SqliteTaskStore implements TaskStore {
     const sql = `SELECT doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
                  ORDER BY created_at DESC, id DESC LIMIT ?`;
     return this.guard(() =>
-      this.db
-        .prepare<(string | number)[], TaskRow>(sql)
+      this.statement<(string | number)[], TaskRow>(sql)
         .all(...params, query.limit)
         .map(parseTask),
     );
@@ -124,7 +122,7 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() =>
       this.db
         .transaction((): Committed => {
-          const row = this.db.prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+          const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
           if (!row) throw new TaskNotFoundError(id);
           return this.write(commitTransition(parseTask(row), decide, this.now()));
         })
@@ -137,8 +135,7 @@ export class SqliteTaskStore implements TaskStore {
       this.db
         .transaction((): Committed | undefined => {
           const now = this.now();
-          const row = this.db
-            .prepare<[number, number], TaskRow>(
+          const row = this.statement<[number, number], TaskRow>(
               `SELECT doc FROM (
                  SELECT doc, created_at FROM tasks WHERE status = 'pending'
                  UNION ALL
@@ -156,14 +153,12 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() =>
       this.db
         .transaction((): boolean => {
-          const row = this.db
-            .prepare<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
+          const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
             .get(id);
           const task = row && parseTask(row);
           if (!task?.lease || task.lease.token !== token) return false;
           const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
-          this.db
-            .prepare("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
+          this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
             .run(expiresAt.getTime(), JSON.stringify(toTaskDocument(renewed)), id);
           return true;
         })
@@ -173,8 +168,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async countActive(owner: string): Promise<number> {
     return this.guard(() => {
-      const row = this.db
-        .prepare<[string], { n: number }>(
+      const row = this.statement<[string], { n: number }>(
           "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'running', 'input_required')",
         )
         .get(owner);
@@ -183,17 +177,26 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async ping(): Promise<void> {
-    this.guard(() => this.db.prepare("SELECT 1").get());
+    this.guard(() => this.statement("SELECT 1").get());
   }
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 
+  /** Prepared once per SQL text: preparing compiles the statement. */
+  private statement<P extends unknown[] | {} = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement as unknown as Database.Statement<P, R>;
+  }
+
   private write(committed: Committed): Committed {
     const { task, event } = committed;
-    this.db
-      .prepare("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ? WHERE id = ?")
+    this.statement("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ? WHERE id = ?")
       .run(
         task.status,
         task.lease ? task.lease.expiresAt.getTime() : null,
@@ -206,14 +209,12 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   private insertEvent(event: TaskEvent): void {
-    this.db
-      .prepare("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
+    this.statement("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
       .run(event.taskId, event.sequence, JSON.stringify(toEventDocument(event)));
   }
 
   private readEvents(taskId: string, afterSequence: number, limit: number): TaskEvent[] {
-    return this.db
-      .prepare<[string, number, number], { doc: string }>(
+    return this.statement<[string, number, number], { doc: string }>(
         "SELECT doc FROM task_events WHERE task_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
       )
       .all(taskId, afterSequence, limit)
