@@ -66,7 +66,4 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-export const isTaskNotFound = (e: unknown): e is TaskNotFoundError => e instanceof TaskNotFoundError;
 export const isLeaseLost = (e: unknown): e is LeaseLostError => e instanceof LeaseLostError;
-export const isStoreUnavailable = (e: unknown): e is StoreUnavailableError =>
-  e instanceof StoreUnavailableError;

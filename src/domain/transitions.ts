@@ -10,6 +10,7 @@ import {
   type FieldViolation,
 } from "./errors.js";
 import {
+  ZERO_USAGE,
   summarize,
   type ChatMessage,
   type Checkpoint,
@@ -107,7 +108,7 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
     ...(input.model ? { model: input.model } : {}),
     labels: input.labels,
     pendingToolCalls: [],
-    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+    usage: { ...ZERO_USAGE },
     tools: input.tools,
     ...(input.requestId ? { requestId: input.requestId } : {}),
     owner: input.owner,
