@@ -112,7 +112,7 @@ async function serveUnary(
   call: grpc.ServerUnaryCall<Buffer, unknown>,
   callback: grpc.sendUnaryData<unknown>,
 ): Promise<void> {
-  const signal = callSignal(call);
+  const { signal, release } = callSignal(call);
   try {
     const request = decode(method, call.request);
     const response = await adapter.unary(method.localName as UnaryMethod, request, () =>
@@ -121,6 +121,8 @@ async function serveUnary(
     callback(null, response);
   } catch (error) {
     callback(toServiceError(adapter.wireError(method.localName, error)));
+  } finally {
+    release();
   }
 }
 
@@ -130,7 +132,7 @@ async function serveStream(
   call: grpc.ServerWritableStream<Buffer, unknown>,
   stallMs: number,
 ): Promise<void> {
-  const signal = callSignal(call);
+  const { signal, release } = callSignal(call);
   let lastSequence = 0n;
   try {
     const request = decode(method, call.request);
@@ -154,6 +156,8 @@ async function serveStream(
   } catch (error) {
     if (call.cancelled) return;
     call.emit("error", toServiceError(adapter.wireError(method.localName, error)));
+  } finally {
+    release();
   }
 }
 
@@ -193,19 +197,31 @@ function authorization(metadata: grpc.Metadata): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-/** Aborted when the client cancels or the deadline passes. */
-function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>): AbortSignal {
+/**
+ * A signal aborted when the client cancels or the deadline passes, and release()
+ * for when the call is over: grpc-js reports every finished call as "cancelled"
+ * too, which must no longer abort anything then.
+ */
+function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>): {
+  signal: AbortSignal;
+  release: () => void;
+} {
   const controller = new AbortController();
-  call.on("cancelled", () => controller.abort(new ConnectError("cancelled by client", Code.Canceled)));
+  const onCancelled = () => controller.abort(new ConnectError("cancelled by client", Code.Canceled));
+  call.once("cancelled", onCancelled);
   const deadline = call.getDeadline(); // a Date, or epoch ms (Infinity when there is none)
   const ms = (deadline instanceof Date ? deadline.getTime() : Number(deadline)) - Date.now();
-  if (Number.isFinite(ms)) {
-    const timer = setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms));
-    timer.unref();
-    controller.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
-    call.on("finish", () => clearTimeout(timer));
-  }
-  return controller.signal;
+  const timer = Number.isFinite(ms)
+    ? setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms))
+    : undefined;
+  timer?.unref();
+  return {
+    signal: controller.signal,
+    release: () => {
+      call.off("cancelled", onCancelled);
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** The ConnectError as grpc-js sends it: same code and message, details in grpc-status-details-bin. */
