@@ -2,7 +2,7 @@
 // tests themselves and cached under .cache/ (git-ignored): Go tools from the Go
 // module proxy, a Python venv with grpcio from PyPI. Versions are pinned here.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const VERSIONS = {
@@ -36,7 +36,7 @@ export function pythonVenv(): string {
   const python = join(dir, "bin", "python");
   const marker = join(dir, "installed.txt");
   const wanted = VERSIONS.pythonPackages.join(" ");
-  if (!existsSync(marker) || execFileSync("cat", [marker]).toString() !== wanted) {
+  if (!existsSync(marker) || readFileSync(marker, "utf8") !== wanted) {
     mkdirSync(CACHE, { recursive: true });
     execFileSync("python3", ["-m", "venv", dir], { stdio: ["ignore", "ignore", "pipe"] });
     execFileSync(python, ["-m", "pip", "install", "--quiet", ...VERSIONS.pythonPackages], {
