@@ -1,3 +1,10 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { expect, it } from "vitest";
+import { createTask } from "../../src/domain/transitions.js";
+import { toEventDocument, toTaskDocument } from "../../src/store/task-document.js";
 import { SqliteTaskStore } from "../../src/store/sqlite/sqlite-task-store.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
 
@@ -5,4 +12,69 @@ describeTaskStoreContract("sqlite (:memory:)", async () => {
   let offset = 0;
   const store = new SqliteTaskStore({ path: ":memory:", now: () => new Date(Date.now() + offset) });
   return { store, advance: (ms) => void (offset += ms) };
+});
+
+const newDraft = (prompt: string) =>
+  createTask({ prompt, systemPrompt: "", maxIterations: 5, labels: {}, tools: [], owner: "" }, new Date());
+
+it("should store the creates of one group commit beside one that fails, and reject only that one", async () => {
+  const store = new SqliteTaskStore({ path: ":memory:" });
+  const existing = await store.create(newDraft("existing"));
+  const clash = newDraft("clash");
+  const sameId = { task: { ...clash.task, id: existing.task.id }, event: { ...clash.event, taskId: existing.task.id } };
+  const [before, failed, after] = await Promise.allSettled([
+    store.create(newDraft("before")),
+    store.create(sameId),
+    store.create(newDraft("after")),
+  ]);
+  expect(failed).toMatchObject({ status: "rejected", reason: { code: "SQLITE_CONSTRAINT_UNIQUE" } });
+  expect(before.status === "fulfilled" && (await store.get(before.value.task.id))?.prompt).toBe("before");
+  expect(after.status === "fulfilled" && (await store.get(after.value.task.id))?.prompt).toBe("after");
+  expect((await store.get(existing.task.id))?.prompt).toBe("existing");
+  await store.close();
+});
+
+it("should commit creates still waiting for their group commit when the store is closed", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  const path = join(dir, "tasks.db");
+  try {
+    const store = new SqliteTaskStore({ path });
+    const pending = ["p1", "p2", "p3"].map((prompt) => store.create(newDraft(prompt)));
+    await store.close();
+    const ids = (await Promise.all(pending)).map((r) => r.task.id);
+    const reopened = new SqliteTaskStore({ path });
+    expect((await Promise.all(ids.map((id) => reopened.get(id)))).map((t) => t?.prompt)).toEqual(["p1", "p2", "p3"]);
+    await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("should carry tasks and events written under schema 1 over to the task_no layout of migration 2", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  const path = join(dir, "tasks.db");
+  try {
+    const old = new Database(path);
+    old.exec(readFileSync(new URL("../../src/store/sqlite/migrations/0001_schema.sql", import.meta.url), "utf8"));
+    old.pragma("user_version = 1");
+    const drafts = [newDraft("older"), newDraft("newer")];
+    drafts[1]!.task.createdAt = new Date(drafts[0]!.task.createdAt.getTime() + 1);
+    for (const { task, event } of drafts) {
+      old.prepare("INSERT INTO tasks (id, owner, status, created_at, sequence, doc) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(task.id, task.owner, task.status, task.createdAt.getTime(), task.sequence, JSON.stringify(toTaskDocument(task)));
+      old.prepare("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
+        .run(task.id, event.sequence, JSON.stringify(toEventDocument(event)));
+    }
+    old.close();
+
+    const store = new SqliteTaskStore({ path });
+    expect((await store.list({ statuses: [], labels: {}, limit: 10 })).map((t) => t.prompt)).toEqual(["newer", "older"]);
+    const events = await store.events(drafts[0]!.task.id, 0, 10);
+    expect(events.map((e) => [e.taskId, e.sequence, e.status])).toEqual([[drafts[0]!.task.id, 1, "pending"]]);
+    const added = await store.create(newDraft("after migration"));
+    expect((await store.events(added.task.id, 0, 10)).map((e) => e.sequence)).toEqual([1]);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

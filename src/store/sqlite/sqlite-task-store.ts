@@ -29,10 +29,19 @@ interface TaskRow {
   doc: string;
 }
 
+type CreateOutcome = { ok: true; result: CreateResult } | { ok: false; error: unknown };
+
+interface PendingCreate {
+  draft: Committed;
+  resolve(result: CreateResult): void;
+  reject(error: unknown): void;
+}
+
 export class SqliteTaskStore implements TaskStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly statements = new Map<string, Database.Statement>();
+  private pendingCreates: PendingCreate[] = [];
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -44,38 +53,86 @@ export class SqliteTaskStore implements TaskStore {
     migrate(this.db);
   }
 
-  async create(draft: Committed): Promise<CreateResult> {
-    return this.guard(() =>
-      this.db
-        .transaction((): CreateResult => {
-          const { task } = draft;
-          if (task.requestId) {
-            const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
-              .get(task.owner, task.requestId);
-            if (existing) {
-              const found = parseTask(existing);
-              const [first] = this.readEvents(found.id, 0, 1);
-              return { task: found, event: first ?? draft.event, created: false };
-            }
+  /**
+   * Group commit: the creates that arrive in one turn of the event loop are
+   * written in one transaction, and each caller is answered after the commit.
+   */
+  create(draft: Committed): Promise<CreateResult> {
+    return new Promise((resolve, reject) => {
+      this.pendingCreates.push({ draft, resolve, reject });
+      if (this.pendingCreates.length === 1) setImmediate(() => this.flushCreates());
+    });
+  }
+
+  private flushCreates(): void {
+    const batch = this.pendingCreates;
+    this.pendingCreates = [];
+    let outcomes: CreateOutcome[];
+    try {
+      outcomes = this.guard(() => this.writeCreates(batch.map((p) => p.draft)));
+    } catch (error) {
+      for (const { reject } of batch) reject(error);
+      return;
+    }
+    batch.forEach(({ resolve, reject }, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) resolve(outcome.result);
+      else reject(this.mapped(outcome.error));
+    });
+  }
+
+  /**
+   * Writes the batch in one transaction. If a create fails, the batch is written
+   * again with a savepoint per create, so that only the failing one is lost.
+   */
+  private writeCreates(drafts: Committed[]): CreateOutcome[] {
+    try {
+      return this.db
+        .transaction(() => drafts.map((draft): CreateOutcome => ({ ok: true, result: this.createOne(draft) })))
+        .immediate();
+    } catch (error) {
+      if (drafts.length === 1) return [{ ok: false, error }];
+    }
+    const inSavepoint = this.db.transaction((draft: Committed) => this.createOne(draft));
+    return this.db
+      .transaction(() =>
+        drafts.map((draft): CreateOutcome => {
+          try {
+            return { ok: true, result: inSavepoint(draft) };
+          } catch (error) {
+            return { ok: false, error };
           }
-          this.statement(
-              `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
-               VALUES (@id, @owner, @status, @createdAt, @requestId, NULL, @sequence, @doc)`,
-            )
-            .run({
-              id: task.id,
-              owner: task.owner,
-              status: task.status,
-              createdAt: task.createdAt.getTime(),
-              requestId: task.requestId ?? null,
-              sequence: task.sequence,
-              doc: JSON.stringify(toTaskDocument(task)),
-            });
-          this.insertEvent(draft.event);
-          return { ...draft, created: true };
-        })
-        .immediate(),
-    );
+        }),
+      )
+      .immediate();
+  }
+
+  private createOne(draft: Committed): CreateResult {
+    const { task } = draft;
+    if (task.requestId) {
+      const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
+        .get(task.owner, task.requestId);
+      if (existing) {
+        const found = parseTask(existing);
+        const [first] = this.readEvents(found.id, 0, 1);
+        return { task: found, event: first ?? draft.event, created: false };
+      }
+    }
+    this.statement(
+        `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
+      )
+      .run(
+        task.id,
+        task.owner,
+        task.status,
+        task.createdAt.getTime(),
+        task.requestId ?? null,
+        task.sequence,
+        JSON.stringify(toTaskDocument(task)),
+      );
+    this.insertEvent(draft.event);
+    return { ...draft, created: true };
   }
 
   async get(id: string): Promise<Task | undefined> {
@@ -181,6 +238,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
+    if (this.pendingCreates.length > 0) this.flushCreates();
     if (this.db.open) this.db.close();
   }
 
@@ -209,31 +267,36 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   private insertEvent(event: TaskEvent): void {
-    this.statement("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
+    this.statement("INSERT INTO task_events (task_no, sequence, doc) VALUES ((SELECT task_no FROM tasks WHERE id = ?), ?, ?)")
       .run(event.taskId, event.sequence, JSON.stringify(toEventDocument(event)));
   }
 
   private readEvents(taskId: string, afterSequence: number, limit: number): TaskEvent[] {
     return this.statement<[string, number, number], { doc: string }>(
-        "SELECT doc FROM task_events WHERE task_id = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+        `SELECT doc FROM task_events WHERE task_no = (SELECT task_no FROM tasks WHERE id = ?)
+           AND sequence > ? ORDER BY sequence LIMIT ?`,
       )
       .all(taskId, afterSequence, limit)
       .map((r) => fromEventDocument(JSON.parse(r.doc) as EventDocument));
   }
 
-  /** Maps SQLite's I/O-level failures to StoreUnavailableError; domain errors pass through. */
   private guard<T>(work: () => T): T {
     try {
       return work();
     } catch (error) {
-      if (error instanceof Database.SqliteError && UNAVAILABLE_CODES.test(error.code)) {
-        throw new StoreUnavailableError(`embedded store unavailable: ${error.message}`, { cause: error });
-      }
-      if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
-        throw new StoreUnavailableError("embedded store is closed", { cause: error });
-      }
-      throw error;
+      throw this.mapped(error);
     }
+  }
+
+  /** Maps SQLite's I/O-level failures to StoreUnavailableError; domain errors pass through. */
+  private mapped(error: unknown): unknown {
+    if (error instanceof Database.SqliteError && UNAVAILABLE_CODES.test(error.code)) {
+      return new StoreUnavailableError(`embedded store unavailable: ${error.message}`, { cause: error });
+    }
+    if (error instanceof TypeError && /database connection is not open/.test(error.message)) {
+      return new StoreUnavailableError("embedded store is closed", { cause: error });
+    }
+    return error;
   }
 }
 
