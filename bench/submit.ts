@@ -1,7 +1,9 @@
 // Figure 1: Submit/s with 64 concurrent callers on each listener, beside the
 // floor of the same stack (a constant unary reply from a bare grpc-js or
-// connect-node server), with server CPU per call. Embedded store; the server
-// runs no tasks (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
+// connect-node server), with server CPU per call. The grpc-js rows use a
+// @grpc/grpc-js client, the connect-node rows a connect-node client (binary
+// Connect protocol over HTTP/2). Embedded store; the server runs no tasks
+// (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
 // Run: npx tsx bench/submit.ts [seconds per measurement, default 5]
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,10 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { Health } from "../gen/health/v1/health_pb.js";
-import { TaskService } from "../gen/rookery/v1/task_service_pb.js";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/health/v1/health_pb.js";
+import { SubmitRequestSchema, SubmitResponseSchema, TaskService } from "../gen/rookery/v1/task_service_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
+import { grpcJsUnary } from "./lib/grpc-js-unary.js";
 import { closedLoop, cpuMicros, median } from "./lib/measure.js";
 
 const SECONDS = Number(process.argv[2] ?? 5);
@@ -36,7 +39,6 @@ async function measure(pid: number, call: () => Promise<unknown>): Promise<{ rat
   return { rate: calls / seconds, cpuPerCall: (cpuMicros(pid) - cpu0) / calls };
 }
 
-const grpcTransport = (port: number): Transport => createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` });
 const connectTransport = (port: number): Transport =>
   createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2", useBinaryFormat: true });
 
@@ -45,20 +47,16 @@ const floors = await startFloors();
 const rookery = await startChildServer({ ROOKERY_SQLITE_PATH: join(dir, "bench.db"), ROOKERY_CONCURRENCY: "0", ROOKERY_LOG_LEVEL: "info" });
 const rookeryPid = rookery.process.pid!;
 let n = 0;
-const submit = (transport: Transport) => {
-  const client = createClient(TaskService, transport);
-  return () => client.submit({ prompt: `bench ${n++}` });
-};
-const check = (transport: Transport) => {
-  const client = createClient(Health, transport);
-  return () => client.check({});
-};
+const grpcSubmit = grpcJsUnary(`127.0.0.1:${rookery.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
+const grpcCheck = grpcJsUnary(`127.0.0.1:${floors.grpcPort}`, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema);
+const connectSubmit = createClient(TaskService, connectTransport(rookery.httpPort));
+const connectCheck = createClient(Health, connectTransport(floors.connectPort));
 
 const cases = {
-  "grpc-js floor (no-op unary)": () => measure(floors.pid, check(grpcTransport(floors.grpcPort))),
-  "grpc-js listener: Submit": () => measure(rookeryPid, submit(grpcTransport(rookery.grpcPort))),
-  "connect-node floor (no-op unary)": () => measure(floors.pid, check(connectTransport(floors.connectPort))),
-  "connect-node listener: Submit": () => measure(rookeryPid, submit(connectTransport(rookery.httpPort))),
+  "grpc-js floor (no-op unary)": () => measure(floors.pid, () => grpcCheck.call({})),
+  "grpc-js listener: Submit": () => measure(rookeryPid, () => grpcSubmit.call({ prompt: `bench ${n++}` })),
+  "connect-node floor (no-op unary)": () => measure(floors.pid, () => connectCheck.check({})),
+  "connect-node listener: Submit": () => measure(rookeryPid, () => connectSubmit.submit({ prompt: `bench ${n++}` })),
 };
 const results: Record<string, { rate: number[]; cpu: number[] }> = {};
 for (let round = 1; round <= ROUNDS; round++) {
@@ -75,6 +73,8 @@ for (const [name, r] of Object.entries(results)) {
 const ratio = (a: string, b: string) => (median(results[a]!.rate) / median(results[b]!.rate)).toFixed(2);
 console.log(`grpc-js listener Submit / floor:      ${ratio("grpc-js listener: Submit", "grpc-js floor (no-op unary)")}x (target >= 0.7x)`);
 console.log(`connect-node listener Submit / floor: ${ratio("connect-node listener: Submit", "connect-node floor (no-op unary)")}x`);
+grpcSubmit.close();
+grpcCheck.close();
 floors.stop();
 rookery.process.kill("SIGTERM");
 await rookery.exited;
