@@ -112,17 +112,17 @@ async function serveUnary(
   call: grpc.ServerUnaryCall<Buffer, unknown>,
   callback: grpc.sendUnaryData<unknown>,
 ): Promise<void> {
-  const { signal, release } = callSignal(call);
   try {
     const request = decode(method, call.request);
+    // Unary handlers are short store operations that never wait on the caller,
+    // so they get the server's shutdown signal rather than a per-call one
+    // (which cost an AbortController, a listener and a timer on every call).
     const response = await adapter.unary(method.localName as UnaryMethod, request, () =>
-      adapter.context(authorization(call.metadata), signal),
+      adapter.context(authorization(call.metadata), adapter.shutdown),
     );
     callback(null, response);
   } catch (error) {
     callback(toServiceError(adapter.wireError(method.localName, error)));
-  } finally {
-    release();
   }
 }
 
@@ -202,7 +202,7 @@ function authorization(metadata: grpc.Metadata): string | undefined {
  * for when the call is over: grpc-js reports every finished call as "cancelled"
  * too, which must no longer abort anything then.
  */
-function callSignal(call: grpc.ServerUnaryCall<Buffer, unknown> | grpc.ServerWritableStream<Buffer, unknown>): {
+function callSignal(call: grpc.ServerWritableStream<Buffer, unknown>): {
   signal: AbortSignal;
   release: () => void;
 } {

@@ -29,7 +29,8 @@ export class HandlerAdapter {
   }
 
   context(authorization: string | undefined, signal: AbortSignal): CallContext {
-    return { principal: this.o.authenticate(authorization), signal: AbortSignal.any([signal, this.o.shutdown]) };
+    const { shutdown } = this.o;
+    return { principal: this.o.authenticate(authorization), signal: signal === shutdown ? shutdown : AbortSignal.any([signal, shutdown]) };
   }
 
   async unary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {

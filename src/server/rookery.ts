@@ -1,6 +1,7 @@
 // Wires one Rookery process together, top to bottom: store -> event feed ->
 // supervisor -> handlers -> the two listeners. close() is idempotent and runs
 // its steps in order, each catching its own failure.
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HealthImplementation } from "grpc-health-check";
 import { ModelClient } from "../agent/model-client.js";
@@ -87,6 +88,9 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   else logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
 
   const shutdown = new AbortController();
+  // connect-node links every in-flight call to this signal with a listener of its
+  // own (removed when the call ends), so more than 10 concurrent calls is normal.
+  setMaxListeners(0, shutdown.signal);
   const adapter = new HandlerAdapter({ service, authenticate, logger, shutdown: shutdown.signal });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "SERVING" as const])));
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;

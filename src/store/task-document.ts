@@ -63,7 +63,9 @@ const date = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 
 /** Copies only the keys whose value is defined, so documents carry no nulls. */
 function defined<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const copy: Record<string, unknown> = {};
+  for (const key in o) if (o[key] !== undefined) copy[key] = o[key];
+  return copy as T;
 }
 
 export function toTaskDocument(t: Task): TaskDocument {
