@@ -5,11 +5,9 @@
 // Connect protocol over HTTP/2). Embedded store; the server runs no tasks
 // (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
 // Run: npx tsx bench/submit.ts [seconds per measurement, default 5]
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/health/v1/health_pb.js";
@@ -17,17 +15,11 @@ import { SubmitRequestSchema, SubmitResponseSchema, TaskService } from "../gen/r
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-unary.js";
 import { closedLoop, cpuMicros, median } from "./lib/measure.js";
+import { startScript } from "./lib/processes.js";
 
 const SECONDS = Number(process.argv[2] ?? 5);
 const CALLERS = 64;
 const ROUNDS = 3;
-
-async function startFloors(): Promise<{ pid: number; grpcPort: number; connectPort: number; stop(): void }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/floors/noop-servers.ts"], { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once("line", resolve));
-  const [, grpcPort, connectPort] = line.split(" ").map(Number) as [number, number, number];
-  return { pid: child.pid!, grpcPort, connectPort, stop: () => child.kill() };
-}
 
 /** Calls/s and server CPU µs per call of `call` from 64 loops for SECONDS. */
 async function measure(pid: number, call: () => Promise<unknown>): Promise<{ rate: number; cpuPerCall: number }> {
@@ -43,7 +35,9 @@ const connectTransport = (port: number): Transport =>
   createConnectTransport({ baseUrl: `http://127.0.0.1:${port}`, httpVersion: "2", useBinaryFormat: true });
 
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-"));
-const floors = await startFloors();
+const floorServers = await startScript("bench/peers/noop-servers.ts");
+const [grpcFloorPort, connectFloorPort] = floorServers.words.map(Number) as [number, number];
+const floors = { pid: floorServers.child.pid!, grpcPort: grpcFloorPort, connectPort: connectFloorPort };
 const rookery = await startChildServer({ ROOKERY_SQLITE_PATH: join(dir, "bench.db"), ROOKERY_CONCURRENCY: "0", ROOKERY_LOG_LEVEL: "info" });
 const rookeryPid = rookery.process.pid!;
 let n = 0;
@@ -75,7 +69,7 @@ console.log(`grpc-js listener Submit / floor:      ${ratio("grpc-js listener: Su
 console.log(`connect-node listener Submit / floor: ${ratio("connect-node listener: Submit", "connect-node floor (no-op unary)")}x`);
 grpcSubmit.close();
 grpcCheck.close();
-floors.stop();
+await floorServers.stop();
 rookery.process.kill("SIGTERM");
 await rookery.exited;
 rmSync(dir, { recursive: true, force: true });

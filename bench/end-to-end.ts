@@ -1,0 +1,105 @@
+// Figure 2: 1-iteration tasks per second, Submit to COMPLETED, against a
+// zero-latency fake OpenAI-compatible provider (its own process), beside
+// BullMQ on a local Redis (append-only, fsync every second) whose worker makes
+// the same streamed `openai` SDK call per job, with the same concurrency; and
+// BullMQ with no-op jobs, the queue's own floor. 64 callers submit/add the
+// jobs; the clock stops when the last one has completed.
+// Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb]
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
+import { startChildServer } from "../test/support/child-server.js";
+import { benchStore, stopBenchStores } from "./lib/bench-store.js";
+import { median } from "./lib/measure.js";
+import { startRedis, startScript } from "./lib/processes.js";
+
+const TASKS = Number(process.argv[2] ?? 2000);
+const STORE = process.argv[3] ?? "sqlite";
+const CONCURRENCY = 16; // Rookery's default ROOKERY_CONCURRENCY, and the BullMQ worker's
+const CALLERS = 64;
+const ROUNDS = 3;
+const POLL_MS = 20;
+
+/** Runs `submit` for TASKS items from CALLERS loops. */
+async function submitAll(submit: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CALLERS }, async () => {
+      while (next < TASKS) await submit(next++);
+    }),
+  );
+}
+
+async function until(done: () => Promise<boolean>): Promise<void> {
+  while (!(await done())) await new Promise((r) => setTimeout(r, POLL_MS));
+}
+
+const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
+const provider = await startScript("bench/peers/fake-provider.ts");
+const [baseURL] = provider.words as [string];
+
+async function rookeryRound(n: number): Promise<number> {
+  const store = await benchStore(STORE, dir, `e2e_${n}`);
+  const server = await startChildServer({
+    ...store.env,
+    OPENAI_BASE_URL: baseURL,
+    OPENAI_API_KEY: "bench",
+    ROOKERY_CONCURRENCY: String(CONCURRENCY),
+  });
+  const { client } = server;
+  const t0 = performance.now();
+  await submitAll((i) => client.submit({ prompt: `e2e ${n}.${i}` }));
+  await until(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0);
+  const seconds = (performance.now() - t0) / 1000;
+  let completed = 0;
+  let pageToken = "";
+  do {
+    const page = await client.list({ statuses: [TaskStatus.COMPLETED], pageSize: 1000, pageToken });
+    completed += page.tasks.length;
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  if (completed !== TASKS) throw new Error(`rookery completed ${completed} of ${TASKS} tasks`);
+  server.process.kill("SIGTERM");
+  await server.exited;
+  await store.drop();
+  return TASKS / seconds;
+}
+
+async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
+  const redis = await startRedis(dir);
+  const name = `e2e-${mode}-${n}`;
+  const worker = await startScript("bench/peers/bullmq-worker.ts", [String(redis.port), name, mode, String(CONCURRENCY), baseURL]);
+  const connection = new Redis({ port: redis.port, host: "127.0.0.1", maxRetriesPerRequest: null });
+  const queue = new Queue(name, { connection });
+  const t0 = performance.now();
+  await submitAll((i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
+  await until(async () => (await queue.getJobCounts("completed")).completed! >= TASKS);
+  const seconds = (performance.now() - t0) / 1000;
+  const counts = await queue.getJobCounts("completed", "failed");
+  if (counts.completed !== TASKS || counts.failed !== 0) throw new Error(`bullmq: ${JSON.stringify(counts)}`);
+  await queue.close();
+  connection.disconnect();
+  await worker.stop();
+  await redis.stop();
+  return TASKS / seconds;
+}
+
+const rates = { rookery: [] as number[], bullmqSdk: [] as number[], bullmqNoop: [] as number[] };
+for (let n = 1; n <= ROUNDS; n++) {
+  rates.rookery.push(await rookeryRound(n));
+  rates.bullmqSdk.push(await bullmqRound(n, "sdk"));
+  rates.bullmqNoop.push(await bullmqRound(n, "noop"));
+}
+const m = (k: keyof typeof rates) => median(rates[k]);
+console.log(`End to end, ${TASKS} one-iteration tasks, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(`Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s`);
+console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
+console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);
+console.log(`Rookery / BullMQ with the SDK call:  ${(m("rookery") / m("bullmqSdk")).toFixed(2)}x (target >= 1.0x)`);
+await provider.stop();
+await stopBenchStores();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);

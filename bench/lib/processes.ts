@@ -1,0 +1,70 @@
+// Child processes of the benchmarks: node scripts that print a "ready ..."
+// line, and a Redis server started and stopped here.
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { createInterface } from "node:readline";
+
+export interface Ready {
+  child: ChildProcess;
+  /** The words after "ready" on the ready line. */
+  words: string[];
+  stop(): Promise<void>;
+}
+
+const started = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of started) child.kill("SIGKILL");
+});
+
+function track(child: ChildProcess): () => Promise<void> {
+  started.add(child);
+  child.once("exit", () => started.delete(child));
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGTERM");
+    await once(child, "exit");
+  };
+}
+
+/** Runs a TypeScript file of this repo with tsx and waits for its "ready" line. */
+export async function startScript(file: string, args: string[] = []): Promise<Ready> {
+  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const stop = track(child);
+  const words = await new Promise<string[]>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.startsWith("ready")) resolve(line.split(" ").slice(1));
+    });
+    child.once("exit", (code) => reject(new Error(`${file} exited (${code}) before it was ready`)));
+  });
+  return { child, words, stop };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+/**
+ * Debian's redis-server on a loopback port with its data in `dir`, append-only
+ * file on with fsync every second (the durable setting a job queue would run with).
+ */
+export async function startRedis(dir: string): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""];
+  const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "inherit"] });
+  child.once("error", (error) => {
+    throw new Error(`redis-server could not start (${error.message}); install it with: apt-get install redis-server`);
+  });
+  const stop = track(child);
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.includes("Ready to accept connections")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready`)));
+  });
+  return { port, pid: child.pid!, stop };
+}
