@@ -93,10 +93,22 @@ export class Supervisor {
       do {
         this.fillAgain = false;
         while (!this.stopping && this.active.size < this.o.concurrency) {
-          const claimed = await this.o.store.claimNext(claim(this.workerId, this.o.leaseMs));
-          if (!claimed) break;
-          crashPoint("after_claim");
-          this.launch(claimed.task);
+          // One claim per free slot, all asked at once so that the store can write them
+          // together (the SQLite store commits what arrives in one tick in one transaction).
+          const free = this.o.concurrency - this.active.size;
+          const claims = await Promise.allSettled(
+            Array.from({ length: free }, () => this.o.store.claimNext(claim(this.workerId, this.o.leaseMs))),
+          );
+          let launched = 0;
+          for (const result of claims) {
+            if (result.status === "rejected" || !result.value) continue;
+            crashPoint("after_claim");
+            this.launch(result.value.task);
+            launched += 1;
+          }
+          const failed = claims.find((r) => r.status === "rejected");
+          if (failed) throw failed.reason;
+          if (launched < free) break;
         }
       } while (this.fillAgain && !this.stopping);
     } catch (error) {

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
-import { createTask } from "../../src/domain/transitions.js";
+import { FailedPreconditionError } from "../../src/domain/errors.js";
+import { cancel, createTask } from "../../src/domain/transitions.js";
 import { toEventDocument, toTaskDocument } from "../../src/store/task-document.js";
 import { SqliteTaskStore } from "../../src/store/sqlite/sqlite-task-store.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
@@ -31,6 +32,22 @@ it("should store the creates of one group commit beside one that fails, and reje
   expect(before.status === "fulfilled" && (await store.get(before.value.task.id))?.prompt).toBe("before");
   expect(after.status === "fulfilled" && (await store.get(after.value.task.id))?.prompt).toBe("after");
   expect((await store.get(existing.task.id))?.prompt).toBe("existing");
+  await store.close();
+});
+
+it("should keep the writes of one group commit when a transition in it is refused, and refuse only that one", async () => {
+  const store = new SqliteTaskStore({ path: ":memory:" });
+  const { task } = await store.create(newDraft("cancel me"));
+  const [first, second, created] = await Promise.allSettled([
+    store.commit(task.id, cancel("first")),
+    store.commit(task.id, cancel("second")), // already cancelled by the first, in the same transaction
+    store.create(newDraft("beside")),
+  ]);
+  expect(first.status).toBe("fulfilled");
+  expect(second).toMatchObject({ status: "rejected", reason: expect.any(FailedPreconditionError) });
+  expect((await store.get(task.id))?.status).toBe("cancelled");
+  expect((await store.events(task.id, 0, 10)).map((e) => e.status)).toEqual(["pending", "cancelled"]);
+  expect(created.status === "fulfilled" && (await store.get(created.value.task.id))?.prompt).toBe("beside");
   await store.close();
 });
 

@@ -9,6 +9,7 @@ export const SERVER_TOOLS: readonly ServerTool[] = [currentTime, calculator];
 
 export class ToolRegistry {
   private readonly byName: Map<string, ServerTool>;
+  private cachedDefinitions: ToolDefinition[] | undefined;
 
   constructor(tools: readonly ServerTool[] = SERVER_TOOLS) {
     this.byName = new Map(tools.map((t) => [t.name, t]));
@@ -23,12 +24,14 @@ export class ToolRegistry {
   }
 
   /** The server tools as the model sees them: name, description, JSON schema. */
-  definitions(): ToolDefinition[] {
-    return [...this.byName.values()].map((t) => ({
+  definitions(): readonly ToolDefinition[] {
+    // Built once: converting the zod schemas costs more than the rest of a short task.
+    this.cachedDefinitions ??= [...this.byName.values()].map((t) => ({
       name: t.name,
       description: t.description,
       parameters: z.toJSONSchema(t.schema) as Record<string, unknown>,
     }));
+    return this.cachedDefinitions;
   }
 
   /** Runs a tool; bad arguments or a failing tool become an "error: ..." result for the model. */

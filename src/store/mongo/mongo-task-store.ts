@@ -73,6 +73,7 @@ export class MongoTaskStore implements TaskStore {
   private readonly now: () => Date;
   /** Claim candidates left from the last scan, oldest first. */
   private candidates: string[] = [];
+  private scanning: Promise<void> | undefined;
 
   private constructor(
     private readonly client: MongoClient,
@@ -203,7 +204,7 @@ export class MongoTaskStore implements TaskStore {
     return this.guard(async () => {
       // Try the candidates of the last scan first: a claim then costs a few point
       // reads rather than a query over `tasks` (a full scan on FerretDB).
-      if (this.candidates.length === 0) this.candidates = await this.scanCandidates();
+      if (this.candidates.length === 0) await this.refillCandidates();
       while (this.candidates.length > 0) {
         const id = this.candidates.shift()!;
         const current = await this.head(id);
@@ -219,6 +220,18 @@ export class MongoTaskStore implements TaskStore {
       }
       return undefined;
     });
+  }
+
+  /** Claims made at the same time (the supervisor asks for one per free slot) share one scan. */
+  private refillCandidates(): Promise<void> {
+    this.scanning ??= this.scanCandidates()
+      .then((ids) => {
+        this.candidates = ids;
+      })
+      .finally(() => {
+        this.scanning = undefined;
+      });
+    return this.scanning;
   }
 
   /** Oldest claimable tasks according to the queue; each is checked against its events before claiming. */

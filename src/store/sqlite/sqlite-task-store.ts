@@ -1,5 +1,7 @@
-// The embedded store: one SQLite file (WAL), every commit one IMMEDIATE
-// transaction, so a transition and its event are written together or not at all.
+// The embedded store: one SQLite file (WAL). Writes are group-committed: those
+// that arrive in one turn of the event loop share one IMMEDIATE transaction, so
+// a transition and its event are written together or not at all, and each
+// caller is answered only after the commit.
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,11 +31,15 @@ interface TaskRow {
   doc: string;
 }
 
-type CreateOutcome = { ok: true; result: CreateResult } | { ok: false; error: unknown };
+interface ClaimRow extends TaskRow {
+  created_at: number;
+}
 
-interface PendingCreate {
-  draft: Committed;
-  resolve(result: CreateResult): void;
+type WriteOutcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+interface PendingWrite {
+  write: () => unknown;
+  resolve(value: unknown): void;
   reject(error: unknown): void;
 }
 
@@ -41,7 +47,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly statements = new Map<string, Database.Statement>();
-  private pendingCreates: PendingCreate[] = [];
+  private pendingWrites: PendingWrite[] = [];
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -53,52 +59,53 @@ export class SqliteTaskStore implements TaskStore {
     migrate(this.db);
   }
 
-  /**
-   * Group commit: the creates that arrive in one turn of the event loop are
-   * written in one transaction, and each caller is answered after the commit.
-   */
   create(draft: Committed): Promise<CreateResult> {
+    return this.enqueue(() => this.createOne(draft));
+  }
+
+  /** Queues a write for the next group commit; it settles after that commit. */
+  private enqueue<T>(write: () => T): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.pendingCreates.push({ draft, resolve, reject });
-      if (this.pendingCreates.length === 1) setImmediate(() => this.flushCreates());
+      this.pendingWrites.push({ write, resolve: resolve as (value: unknown) => void, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
     });
   }
 
-  private flushCreates(): void {
-    const batch = this.pendingCreates;
-    this.pendingCreates = [];
-    let outcomes: CreateOutcome[];
+  private flushWrites(): void {
+    const batch = this.pendingWrites;
+    this.pendingWrites = [];
+    let outcomes: WriteOutcome[];
     try {
-      outcomes = this.guard(() => this.writeCreates(batch.map((p) => p.draft)));
+      outcomes = this.guard(() => this.writeBatch(batch.map((p) => p.write)));
     } catch (error) {
       for (const { reject } of batch) reject(error);
       return;
     }
     batch.forEach(({ resolve, reject }, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok) resolve(outcome.result);
+      if (outcome.ok) resolve(outcome.value);
       else reject(this.mapped(outcome.error));
     });
   }
 
   /**
-   * Writes the batch in one transaction. If a create fails, the batch is written
-   * again with a savepoint per create, so that only the failing one is lost.
+   * Runs the batch in one transaction. If any write throws (a refused transition
+   * does, before it writes), the batch is rolled back and run again with a
+   * savepoint per write, so that only the failing ones are lost. The writes are
+   * deterministic, so the second run decides what the first would have.
    */
-  private writeCreates(drafts: Committed[]): CreateOutcome[] {
+  private writeBatch(writes: (() => unknown)[]): WriteOutcome[] {
     try {
-      return this.db
-        .transaction(() => drafts.map((draft): CreateOutcome => ({ ok: true, result: this.createOne(draft) })))
-        .immediate();
+      return this.db.transaction(() => writes.map((write): WriteOutcome => ({ ok: true, value: write() }))).immediate();
     } catch (error) {
-      if (drafts.length === 1) return [{ ok: false, error }];
+      if (writes.length === 1) return [{ ok: false, error }];
     }
-    const inSavepoint = this.db.transaction((draft: Committed) => this.createOne(draft));
+    const inSavepoint = this.db.transaction((write: () => unknown) => write());
     return this.db
       .transaction(() =>
-        drafts.map((draft): CreateOutcome => {
+        writes.map((write): WriteOutcome => {
           try {
-            return { ok: true, result: inSavepoint(draft) };
+            return { ok: true, value: inSavepoint(write) };
           } catch (error) {
             return { ok: false, error };
           }
@@ -175,52 +182,43 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.readEvents(taskId, afterSequence, limit));
   }
 
-  async commit(id: string, decide: Decide): Promise<Committed> {
-    return this.guard(() =>
-      this.db
-        .transaction((): Committed => {
-          const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
-          if (!row) throw new TaskNotFoundError(id);
-          return this.write(commitTransition(parseTask(row), decide, this.now()));
-        })
-        .immediate(),
-    );
+  commit(id: string, decide: Decide): Promise<Committed> {
+    return this.enqueue(() => {
+      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+      if (!row) throw new TaskNotFoundError(id);
+      return this.write(commitTransition(parseTask(row), decide, this.now()));
+    });
   }
 
-  async claimNext(decide: Decide): Promise<Committed | undefined> {
-    return this.guard(() =>
-      this.db
-        .transaction((): Committed | undefined => {
-          const now = this.now();
-          const row = this.statement<[number, number], TaskRow>(
-              `SELECT doc FROM (
-                 SELECT doc, created_at FROM tasks WHERE status = 'pending'
-                 UNION ALL
-                 SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ?
-               ) ORDER BY created_at LIMIT ?`,
-            )
-            .get(now.getTime(), 1);
-          return row ? this.write(commitTransition(parseTask(row), decide, now)) : undefined;
-        })
-        .immediate(),
-    );
+  claimNext(decide: Decide): Promise<Committed | undefined> {
+    return this.enqueue(() => {
+      const now = this.now();
+      // Two index walks, each stopping at its first row; a UNION under one ORDER BY
+      // would read and sort every pending task on each claim.
+      const pending = this.statement<[], ClaimRow>(
+          "SELECT doc, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 1",
+        )
+        .get();
+      const expired = this.statement<[number], ClaimRow>(
+          "SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ? ORDER BY created_at LIMIT 1",
+        )
+        .get(now.getTime());
+      const row = pending && expired ? (expired.created_at < pending.created_at ? expired : pending) : (pending ?? expired);
+      return row ? this.write(commitTransition(parseTask(row), decide, now)) : undefined;
+    });
   }
 
-  async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
-    return this.guard(() =>
-      this.db
-        .transaction((): boolean => {
-          const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
-            .get(id);
-          const task = row && parseTask(row);
-          if (!task?.lease || task.lease.token !== token) return false;
-          const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
-          this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
-            .run(expiresAt.getTime(), JSON.stringify(toTaskDocument(renewed)), id);
-          return true;
-        })
-        .immediate(),
-    );
+  renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
+    return this.enqueue(() => {
+      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
+        .get(id);
+      const task = row && parseTask(row);
+      if (!task?.lease || task.lease.token !== token) return false;
+      const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
+      this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
+        .run(expiresAt.getTime(), JSON.stringify(toTaskDocument(renewed)), id);
+      return true;
+    });
   }
 
   async countActive(owner: string): Promise<number> {
@@ -238,7 +236,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
-    if (this.pendingCreates.length > 0) this.flushCreates();
+    if (this.pendingWrites.length > 0) this.flushWrites();
     if (this.db.open) this.db.close();
   }
 
