@@ -6,7 +6,6 @@ import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import { Duplex } from "node:stream";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
@@ -75,55 +74,27 @@ function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServic
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-/** Cleartext HTTP/1.1 and h2c (prior knowledge) on one port: the first bytes say which. */
+/**
+ * Cleartext HTTP/1.1 and h2c (prior knowledge) on one port: the first bytes say
+ * which. They are pushed back onto the socket before the socket is handed over;
+ * both the HTTP/1 parser and an HTTP/2 session read what is buffered there first.
+ */
 function cleartextServer(handler: http.RequestListener & ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void)): net.Server {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   return net.createServer((socket) => {
     socket.once("data", (first: Buffer) => {
       socket.pause();
+      socket.unshift(first);
       const head = first.subarray(0, HTTP2_PREFACE.length);
       if (head.equals(HTTP2_PREFACE.subarray(0, head.length))) {
-        h2.emit("connection", replaying(socket, first));
+        h2.emit("connection", socket);
       } else {
-        // The HTTP/1 parser reads what is pushed back onto the socket.
-        socket.unshift(first);
         h1.emit("connection", socket);
         socket.resume();
       }
     });
   });
-}
-
-/**
- * The socket as a Duplex that first yields the bytes already read from it.
- * (An HTTP/2 session reads from the socket's native handle, so bytes pushed
- * back with unshift() would never reach it.)
- */
-function replaying(socket: net.Socket, first: Buffer): Duplex {
-  const duplex = new Duplex({
-    read() {
-      socket.resume();
-    },
-    write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void) {
-      socket.write(chunk, encoding, callback);
-    },
-    final(callback: () => void) {
-      socket.end(callback);
-    },
-    destroy(error: Error | null, callback: (error: Error | null) => void) {
-      socket.destroy(error ?? undefined);
-      callback(error);
-    },
-  });
-  duplex.push(first);
-  socket.on("data", (chunk: Buffer) => {
-    if (!duplex.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => duplex.push(null));
-  socket.on("error", (error) => duplex.destroy(error));
-  socket.on("close", () => duplex.destroy());
-  return duplex;
 }
 
 interface FallbackResponse {
