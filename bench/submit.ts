@@ -13,7 +13,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/health/v1/health_pb.js";
 import { SubmitRequestSchema, SubmitResponseSchema, TaskService } from "../gen/rookery/v1/task_service_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
-import { grpcJsUnary } from "./lib/grpc-js-unary.js";
+import { grpcJsUnary } from "./lib/grpc-js-calls.js";
 import { closedLoop, cpuMicros, median } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 

@@ -9,6 +9,10 @@ export interface Ready {
   child: ChildProcess;
   /** The words after "ready" on the ready line. */
   words: string[];
+  /** Writes a command line to the script's stdin. */
+  send(line: string): void;
+  /** The next line the script prints that starts with `prefix`. */
+  nextLine(prefix: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -29,15 +33,21 @@ function track(child: ChildProcess): () => Promise<void> {
 
 /** Runs a TypeScript file of this repo with tsx and waits for its "ready" line. */
 export async function startScript(file: string, args: string[] = []): Promise<Ready> {
-  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", file, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   const stop = track(child);
-  const words = await new Promise<string[]>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.startsWith("ready")) resolve(line.split(" ").slice(1));
-    });
-    child.once("exit", (code) => reject(new Error(`${file} exited (${code}) before it was ready`)));
+  const waiting: { prefix: string; resolve(line: string): void }[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    const i = waiting.findIndex((w) => line.startsWith(w.prefix));
+    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(line);
   });
-  return { child, words, stop };
+  const nextLine = (prefix: string) => new Promise<string>((resolve) => waiting.push({ prefix, resolve }));
+  const ready = await Promise.race([
+    nextLine("ready"),
+    once(child, "exit").then(([code]) => {
+      throw new Error(`${file} exited (${code}) before it was ready`);
+    }),
+  ]);
+  return { child, words: ready.split(" ").slice(1), send: (line) => child.stdin!.write(`${line}\n`), nextLine, stop };
 }
 
 export async function freePort(): Promise<number> {

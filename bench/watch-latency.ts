@@ -1,0 +1,114 @@
+// Figure 3: Watch latency, from a status transition's commit (the event's
+// time) to its arrival at the watcher, p50/p99, with 1, 100 and 1,000
+// watchers on each listener, beside the bare fan-out floor of each stack
+// (bench/peers/fanout-servers.ts pushing one stamped message to N open
+// streams). Rookery's events come from a running task: EVENTS iterations,
+// each model reply held back GAP_MS so one fan-out ends before the next.
+// Event times have 1 ms resolution, the same for Rookery and the floor.
+// Run: npx tsx bench/watch-latency.ts
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
+import { startChildServer, type ChildServer } from "../test/support/child-server.js";
+import { FakeOpenAI } from "../test/support/fake-openai.js";
+import { median, percentile } from "./lib/measure.js";
+import { startScript, type Ready } from "./lib/processes.js";
+import { ageMs, openWatchers, rookeryWatchStreams, waitFor, type Listener } from "./lib/watchers.js";
+
+const WATCHERS = [1, 100, 1000];
+const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
+const EVENTS = 20;
+const GAP_MS = 150;
+const CONNECTIONS = 1;
+const ROUNDS = 3;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function floorLatencies(floor: Ready, listener: Listener, n: number): Promise<number[]> {
+  const [grpcPort, connectPort] = floor.words.map(Number) as [number, number];
+  const latencies: number[] = [];
+  const watchers = openWatchers(listener, listener === "grpc-js" ? grpcPort : connectPort, n, CONNECTIONS, { id: "floor", afterSequence: 0n }, (e) =>
+    latencies.push(ageMs(e)),
+  );
+  const column = listener === "grpc-js" ? 1 : 2;
+  await waitFor(async () => {
+    floor.send("count");
+    return Number((await floor.nextLine("count")).split(" ")[column]) === n;
+  }, `${n} floor streams`);
+  for (let k = 1; k <= EVENTS; k++) {
+    floor.send(`push ${k}`);
+    await waitFor(async () => latencies.length >= k * n, `push ${k} to arrive`);
+    await sleep(GAP_MS);
+  }
+  watchers.close();
+  await watchers.ended;
+  return latencies;
+}
+
+async function rookeryLatencies(server: ChildServer, fake: FakeOpenAI, listener: Listener, n: number, round: number): Promise<number[]> {
+  const prompt = `watch ${listener} ${n} ${round}`;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  fake.respond(async (c) => {
+    if (c.prompt !== prompt) return { content: "?" };
+    if (c.turn === 0) await gate;
+    else await sleep(GAP_MS);
+    return c.turn < EVENTS ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
+  });
+  const { task } = await server.client.submit({ prompt, maxIterations: EVENTS + 1 });
+  await fake.waitForCall((c) => c.prompt === prompt);
+  const { task: running } = await server.client.get({ id: task!.id });
+  if (running!.status !== TaskStatus.RUNNING) throw new Error("task not running");
+  const latencies: number[] = [];
+  const port = listener === "grpc-js" ? server.grpcPort : server.httpPort;
+  const watchers = openWatchers(listener, port, n, CONNECTIONS, { id: task!.id, afterSequence: running!.lastEventSequence }, (e) =>
+    latencies.push(ageMs(e)),
+  );
+  await waitFor(async () => (await rookeryWatchStreams(server.httpPort)) === n, `${n} Rookery watchers`);
+  open();
+  await watchers.ended; // the task completes, and every stream ends after its last event
+  return latencies;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "rookery-bench-watch-"));
+const fake = await FakeOpenAI.start();
+const floor = await startScript("bench/peers/fanout-servers.ts");
+const server = await startChildServer({
+  ROOKERY_SQLITE_PATH: join(dir, "watch.db"),
+  OPENAI_BASE_URL: fake.baseURL,
+  OPENAI_API_KEY: "bench",
+  ROOKERY_CONCURRENCY: "1",
+  ROOKERY_MAX_WATCHES_PER_KEY: "20000",
+});
+
+type Row = { p50: number[]; p99: number[] };
+const rows = new Map<string, Row>();
+const record = (name: string, latencies: number[]) => {
+  const row = rows.get(name) ?? { p50: [], p99: [] };
+  row.p50.push(percentile(latencies, 50));
+  row.p99.push(percentile(latencies, 99));
+  rows.set(name, row);
+};
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const listener of LISTENERS) {
+    for (const n of WATCHERS) {
+      record(`${listener} floor, ${n} watchers`, await floorLatencies(floor, listener, n));
+      record(`${listener} Rookery, ${n} watchers`, await rookeryLatencies(server, fake, listener, n, round));
+    }
+  }
+}
+
+console.log(`Watch latency, commit to arrival, ${EVENTS} events ${GAP_MS} ms apart, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+for (const [name, row] of rows) {
+  console.log(`${name.padEnd(36)} p50 ${median(row.p50).toFixed(1).padStart(6)} ms   p99 ${median(row.p99).toFixed(1).padStart(6)} ms`);
+}
+for (const listener of LISTENERS) {
+  const ratio = median(rows.get(`${listener} Rookery, 1000 watchers`)!.p99) / median(rows.get(`${listener} floor, 1000 watchers`)!.p99);
+  console.log(`${listener}: Rookery p99 / floor p99 at 1000 watchers: ${ratio.toFixed(2)}x (target <= 1.2x)`);
+}
+server.process.kill("SIGTERM");
+await server.exited;
+await floor.stop();
+await fake.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
