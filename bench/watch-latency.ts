@@ -2,8 +2,9 @@
 // time) to its arrival at the watcher, p50/p99, with 1, 100 and 1,000
 // watchers on each listener, beside the bare fan-out floor of each stack
 // (bench/peers/fanout-servers.ts pushing one stamped message to N open
-// streams). Rookery's events come from a running task: EVENTS iterations,
-// each model reply held back GAP_MS so one fan-out ends before the next.
+// streams). Rookery's events come from a running task, one per iteration,
+// each model reply held back a gap long enough for one fan-out to end before
+// the next (PACE: events and gap per watcher count).
 // Event times have 1 ms resolution, the same for Rookery and the floor.
 // Run: npx tsx bench/watch-latency.ts
 import { mkdtempSync, rmSync } from "node:fs";
@@ -18,8 +19,11 @@ import { ageMs, openWatchers, rookeryWatchStreams, waitFor, type Listener } from
 
 const WATCHERS = [1, 100, 1000];
 const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
-const EVENTS = 20;
-const GAP_MS = 150;
+const PACE: Record<number, { events: number; gapMs: number }> = {
+  1: { events: 100, gapMs: 20 },
+  100: { events: 100, gapMs: 40 },
+  1000: { events: 50, gapMs: 150 },
+};
 const CONNECTIONS = 1;
 const ROUNDS = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,14 +35,15 @@ async function floorLatencies(floor: Ready, listener: Listener, n: number): Prom
     latencies.push(ageMs(e)),
   );
   const column = listener === "grpc-js" ? 1 : 2;
+  const { events, gapMs } = PACE[n]!;
   await waitFor(async () => {
     floor.send("count");
     return Number((await floor.nextLine("count")).split(" ")[column]) === n;
   }, `${n} floor streams`);
-  for (let k = 1; k <= EVENTS; k++) {
+  for (let k = 1; k <= events; k++) {
     floor.send(`push ${k}`);
     await waitFor(async () => latencies.length >= k * n, `push ${k} to arrive`);
-    await sleep(GAP_MS);
+    await sleep(gapMs);
   }
   watchers.close();
   await watchers.ended;
@@ -47,15 +52,16 @@ async function floorLatencies(floor: Ready, listener: Listener, n: number): Prom
 
 async function rookeryLatencies(server: ChildServer, fake: FakeOpenAI, listener: Listener, n: number, round: number): Promise<number[]> {
   const prompt = `watch ${listener} ${n} ${round}`;
+  const { events, gapMs } = PACE[n]!;
   let open!: () => void;
   const gate = new Promise<void>((resolve) => (open = resolve));
   fake.respond(async (c) => {
     if (c.prompt !== prompt) return { content: "?" };
     if (c.turn === 0) await gate;
-    else await sleep(GAP_MS);
-    return c.turn < EVENTS ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
+    else await sleep(gapMs);
+    return c.turn < events ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
   });
-  const { task } = await server.client.submit({ prompt, maxIterations: EVENTS + 1 });
+  const { task } = await server.client.submit({ prompt, maxIterations: events + 1 });
   await fake.waitForCall((c) => c.prompt === prompt);
   const { task: running } = await server.client.get({ id: task!.id });
   if (running!.status !== TaskStatus.RUNNING) throw new Error("task not running");
@@ -98,7 +104,8 @@ for (let round = 1; round <= ROUNDS; round++) {
   }
 }
 
-console.log(`Watch latency, commit to arrival, ${EVENTS} events ${GAP_MS} ms apart, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+const pace = WATCHERS.map((n) => `${n}: ${PACE[n]!.events} events ${PACE[n]!.gapMs} ms apart`).join(", ");
+console.log(`Watch latency, commit to arrival (${pace}), median of ${ROUNDS} rounds (${new Date().toISOString()})`);
 for (const [name, row] of rows) {
   console.log(`${name.padEnd(36)} p50 ${median(row.p50).toFixed(1).padStart(6)} ms   p99 ${median(row.p99).toFixed(1).padStart(6)} ms`);
 }

@@ -34,21 +34,29 @@ export async function* watchEvents(options: WatchOptions): AsyncGenerator<TaskEv
   const inbox = new Inbox(options.inboxLimit ?? 256);
   const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length);
   let last = options.afterSequence;
+  let readStore = true; // first the stored events after afterSequence
   try {
     for (;;) {
+      let delivered = false;
       for (let next = inbox.take(last); next; next = inbox.take(last)) {
         yield next;
         last = next.sequence;
+        delivered = true;
         if (endsWatch(next)) return;
       }
-      const stored = await store.events(taskId, last, batch);
-      for (const event of stored) {
-        yield event;
-        last = event.sequence;
-        if (endsWatch(event)) return;
+      // Woken by a live event that was next in line, with nothing left over: the
+      // store has nothing newer to tell. Otherwise (a gap, an overflow, a poll
+      // for other replicas' events) it is read.
+      if (readStore || !delivered || inbox.length > 0) {
+        const stored = await store.events(taskId, last, batch);
+        for (const event of stored) {
+          yield event;
+          last = event.sequence;
+          if (endsWatch(event)) return;
+        }
+        if (stored.length === batch) continue;
       }
-      if (stored.length === batch) continue;
-      if (!inbox.hasAfter(last)) await inbox.wait(pollMs, signal);
+      readStore = inbox.hasAfter(last) || !(await inbox.wait(pollMs, signal));
       signal.throwIfAborted();
     }
   } finally {
@@ -85,17 +93,19 @@ class Inbox {
     return this.events.some((e) => e.sequence > last);
   }
 
-  wait(ms: number, signal: AbortSignal): Promise<void> {
+  /** Resolves true when an event is pushed, false when `ms` pass (or the signal aborts) first. */
+  wait(ms: number, signal: AbortSignal): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = () => {
+      const done = (pushed: boolean) => {
         clearTimeout(timer);
-        signal.removeEventListener("abort", done);
+        signal.removeEventListener("abort", aborted);
         this.wake = undefined;
-        resolve();
+        resolve(pushed);
       };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener("abort", done, { once: true });
-      this.wake = done;
+      const aborted = () => done(false);
+      const timer = setTimeout(aborted, ms);
+      signal.addEventListener("abort", aborted, { once: true });
+      this.wake = () => done(true);
     });
   }
 }
