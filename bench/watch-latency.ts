@@ -4,7 +4,8 @@
 // (bench/peers/fanout-servers.ts pushing one stamped message to N open
 // streams). Rookery's events come from a running task, one per iteration,
 // each model reply held back a gap long enough for one fan-out to end before
-// the next (PACE: events and gap per watcher count).
+// the next (PACE: events and gap per watcher count); the provider runs in a
+// process of its own (bench/peers/fake-provider.ts).
 // Event times have 1 ms resolution, the same for Rookery and the floor.
 // Run: npx tsx bench/watch-latency.ts
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +13,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../test/support/child-server.js";
-import { FakeOpenAI } from "../test/support/fake-openai.js";
 import { median, percentile } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
 import { ageMs, openWatchers, rookeryWatchStreams, waitFor, type Listener } from "./lib/watchers.js";
@@ -50,38 +50,29 @@ async function floorLatencies(floor: Ready, listener: Listener, n: number): Prom
   return latencies;
 }
 
-async function rookeryLatencies(server: ChildServer, fake: FakeOpenAI, listener: Listener, n: number, round: number): Promise<number[]> {
-  const prompt = `watch ${listener} ${n} ${round}`;
+async function rookeryLatencies(server: ChildServer, provider: Ready, listener: Listener, n: number, round: number): Promise<number[]> {
   const { events, gapMs } = PACE[n]!;
-  let open!: () => void;
-  const gate = new Promise<void>((resolve) => (open = resolve));
-  fake.respond(async (c) => {
-    if (c.prompt !== prompt) return { content: "?" };
-    if (c.turn === 0) await gate;
-    else await sleep(gapMs);
-    return c.turn < events ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
-  });
+  const prompt = `paced ${events} ${gapMs} watch ${listener} ${n} ${round}`;
   const { task } = await server.client.submit({ prompt, maxIterations: events + 1 });
-  await fake.waitForCall((c) => c.prompt === prompt);
-  const { task: running } = await server.client.get({ id: task!.id });
-  if (running!.status !== TaskStatus.RUNNING) throw new Error("task not running");
+  let running = task!;
+  await waitFor(async () => (running = (await server.client.get({ id: task!.id })).task!).status === TaskStatus.RUNNING, "task to run");
   const latencies: number[] = [];
   const port = listener === "grpc-js" ? server.grpcPort : server.httpPort;
-  const watchers = openWatchers(listener, port, n, CONNECTIONS, { id: task!.id, afterSequence: running!.lastEventSequence }, (e) =>
+  const watchers = openWatchers(listener, port, n, CONNECTIONS, { id: task!.id, afterSequence: running.lastEventSequence }, (e) =>
     latencies.push(ageMs(e)),
   );
   await waitFor(async () => (await rookeryWatchStreams(server.httpPort)) === n, `${n} Rookery watchers`);
-  open();
+  provider.send(`open ${prompt}`);
   await watchers.ended; // the task completes, and every stream ends after its last event
   return latencies;
 }
 
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-watch-"));
-const fake = await FakeOpenAI.start();
+const provider = await startScript("bench/peers/fake-provider.ts");
 const floor = await startScript("bench/peers/fanout-servers.ts");
 const server = await startChildServer({
   ROOKERY_SQLITE_PATH: join(dir, "watch.db"),
-  OPENAI_BASE_URL: fake.baseURL,
+  OPENAI_BASE_URL: provider.words[0]!,
   OPENAI_API_KEY: "bench",
   ROOKERY_CONCURRENCY: "1",
   ROOKERY_MAX_WATCHES_PER_KEY: "20000",
@@ -99,7 +90,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   for (const listener of LISTENERS) {
     for (const n of WATCHERS) {
       record(`${listener} floor, ${n} watchers`, await floorLatencies(floor, listener, n));
-      record(`${listener} Rookery, ${n} watchers`, await rookeryLatencies(server, fake, listener, n, round));
+      record(`${listener} Rookery, ${n} watchers`, await rookeryLatencies(server, provider, listener, n, round));
     }
   }
 }
@@ -116,6 +107,6 @@ for (const listener of LISTENERS) {
 server.process.kill("SIGTERM");
 await server.exited;
 await floor.stop();
-await fake.close();
+await provider.stop();
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
