@@ -1,5 +1,6 @@
 // Many Watch streams from this process, on either listener, spread over a few
 // connections; each event is handed over with its arrival time.
+import { setMaxListeners } from "node:events";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -30,6 +31,7 @@ export function openWatchers(
   onEvent: (event: TaskEvent) => void,
 ): Watchers {
   const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // one listener per stream
   const streams: Promise<void>[] = [];
   if (listener === "grpc-js") {
     const clients = Array.from({ length: connections }, () => grpcJsClient(`127.0.0.1:${port}`));
