@@ -165,9 +165,9 @@ export class SqliteTaskStore implements TaskStore {
       params.push(key, value);
     }
     if (query.after) {
-      where.push("(created_at < ? OR (created_at = ? AND id < ?))");
-      const ms = query.after.createdAt.getTime();
-      params.push(ms, ms, query.after.id);
+      // A row value, so that the keyset is one range of the (created_at, id) index.
+      where.push("(created_at, id) < (?, ?)");
+      params.push(query.after.createdAt.getTime(), query.after.id);
     }
     const sql = `SELECT doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
                  ORDER BY created_at DESC, id DESC LIMIT ?`;
