@@ -4,7 +4,7 @@
 // @grpc/grpc-js client, the connect-node rows a connect-node client (binary
 // Connect protocol over HTTP/2). Embedded store; the server runs no tasks
 // (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
-// Run: npx tsx bench/submit.ts [seconds per measurement, default 5]
+// Run: npx tsx bench/submit.ts [seconds per measurement, default 5] [store: sqlite|mongodb]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,11 +13,13 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckRequestSchema, HealthCheckResponseSchema } from "../gen/health/v1/health_pb.js";
 import { SubmitRequestSchema, SubmitResponseSchema, TaskService } from "../gen/rookery/v1/task_service_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
+import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
 import { closedLoop, cpuMicros, median } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const SECONDS = Number(process.argv[2] ?? 5);
+const STORE = process.argv[3] ?? "sqlite";
 const CALLERS = 64;
 const ROUNDS = 3;
 
@@ -38,7 +40,8 @@ const dir = mkdtempSync(join(tmpdir(), "rookery-bench-"));
 const floorServers = await startScript("bench/peers/noop-servers.ts");
 const [grpcFloorPort, connectFloorPort] = floorServers.words.map(Number) as [number, number];
 const floors = { pid: floorServers.child.pid!, grpcPort: grpcFloorPort, connectPort: connectFloorPort };
-const rookery = await startChildServer({ ROOKERY_SQLITE_PATH: join(dir, "bench.db"), ROOKERY_CONCURRENCY: "0", ROOKERY_LOG_LEVEL: "info" });
+const store = await benchStore(STORE, dir, "submit");
+const rookery = await startChildServer({ ...store.env, ROOKERY_CONCURRENCY: "0" });
 const rookeryPid = rookery.process.pid!;
 let n = 0;
 const grpcSubmit = grpcJsUnary(`127.0.0.1:${rookery.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
@@ -60,7 +63,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     results[name].cpu.push(r.cpuPerCall);
   }
 }
-console.log(`Submit vs floor, ${CALLERS} callers, ${SECONDS}s x ${ROUNDS} rounds, medians (${new Date().toISOString()})`);
+console.log(`Submit vs floor, ${STORE} store, ${CALLERS} callers, ${SECONDS}s x ${ROUNDS} rounds, medians (${new Date().toISOString()})`);
 for (const [name, r] of Object.entries(results)) {
   console.log(`${name.padEnd(36)} ${median(r.rate).toFixed(0).padStart(7)} calls/s  ${median(r.cpu).toFixed(0).padStart(5)} µs server CPU/call`);
 }
@@ -72,5 +75,7 @@ grpcCheck.close();
 await floorServers.stop();
 rookery.process.kill("SIGTERM");
 await rookery.exited;
+await store.drop();
+await stopBenchStores();
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);
