@@ -21,7 +21,7 @@ const STORE = process.argv[3] ?? "sqlite";
 const CONCURRENCY = 16; // Rookery's default ROOKERY_CONCURRENCY, and the BullMQ worker's
 const CALLERS = 64;
 const ROUNDS = 3;
-const POLL_MS = 20;
+const POLL_MS = 50;
 
 /** Runs `submit` for TASKS items from CALLERS loops. */
 async function submitAll(submit: (i: number) => Promise<unknown>): Promise<void> {
