@@ -3,7 +3,7 @@
 // in the new process and until every task has COMPLETED. Each task has
 // checkpointed one iteration and is in its second model call when the first
 // process dies; the new process must wait out the lease, then continue.
-// Run: npx tsx bench/recovery.ts [lease ms, default 5000] [store: sqlite|mongodb]
+// Run: npx tsx bench/recovery.ts [lease ms, default 5000] [store: sqlite|mongodb] [tasks, default 100]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,9 +15,10 @@ import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 
 const LEASE_MS = Number(process.argv[2] ?? 5000);
 const STORE = process.argv[3] ?? "sqlite";
-const TASKS = 100;
+const TASKS = Number(process.argv[4] ?? 100);
 const ROUNDS = 3;
 
+const progress = (round: number, what: string) => console.error(`round ${round}: ${what}`);
 const fake = await FakeOpenAI.start();
 let phase: "before kill" | "after kill" = "before kill";
 fake.respond((c) => {
@@ -46,7 +47,9 @@ async function round(n: number): Promise<Round> {
   const first = await startChildServer(env);
   const ids: string[] = [];
   for (let i = 0; i < TASKS; i++) ids.push((await first.client.submit({ prompt: `recover ${n}.${i}` })).task!.id);
+  progress(n, `submitted ${TASKS} tasks`);
   await Promise.all(ids.map((_, i) => fake.waitForCall((c) => c.prompt === `recover ${n}.${i}` && c.turn === 1)));
+  progress(n, "every task is in its second model call");
   const before = await Promise.all(ids.map(async (id) => (await first.client.get({ id })).task!));
   if (!before.every((t) => t.status === TaskStatus.RUNNING && t.iterations === 1)) throw new Error("tasks not all running at iteration 1");
 
@@ -56,6 +59,7 @@ async function round(n: number): Promise<Round> {
   phase = "after kill";
   const second: ChildServer = await startChildServer(env);
   const restartMs = performance.now() - killedAt;
+  progress(n, "killed and restarted");
   const runningAt: number[] = [];
   const completedAt: number[] = [];
   await Promise.all(
