@@ -56,6 +56,34 @@ describe("watchEvents()", () => {
     expect(feed.watcherCount()).toBe(0);
   });
 
+  it("should not read the store for live events that arrive next in line", async () => {
+    const { feed, inner, store, task, step, finish } = await setup();
+    let reads = 0;
+    const counting = Object.assign(Object.create(inner) as SqliteTaskStore, {
+      events: async (id: string, after: number, limit: number) => {
+        reads += 1;
+        return inner.events(id, after, limit);
+      },
+    });
+    const stream = watchEvents({ store: counting, feed, taskId: task.id, afterSequence: 2, signal: new AbortController().signal, pollMs: 10_000 });
+    const seen = sequences(stream);
+    await new Promise((r) => setTimeout(r, 10)); // the watcher has read the replay and waits
+    for (let i = 1; i <= 10; i++) await store.commit(task.id, step(i));
+    await store.commit(task.id, finish);
+    expect(await seen).toEqual(Array.from({ length: 11 }, (_, i) => i + 3));
+    expect(reads).toBe(1); // the replay only
+  });
+
+  it("should find events written past the feed (another replica) at its poll interval", async () => {
+    const { feed, inner, task, step, finish } = await setup();
+    const stream = watchEvents({ store: inner, feed, taskId: task.id, afterSequence: 2, signal: new AbortController().signal, pollMs: 20 });
+    const seen = sequences(stream);
+    await new Promise((r) => setTimeout(r, 10));
+    await inner.commit(task.id, step(1)); // straight to the store: no live event
+    await inner.commit(task.id, finish);
+    expect(await seen).toEqual([3, 4]);
+  });
+
   it("should stop at its signal and unsubscribe", async () => {
     const { feed, store, task } = await setup();
     const controller = new AbortController();
