@@ -47,9 +47,10 @@ describeWithMongo("replicas sharing one MongoDB", () => {
   it("should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other", { timeout: 240_000 }, async () => {
     database = uniqueDatabase("rookery_race");
     fake.respond((c) => (c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"1+1"}' }] } : { content: `done: ${c.prompt}` }));
-    // Leases far longer than any stall of a loaded FerretDB: a lapsed lease re-runs an
-    // iteration (at-least-once), which this test must not see.
-    const [a, b] = [await replica("key-a", { ROOKERY_LEASE_MS: "10000" }), await replica("key-b", { ROOKERY_LEASE_MS: "10000" })];
+    // The default lease (30 s), far longer than any stall of a loaded FerretDB: a lapsed
+    // lease re-runs an iteration (at-least-once), which this test must not see. With 10 s,
+    // one CI run in seven saw a task's second iteration run on both replicas.
+    const [a, b] = [await replica("key-a", { ROOKERY_LEASE_MS: "30000" }), await replica("key-b", { ROOKERY_LEASE_MS: "30000" })];
     const prompts = Array.from({ length: 200 }, (_, i) => `race ${i}`);
     const other = (i: number) => (i % 2 === 0 ? b : a);
     const submitted = await Promise.all(
