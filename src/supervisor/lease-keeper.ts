@@ -1,12 +1,9 @@
 // Keeps one run's lease alive: renews it every leaseMs/3 and calls `onLost`
 // once when the store says the lease is gone (taken over, or the task was
 // cancelled) or when it could not be renewed before it expired.
-import type { TaskStore } from "../store/task-store.js";
-
 export interface LeaseKeeperOptions {
-  store: TaskStore;
-  taskId: string;
-  token: string;
+  /** Extends the lease to `expiresAt`; false when it is no longer held. */
+  renew: (expiresAt: Date) => Promise<boolean>;
   leaseMs: number;
   expiresAt: Date;
   onLost: (why: string) => void;
@@ -35,7 +32,7 @@ export class LeaseKeeper {
     this.renewing = true;
     const next = new Date(Date.now() + this.o.leaseMs);
     try {
-      const held = await this.o.store.renewLease(this.o.taskId, this.o.token, next);
+      const held = await this.o.renew(next);
       if (this.stopped) return;
       if (held) this.expiresAt = next;
       else this.lose("the lease was taken over or the task left RUNNING");

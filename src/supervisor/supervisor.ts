@@ -11,6 +11,7 @@ import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import { crashPoint } from "../testing/crash-points.js";
 import { LeaseKeeper } from "./lease-keeper.js";
+import { OneAtATime } from "./one-at-a-time.js";
 
 export interface SupervisorOptions {
   store: TaskStore;
@@ -132,10 +133,13 @@ export class Supervisor {
     const token = task.lease!.token;
     const log = this.o.logger.child({ taskId: task.id });
     log.info({ iterations: task.iterations, resumed: Boolean(task.checkpoint) }, "task claimed");
+    // The run's own writes (checkpoints, its last transition, lease renewals) go one at a
+    // time: a renewal interleaved with a commit could be lost (the MongoDB adapter renews
+    // the event it read as newest, which a concurrent commit may have just superseded).
+    const writes = new OneAtATime();
+    const commit = (decide: Decide) => writes.run(() => this.o.store.commit(task.id, decide));
     const keeper = new LeaseKeeper({
-      store: this.o.store,
-      taskId: task.id,
-      token,
+      renew: (expiresAt) => writes.run(() => this.o.store.renewLease(task.id, token, expiresAt)),
       leaseMs: this.o.leaseMs,
       expiresAt: task.lease!.expiresAt,
       onLost: (why) => controller.abort(new RunStopped("lease_lost", why)),
@@ -145,35 +149,35 @@ export class Supervisor {
       const outcome = await runAgent(task, this.o.agent, {
         signal: controller.signal,
         checkpoint: async (progress) => {
-          await this.o.store.commit(task.id, checkpoint(token, progress));
+          await commit(checkpoint(token, progress));
           crashPoint("after_checkpoint");
         },
       });
       keeper.stop();
-      await this.o.store.commit(task.id, finish(token, outcome));
+      await commit(finish(token, outcome));
       log.info({ outcome: outcome.kind }, "task run ended");
     } catch (error) {
       keeper.stop();
-      await this.stopped(task, token, controller.signal.reason ?? error, log);
+      await this.stopped(token, controller.signal.reason ?? error, commit, log);
     }
   }
 
   /** A run ended by abort or error: decide what, if anything, to write. */
-  private async stopped(task: Task, token: string, reason: unknown, log: Logger): Promise<void> {
+  private async stopped(token: string, reason: unknown, commit: (decide: Decide) => Promise<unknown>, log: Logger): Promise<void> {
     if (reason instanceof RunStopped && reason.why === "shutdown") {
-      await this.tryCommit(task.id, release(token), log, "handed back");
+      await this.tryCommit(commit, release(token), log, "handed back");
     } else if (reason instanceof RunStopped || isLeaseLost(reason)) {
       // Cancelled (already recorded by the caller) or taken over: the task is no longer ours.
       log.info({ why: errorMessage(reason) }, "task run stopped");
     } else {
       log.error({ err: errorMessage(reason) }, "task run failed unexpectedly");
-      await this.tryCommit(task.id, fail(token, `internal error: ${errorMessage(reason)}`), log, "failed");
+      await this.tryCommit(commit, fail(token, `internal error: ${errorMessage(reason)}`), log, "failed");
     }
   }
 
-  private async tryCommit(id: string, decide: Decide, log: Logger, what: string): Promise<void> {
+  private async tryCommit(commit: (decide: Decide) => Promise<unknown>, decide: Decide, log: Logger, what: string): Promise<void> {
     try {
-      await this.o.store.commit(id, decide);
+      await commit(decide);
       log.info(`task ${what}`);
     } catch (error) {
       // The lease will expire and another worker (or this one) will take the task over.
