@@ -74,6 +74,7 @@ export class SqliteTaskStore implements TaskStore {
   private flushWrites(): void {
     const batch = this.pendingWrites;
     this.pendingWrites = [];
+    if (batch.length === 0) return; // close() flushed them already
     let outcomes: WriteOutcome[];
     try {
       outcomes = this.guard(() => this.writeBatch(batch.map((p) => p.write)));
@@ -91,8 +92,8 @@ export class SqliteTaskStore implements TaskStore {
   /**
    * Runs the batch in one transaction. If any write throws (a refused transition
    * does, before it writes), the batch is rolled back and run again with a
-   * savepoint per write, so that only the failing ones are lost. The writes are
-   * deterministic, so the second run decides what the first would have.
+   * savepoint per write, so that only the failing ones are lost. A write reads only
+   * the store and the clock, so the second run decides as the first would have.
    */
   private writeBatch(writes: (() => unknown)[]): WriteOutcome[] {
     try {
