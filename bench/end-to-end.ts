@@ -13,7 +13,7 @@ import { Redis } from "ioredis";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
-import { median } from "./lib/measure.js";
+import { median, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -21,7 +21,7 @@ const STORE = process.argv[3] ?? "sqlite";
 const CONCURRENCY = 16; // Rookery's default ROOKERY_CONCURRENCY, and the BullMQ worker's
 const CALLERS = 64;
 const ROUNDS = 3;
-const POLL_MS = 50;
+const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
 
 /** Runs `submit` for TASKS items from CALLERS loops. */
 async function submitAll(submit: (i: number) => Promise<unknown>): Promise<void> {
@@ -31,10 +31,6 @@ async function submitAll(submit: (i: number) => Promise<unknown>): Promise<void>
       while (next < TASKS) await submit(next++);
     }),
   );
-}
-
-async function until(done: () => Promise<boolean>): Promise<void> {
-  while (!(await done())) await new Promise((r) => setTimeout(r, POLL_MS));
 }
 
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
@@ -52,7 +48,7 @@ async function rookeryRound(n: number): Promise<number> {
   const { client } = server;
   const t0 = performance.now();
   await submitAll((i) => client.submit({ prompt: `e2e ${n}.${i}` }));
-  await until(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0);
+  await waitFor(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
   const seconds = (performance.now() - t0) / 1000;
   let completed = 0;
   let pageToken = "";
@@ -76,7 +72,7 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
   const queue = new Queue(name, { connection });
   const t0 = performance.now();
   await submitAll((i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
-  await until(async () => (await queue.getJobCounts("completed")).completed! >= TASKS);
+  await waitFor(async () => (await queue.getJobCounts("completed")).completed! >= TASKS, "every job to complete", UNTIL_DONE);
   const seconds = (performance.now() - t0) / 1000;
   const counts = await queue.getJobCounts("completed", "failed");
   if (counts.completed !== TASKS || counts.failed !== 0) throw new Error(`bullmq: ${JSON.stringify(counts)}`);

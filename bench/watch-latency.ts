@@ -13,9 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../test/support/child-server.js";
-import { median, percentile } from "./lib/measure.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { median, percentile, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
-import { ageMs, openWatchers, rookeryWatchStreams, waitFor, type Listener } from "./lib/watchers.js";
+import { ageMs, openWatchers, rookeryWatchStreams, type Listener } from "./lib/watchers.js";
 
 const WATCHERS = [1, 100, 1000];
 const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
@@ -26,7 +27,6 @@ const PACE: Record<number, { events: number; gapMs: number }> = {
 };
 const CONNECTIONS = 1;
 const ROUNDS = 3;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function floorLatencies(floor: Ready, listener: Listener, n: number): Promise<number[]> {
   const [grpcPort, connectPort] = floor.words.map(Number) as [number, number];

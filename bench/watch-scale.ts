@@ -11,16 +11,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus, type TaskEvent } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
-import { median, rssBytes } from "./lib/measure.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { median, rssBytes, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
-import { ageMs, openWatchers, rookeryWatchStreams, waitFor, type Listener } from "./lib/watchers.js";
+import { ageMs, openWatchers, rookeryWatchStreams, type Listener } from "./lib/watchers.js";
 
 const STREAMS = Number(process.argv[2] ?? 10_000);
 const CONNECTIONS = 10;
 const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
 const ROUNDS = 3;
 const SETTLE_MS = 2000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Measure {
   kbPerStream: number;
@@ -45,11 +45,11 @@ async function measure(
     arrived += 1;
   };
   const watchers = openWatchers(listener, port, STREAMS, CONNECTIONS, request, onEvent);
-  await waitFor(async () => (await open()) === STREAMS, `${STREAMS} open streams`, 120_000);
+  await waitFor(async () => (await open()) === STREAMS, `${STREAMS} open streams`, { timeoutMs: 120_000 });
   await sleep(SETTLE_MS);
   const after = rssBytes(pid);
   await fire();
-  await waitFor(async () => arrived === STREAMS, "the event at every watcher", 120_000);
+  await waitFor(async () => arrived === STREAMS, "the event at every watcher", { timeoutMs: 120_000 });
   watchers.close();
   await watchers.ended;
   return { kbPerStream: (after - before) / STREAMS / 1024, fanOutMs: slowest };

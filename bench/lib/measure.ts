@@ -1,5 +1,6 @@
 // Small measuring helpers shared by the benchmarks.
 import { readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** CPU time (user + system) a process has used, in microseconds, from /proc. */
 export function cpuMicros(pid: number): number {
@@ -38,4 +39,17 @@ export async function closedLoop(concurrency: number, ms: number, worker: () => 
     }),
   );
   return calls;
+}
+
+/** Polls `check` every `pollMs` until it is true; throws after `timeoutMs`. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  what: string,
+  { timeoutMs = 60_000, pollMs = 20 }: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(pollMs);
+  }
 }

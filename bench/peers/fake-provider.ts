@@ -7,11 +7,11 @@
 // "open <prompt>" on stdin, then each reply comes <gap ms> after its call, a
 // call of the tool current_time until <events> iterations are done.
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import { FakeOpenAI } from "../../test/support/fake-openai.js";
 
 const gates = new Map<string, () => void>();
 const gate = (prompt: string) => new Promise<void>((resolve) => gates.set(prompt, resolve));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const fake = await FakeOpenAI.start();
 fake.respond(async ({ prompt, turn }) => {
