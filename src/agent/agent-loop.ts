@@ -6,7 +6,8 @@
 import { randomUUID } from "node:crypto";
 import { addUsage, type ChatMessage, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
 import type { Progress } from "../domain/transitions.js";
-import { ModelCallError, type ModelClient } from "./model-client.js";
+import type { ModelClient } from "./model-client.js";
+import { ModelCallError } from "./model-errors.js";
 import { crashPoint } from "../testing/crash-points.js";
 import type { ToolRegistry } from "./tools/registry.js";
 
@@ -94,6 +95,7 @@ function initialCheckpoint(task: Task, provider: string, model: string, toolsEna
   const messages: ChatMessage[] = [];
   if (task.systemPrompt) messages.push({ role: "system", content: task.systemPrompt });
   messages.push({ role: "user", content: task.prompt });
+  for (const followUp of task.followUps ?? []) messages.push({ role: "user", content: followUp });
   return {
     sessionId: randomUUID(),
     iteration: 0,

@@ -3,7 +3,11 @@
 // with capped exponential backoff and jitter, honouring Retry-After.
 import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
-import type { ChatMessage, ToolCall, ToolDefinition, Usage } from "../domain/task.js";
+import type { ChatMessage, ToolDefinition } from "../domain/task.js";
+import { ModelCallError, MalformedResponseError } from "./model-errors.js";
+import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
+
+export type { ModelReply, ReplyDelta };
 
 export interface ProviderSettings {
   baseURL?: string;
@@ -14,6 +18,8 @@ export interface ModelClientOptions {
   providers: Record<string, ProviderSettings>;
   timeoutMs: number;
   maxRetries: number;
+  /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
+  maxReplyBytes: number;
 }
 
 export interface ModelRequest {
@@ -22,22 +28,8 @@ export interface ModelRequest {
   messages: ChatMessage[];
   tools: ToolDefinition[];
   signal: AbortSignal;
-}
-
-export interface ModelReply {
-  content: string;
-  toolCalls: ToolCall[];
-  usage: Usage;
-}
-
-/** The model call failed for good (after the SDK's retries); `message` says why. */
-export class ModelCallError extends Error {
-  override readonly name: string = "ModelCallError";
-}
-
-/** The endpoint answered, but not with a chat completion we could read. Retryable. */
-class MalformedResponseError extends ModelCallError {
-  override readonly name: string = "MalformedResponseError";
+  /** Called with what each streamed chunk added, as it arrives. */
+  onDelta?: (delta: ReplyDelta) => void;
 }
 
 /** 0.5 s doubling to at most 8 s, times a random factor in [0.75, 1] (as the SDK does). */
@@ -64,10 +56,6 @@ export class ModelClient {
 
   constructor(private readonly options: ModelClientOptions) {}
 
-  hasProvider(name: string): boolean {
-    return name in this.options.providers;
-  }
-
   /**
    * One model call. HTTP-level failures are retried inside the SDK; a response
    * that arrives but cannot be parsed is retried here, as many times, with the
@@ -78,7 +66,7 @@ export class ModelClient {
       try {
         return await this.completeOnce(request);
       } catch (error) {
-        if (!(error instanceof MalformedResponseError) || attempt >= this.options.maxRetries) throw error;
+        if (!(error instanceof ModelCallError && error.retryable) || attempt >= this.options.maxRetries) throw error;
         await abortableDelay(backoffMs(attempt), request.signal);
       }
     }
@@ -92,34 +80,30 @@ export class ModelClient {
     const forward = () => call.abort(request.signal.reason);
     request.signal.addEventListener("abort", forward, { once: true });
     try {
-      const stream = client.chat.completions.stream(
+      // The raw chunks, not the SDK's ChatCompletionStream helper: see reply-assembler.ts.
+      const stream = await client.chat.completions.create(
         {
           model: request.model,
           messages: request.messages.map(toOpenAiMessage),
           ...(request.tools.length > 0 ? { tools: request.tools.map(toOpenAiTool) } : {}),
+          stream: true,
           stream_options: { include_usage: true },
         },
         { signal: call.signal },
       );
-      const completion = await stream.finalChatCompletion();
-      const message = completion.choices[0]?.message;
-      if (!message) throw new MalformedResponseError("the model returned no choices");
-      return {
-        content: message.content ?? "",
-        toolCalls: (message.tool_calls ?? []).flatMap((c) =>
-          c.type === "function" ? [{ id: c.id, name: c.function.name, arguments: c.function.arguments }] : [],
-        ),
-        usage: {
-          promptTokens: completion.usage?.prompt_tokens ?? 0,
-          completionTokens: completion.usage?.completion_tokens ?? 0,
-          totalTokens: completion.usage?.total_tokens ?? 0,
-        },
-      };
+      const reply = new ReplyAssembler(`${request.provider}/${request.model}`, this.options.maxReplyBytes);
+      for await (const chunk of stream) {
+        const delta = reply.add(chunk);
+        if (request.onDelta && (delta.text || delta.toolCalls.length > 0)) request.onDelta(delta);
+      }
+      return reply.finish();
     } catch (error) {
       request.signal.throwIfAborted();
       throw describeFailure(error, request);
     } finally {
       request.signal.removeEventListener("abort", forward);
+      // Ends the HTTP request when the reply was refused part way (too large, malformed).
+      call.abort();
     }
   }
 
@@ -133,7 +117,7 @@ export class ModelClient {
     if (!settings.apiKey) {
       throw new ModelCallError(
         `no API key for provider "${provider}": set OPENAI_API_KEY (and OPENAI_BASE_URL for an ` +
-          `OpenAI-compatible server such as Ollama) or ROOKERY_PROVIDER_${provider.toUpperCase()}_API_KEY, then Resume the task`,
+          `OpenAI-compatible server such as Ollama), or give it an apiKey in ROOKERY_PROVIDERS, then Resume the task`,
       );
     }
     client = new OpenAI({

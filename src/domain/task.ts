@@ -104,6 +104,10 @@ export interface Task {
   lease?: Lease;
   /** Sequence of the last event written for this task. */
   sequence: number;
+  /** Runs taken over in a row from holders that died (lease expired) without progress. */
+  takeovers?: number;
+  /** Resume messages given before the task ever ran: they follow the prompt when it starts. */
+  followUps?: string[];
 }
 
 export type TaskEventKind = "status_changed" | "iteration_checkpointed";

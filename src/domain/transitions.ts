@@ -23,42 +23,90 @@ import {
   type Usage,
 } from "./task.js";
 
-const ALLOWED: Record<TaskStatus, readonly TaskStatus[]> = {
-  pending: ["running", "cancelled"],
-  // running -> running: a worker takes over a task whose lease expired.
-  running: ["running", "pending", "input_required", "completed", "failed", "cancelled"],
-  input_required: ["pending", "cancelled"],
-  completed: ["pending"],
-  failed: ["pending"],
-  cancelled: ["pending"],
+/** The named transitions: verbs, each one atomic store write that records one event. */
+export type Verb = "claim" | "checkpoint" | "complete" | "fail" | "require_input" | "release" | "cancel" | "resume";
+
+interface Rule {
+  /** Statuses the verb may be applied in. */
+  from: readonly TaskStatus[];
+  /** The status it leaves the task in. */
+  to: TaskStatus;
+  /** A write of the run holding the lease: refused with LeaseLostError unless the token still holds it. */
+  fenced: boolean;
+  /** What the refusal says when the task is in another status. */
+  refusal: (id: string, status: TaskStatus) => string;
+}
+
+/**
+ * The state machine, in one table: every event is checked against it in
+ * commitTransition, whichever verb made it.
+ */
+const RULES: Record<Verb, Rule> = {
+  // running -> running: a worker takes over a task whose lease expired (claim checks the expiry).
+  claim: { from: ["pending", "running"], to: "running", fenced: false, refusal: (id) => `task ${id} is not claimable` },
+  checkpoint: { from: ["running"], to: "running", fenced: true, refusal: leaseLost },
+  complete: { from: ["running"], to: "completed", fenced: true, refusal: leaseLost },
+  fail: { from: ["running"], to: "failed", fenced: true, refusal: leaseLost },
+  require_input: { from: ["running"], to: "input_required", fenced: true, refusal: leaseLost },
+  // The worker hands the task back (shutdown) so that another can claim it at once.
+  release: { from: ["running"], to: "pending", fenced: true, refusal: leaseLost },
+  cancel: {
+    from: ["pending", "running", "input_required"],
+    to: "cancelled",
+    fenced: false,
+    refusal: (id, status) => `task ${id} is ${status} and cannot be cancelled`,
+  },
+  resume: {
+    from: ["input_required", "completed", "failed", "cancelled"],
+    to: "pending",
+    fenced: false,
+    refusal: (id, status) => `task ${id} is ${status}; only input_required, completed, failed or cancelled tasks can be resumed`,
+  },
 };
 
+function leaseLost(id: string): string {
+  return `lease on task ${id} was lost`;
+}
+
+/** True when some verb takes a task from `from` to `to`. */
 export function canTransition(from: TaskStatus, to: TaskStatus): boolean {
-  return ALLOWED[from].includes(to);
+  return Object.values(RULES).some((r) => r.from.includes(from) && r.to === to);
 }
 
-/** What a named transition decides: the next task and the kind of event to record. */
-export interface Transition {
-  kind: TaskEventKind;
-  next: Task;
+/** True when `verb` may be applied to a task in `status`. */
+export function allows(verb: Verb, status: TaskStatus): boolean {
+  return RULES[verb].from.includes(status);
 }
 
-export type Decide = (current: Task, now: Date) => Transition;
+/** A transition to commit: its verb, the lease token of a fenced one, and the next task. */
+export interface Decide {
+  verb: Verb;
+  token?: string;
+  /** Computes the next task from the current one; may refuse by throwing a domain error. */
+  apply(current: Task, now: Date): Task;
+}
 
 export interface Committed {
   task: Task;
   event: TaskEvent;
 }
 
+/**
+ * Checks `decide` against the state machine, applies it, stamps the time,
+ * advances the sequence and builds the event. Store adapters call it inside
+ * their atomic read-check-write, so a refused transition writes nothing.
+ */
 export function commitTransition(current: Task, decide: Decide, now: Date): Committed {
-  const { kind, next } = decide(current, now);
-  if (kind === "status_changed" && !canTransition(current.status, next.status)) {
-    throw new FailedPreconditionError(
-      current.id,
-      current.status,
-      `task ${current.id} cannot go from ${current.status} to ${next.status}`,
-    );
+  const rule = RULES[decide.verb];
+  if (rule.fenced && (current.status !== "running" || current.lease?.token !== decide.token)) {
+    throw new LeaseLostError(current.id);
   }
+  if (!rule.from.includes(current.status)) {
+    throw new FailedPreconditionError(current.id, current.status, rule.refusal(current.id, current.status));
+  }
+  const next = decide.apply(current, now);
+  if (next.status !== rule.to) throw new Error(`${decide.verb} must lead to ${rule.to}, not ${next.status}`);
+  const kind: TaskEventKind = decide.verb === "checkpoint" ? "iteration_checkpointed" : "status_changed";
   const task: Task = { ...next, updatedAt: now, sequence: current.sequence + 1 };
   return { task, event: makeEvent(task, kind, current.status, now) };
 }
@@ -117,29 +165,29 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
   return { task, event: makeEvent(task, "status_changed", undefined, now) };
 }
 
+/** The task without the outcome of its last run; a run that ended also ends any run of takeovers. */
 function withoutOutcome(task: Task): Task {
-  const { result: _r, error: _e, lease: _l, ...rest } = task;
+  const { result: _r, error: _e, lease: _l, takeovers: _t, ...rest } = task;
   return { ...rest, pendingToolCalls: [] };
 }
 
-export function isClaimable(task: Task, now: Date): boolean {
-  if (task.status === "pending") return true;
-  return task.status === "running" && (!task.lease || task.lease.expiresAt <= now);
-}
-
-/** PENDING (or RUNNING with an expired lease) -> RUNNING under a fresh lease. */
+/**
+ * PENDING (or RUNNING with an expired lease) -> RUNNING under a fresh lease.
+ * Taking over from a holder that died counts in `takeovers` (see the supervisor's
+ * max_takeovers); a run that makes progress or ends resets it.
+ */
 export function claim(owner: string, leaseMs: number, token: string = randomUUID()): Decide {
-  return (t, now) => {
-    if (!isClaimable(t, now)) {
-      throw new FailedPreconditionError(t.id, t.status, `task ${t.id} is not claimable`);
-    }
-    const lease = { token, owner, expiresAt: new Date(now.getTime() + leaseMs) };
-    return { kind: "status_changed", next: { ...t, status: "running", lease } };
+  return {
+    verb: "claim",
+    apply: (t, now) => {
+      if (t.status === "running" && t.lease && t.lease.expiresAt > now) {
+        throw new FailedPreconditionError(t.id, t.status, `task ${t.id} is not claimable`);
+      }
+      const lease = { token, owner, expiresAt: new Date(now.getTime() + leaseMs) };
+      const takeovers = t.status === "running" ? (t.takeovers ?? 0) + 1 : 0;
+      return { ...t, status: "running", lease, ...(takeovers > 0 ? { takeovers } : {}) };
+    },
   };
-}
-
-function assertLease(t: Task, token: string): void {
-  if (t.status !== "running" || t.lease?.token !== token) throw new LeaseLostError(t.id);
 }
 
 /** What one finished iteration adds to the task. */
@@ -149,56 +197,40 @@ export interface Progress {
   usage: Usage;
 }
 
+function withProgress(t: Task, progress: Progress): Task {
+  const { takeovers: _t, ...rest } = t;
+  return { ...rest, ...progress };
+}
+
 export function checkpoint(token: string, progress: Progress): Decide {
-  return (t) => {
-    assertLease(t, token);
-    return { kind: "iteration_checkpointed", next: { ...t, ...progress } };
-  };
+  return { verb: "checkpoint", token, apply: (t) => withProgress(t, progress) };
 }
 
 export function complete(token: string, result: string, progress: Progress): Decide {
-  return (t) => {
-    assertLease(t, token);
-    return { kind: "status_changed", next: { ...withoutOutcome(t), ...progress, status: "completed", result } };
-  };
+  return { verb: "complete", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "completed", result }) };
 }
 
 export function fail(token: string, error: string, progress?: Progress): Decide {
-  return (t) => {
-    assertLease(t, token);
-    return { kind: "status_changed", next: { ...withoutOutcome(t), ...progress, status: "failed", error } };
-  };
+  return { verb: "fail", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "failed", error }) };
 }
 
 export function requireInput(token: string, calls: ToolCall[], progress: Progress): Decide {
-  return (t) => {
-    assertLease(t, token);
-    return {
-      kind: "status_changed",
-      next: { ...withoutOutcome(t), ...progress, status: "input_required", pendingToolCalls: calls },
-    };
+  return {
+    verb: "require_input",
+    token,
+    apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "input_required", pendingToolCalls: calls }),
   };
 }
 
 /** RUNNING -> PENDING: the worker hands the task back (shutdown) so another can claim it at once. */
 export function release(token: string): Decide {
-  return (t) => {
-    assertLease(t, token);
-    return { kind: "status_changed", next: { ...withoutOutcome(t), status: "pending" } };
-  };
+  return { verb: "release", token, apply: (t) => ({ ...withoutOutcome(t), status: "pending" }) };
 }
 
-const CANCELLABLE: readonly TaskStatus[] = ["pending", "running", "input_required"];
-
 export function cancel(reason: string): Decide {
-  return (t) => {
-    if (!CANCELLABLE.includes(t.status)) {
-      throw new FailedPreconditionError(t.id, t.status, `task ${t.id} is ${t.status} and cannot be cancelled`);
-    }
-    return {
-      kind: "status_changed",
-      next: { ...withoutOutcome(t), status: "cancelled", error: reason || "cancelled by caller" },
-    };
+  return {
+    verb: "cancel",
+    apply: (t) => ({ ...withoutOutcome(t), status: "cancelled", error: reason || "cancelled by caller" }),
   };
 }
 
@@ -208,52 +240,44 @@ export interface ResumeInput {
   additionalIterations?: number;
 }
 
-const RESUMABLE: readonly TaskStatus[] = ["input_required", "completed", "failed", "cancelled"];
-
 /** INPUT_REQUIRED | COMPLETED | FAILED | CANCELLED -> PENDING, continuing from the checkpoint. */
 export function resume(input: ResumeInput): Decide {
-  return (t) => {
-    if (!RESUMABLE.includes(t.status)) {
-      throw new FailedPreconditionError(
-        t.id,
-        t.status,
-        `task ${t.id} is ${t.status}; only input_required, completed, failed or cancelled tasks can be resumed`,
-      );
-    }
-    const violations = resumeViolations(t, input);
-    if (violations.length > 0) throw new InvalidArgumentError(violations);
+  return {
+    verb: "resume",
+    apply: (t) => {
+      const violations = resumeViolations(t, input);
+      if (violations.length > 0) throw new InvalidArgumentError(violations);
 
-    const maxIterations = t.maxIterations + (input.additionalIterations ?? 0);
-    if (t.iterations >= maxIterations) {
-      throw new FailedPreconditionError(
-        t.id,
-        t.status,
-        `task ${t.id} has used all ${t.maxIterations} iterations; resume with additional_iterations`,
-      );
-    }
-    const added: ChatMessage[] = [
-      ...orderedToolResults(t.pendingToolCalls, input.toolResults).map(
-        (r): ChatMessage => ({
-          role: "tool",
-          toolCallId: r.toolCallId,
-          content: r.isError ? `error: ${r.content}` : r.content,
-        }),
-      ),
-      ...(input.message ? [{ role: "user" as const, content: input.message }] : []),
-    ];
-    const checkpointed = t.checkpoint
-      ? { ...t.checkpoint, maxIterations, messages: [...t.checkpoint.messages, ...added] }
-      : undefined;
-    const next: Task = { ...withoutOutcome(t), status: "pending", maxIterations };
-    if (checkpointed) next.checkpoint = checkpointed;
-    else if (input.message) {
-      // Never ran: the follow-up message joins the prompt's conversation when it starts.
-      next.prompt = `${t.prompt}\n\n${input.message}`;
-    }
-    return { kind: "status_changed", next };
+      const maxIterations = t.maxIterations + (input.additionalIterations ?? 0);
+      if (t.iterations >= maxIterations) {
+        throw new FailedPreconditionError(
+          t.id,
+          t.status,
+          `task ${t.id} has used all ${t.maxIterations} iterations; resume with additional_iterations`,
+        );
+      }
+      const added: ChatMessage[] = [
+        ...orderedToolResults(t.pendingToolCalls, input.toolResults).map(
+          (r): ChatMessage => ({
+            role: "tool",
+            toolCallId: r.toolCallId,
+            content: r.isError ? `error: ${r.content}` : r.content,
+          }),
+        ),
+        ...(input.message ? [{ role: "user" as const, content: input.message }] : []),
+      ];
+      const next: Task = { ...withoutOutcome(t), status: "pending", maxIterations };
+      if (t.checkpoint) {
+        next.checkpoint = { ...t.checkpoint, maxIterations, messages: [...t.checkpoint.messages, ...added] };
+      } else if (input.message) {
+        // Never ran: the message joins the conversation when it starts. The prompt stays as
+        // submitted, so a retried Submit with the same request_id still matches it.
+        next.followUps = [...(t.followUps ?? []), input.message];
+      }
+      return next;
+    },
   };
 }
-
 function resumeViolations(t: Task, input: ResumeInput): FieldViolation[] {
   const violations: FieldViolation[] = [];
   if (t.status !== "input_required") {

@@ -55,13 +55,20 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     feed,
     logger,
     agent: {
-      models: new ModelClient({ providers, timeoutMs: config.modelTimeoutMs, maxRetries: config.modelMaxRetries }),
+      models: new ModelClient({
+        providers,
+        timeoutMs: config.modelTimeoutMs,
+        maxRetries: config.modelMaxRetries,
+        maxReplyBytes: config.maxReplyBytes,
+      }),
       tools,
       defaultProvider: config.provider,
       defaultModel: config.model,
     },
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
+    maxTakeovers: config.maxTakeovers,
+    stopPollMs: config.watchPollMs,
     pollMs: config.pollMs,
   });
   const service = new TaskService({

@@ -26,6 +26,8 @@ export interface TaskDocument {
   owner: string;
   lease?: { token: string; owner: string; expires_at: Date };
   sequence: number;
+  takeovers?: number;
+  follow_ups?: string[];
 }
 
 interface MessageDocument {
@@ -95,6 +97,8 @@ export function toTaskDocument(t: Task): TaskDocument {
     owner: t.owner,
     lease: t.lease && { token: t.lease.token, owner: t.lease.owner, expires_at: t.lease.expiresAt },
     sequence: t.sequence,
+    takeovers: t.takeovers,
+    follow_ups: t.followUps,
   });
 }
 
@@ -127,6 +131,8 @@ export function fromTaskDocument(d: TaskDocument): Task {
       ? { token: d.lease.token, owner: d.lease.owner, expiresAt: date(d.lease.expires_at) }
       : undefined,
     sequence: d.sequence,
+    takeovers: d.takeovers ?? undefined,
+    followUps: d.follow_ups ?? undefined,
   });
 }
 

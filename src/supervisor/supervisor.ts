@@ -12,6 +12,7 @@ import type { EventFeed } from "../watch/event-feed.js";
 import { crashPoint } from "../testing/crash-points.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
+import { StopPoller } from "./stop-poller.js";
 
 export interface SupervisorOptions {
   store: TaskStore;
@@ -20,6 +21,10 @@ export interface SupervisorOptions {
   logger: Logger;
   concurrency: number;
   leaseMs: number;
+  /** A task taken over from dead holders this many times in a row FAILS instead of running again. */
+  maxTakeovers: number;
+  /** How often a run checks the store for a Cancel (or takeover) recorded by another process. */
+  stopPollMs: number;
   /** How often to look for claimable tasks (new elsewhere, or with an expired lease). */
   pollMs: number;
   workerId?: string;
@@ -138,12 +143,30 @@ export class Supervisor {
     // the event it read as newest, which a concurrent commit may have just superseded).
     const writes = new OneAtATime();
     const commit = (decide: Decide) => writes.run(() => this.o.store.commit(task.id, decide));
+    if ((task.takeovers ?? 0) >= this.o.maxTakeovers) {
+      // Its holders keep dying mid-run (a reply that crashes the process would do that):
+      // stop here rather than take every replica down in turn.
+      log.error({ takeovers: task.takeovers }, "task taken over too many times in a row; failing it");
+      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.o.maxTakeovers)), log, "failed");
+      return;
+    }
     const keeper = new LeaseKeeper({
       renew: (expiresAt) => writes.run(() => this.o.store.renewLease(task.id, token, expiresAt)),
       leaseMs: this.o.leaseMs,
       expiresAt: task.lease!.expiresAt,
       onLost: (why) => controller.abort(new RunStopped("lease_lost", why)),
       onError: (error) => log.warn({ err: errorMessage(error) }, "could not renew lease"),
+    });
+    const poller = new StopPoller({
+      read: () => this.o.store.get(task.id),
+      token,
+      pollMs: this.o.stopPollMs,
+      onStop: (now) =>
+        controller.abort(
+          now?.status === "cancelled"
+            ? new RunStopped("cancelled", "cancelled by caller (seen in the store)")
+            : new RunStopped("lease_lost", "the task left RUNNING under this lease"),
+        ),
     });
     try {
       const outcome = await runAgent(task, this.o.agent, {
@@ -154,10 +177,12 @@ export class Supervisor {
         },
       });
       keeper.stop();
+      poller.stop();
       await commit(finish(token, outcome));
       log.info({ outcome: outcome.kind }, "task run ended");
     } catch (error) {
       keeper.stop();
+      poller.stop();
       await this.stopped(token, controller.signal.reason ?? error, commit, log);
     }
   }
@@ -184,6 +209,13 @@ export class Supervisor {
       if (!(error instanceof LeaseLostError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
     }
   }
+}
+
+function takeoverFailure(takeovers: number, max: number): string {
+  return (
+    `the task's run was taken over ${takeovers} times in a row from a holder that stopped without finishing ` +
+    `(crashed or lost its lease), the most allowed (ROOKERY_MAX_TAKEOVERS=${max}); Resume the task to try again`
+  );
 }
 
 function finish(token: string, outcome: RunOutcome): Decide {

@@ -29,7 +29,9 @@ export type FakeReply =
   | { status: number; headers?: Record<string, string>; error?: string }
   | { hang: true }
   | { malformed: true }
-  | { reset: true };
+  | { reset: true }
+  /** Sent as they are, one SSE `data:` line each (a hostile or odd provider), then [DONE]. */
+  | { chunks: unknown[] };
 
 export type Script = (call: FakeCall) => FakeReply | Promise<FakeReply>;
 
@@ -106,6 +108,12 @@ export class FakeOpenAI {
     if ("hang" in reply) return; // never answers; the client's abort or timeout ends it
     if ("reset" in reply) {
       res.socket?.destroy();
+      return;
+    }
+    if ("chunks" in reply) {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      for (const c of reply.chunks) res.write(`data: ${JSON.stringify(c)}\n\n`);
+      res.end("data: [DONE]\n\n");
       return;
     }
     if ("malformed" in reply) {

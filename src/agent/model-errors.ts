@@ -1,0 +1,19 @@
+// Why a model call failed. Retryability is data on the error (`retryable`),
+// not a match on its message.
+
+/** The model call failed for good (after the SDK's retries); `message` says why. */
+export class ModelCallError extends Error {
+  override readonly name: string = "ModelCallError";
+  readonly retryable: boolean = false;
+}
+
+/** The endpoint answered, but not with a chat completion we could read. Retried like an HTTP failure. */
+export class MalformedResponseError extends ModelCallError {
+  override readonly name: string = "MalformedResponseError";
+  override readonly retryable = true;
+}
+
+/** The reply grew past ROOKERY_MAX_REPLY_BYTES. Not retried: the same prompt would do it again. */
+export class ReplyTooLargeError extends ModelCallError {
+  override readonly name: string = "ReplyTooLargeError";
+}

@@ -1,0 +1,156 @@
+// Builds one model reply from the chunks of a streamed chat completion.
+//
+// The chunks come from a provider and are untrusted: every field is checked
+// for its type before it is used, and nothing a chunk carries can throw
+// anything but a ModelCallError. (The SDK's own ChatCompletionStream helper
+// throws from a detached promise when no chunk carries a choice, which killed
+// the process; reading the raw chunks here avoids that helper altogether.)
+import type { ToolCall, Usage } from "../domain/task.js";
+import { MalformedResponseError, ReplyTooLargeError } from "./model-errors.js";
+
+export interface ModelReply {
+  content: string;
+  toolCalls: ToolCall[];
+  usage: Usage;
+  /** The model name the provider says answered (may differ from the one asked for). */
+  model?: string;
+  finishReason?: string;
+}
+
+/** What one chunk added: assistant text, and tool-call argument text by call. */
+export interface ReplyDelta {
+  text: string;
+  toolCalls: { index: number; id?: string; name?: string; arguments: string }[];
+}
+
+interface PartialCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** More parallel tool calls than any model makes; bounds the index a chunk may name. */
+const MAX_TOOL_CALLS = 128;
+
+export class ReplyAssembler {
+  private content = "";
+  private readonly calls = new Map<number, PartialCall>();
+  private usage: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+  private sawChoice = false;
+  private bytes = 0;
+  private model: string | undefined;
+  private finishReason: string | undefined;
+
+  /** `maxBytes` caps the text and tool-call arguments of the reply (UTF-8 bytes). */
+  constructor(
+    private readonly where: string,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** Takes one chunk; returns what it added (empty when it added no text). */
+  add(chunk: unknown): ReplyDelta {
+    const delta: ReplyDelta = { text: "", toolCalls: [] };
+    if (!isObject(chunk)) throw this.malformed("a chunk is not a JSON object");
+    if (typeof chunk.model === "string") this.model = chunk.model;
+    if (isObject(chunk.usage)) this.usage = readUsage(chunk.usage);
+    if (chunk.choices === undefined || chunk.choices === null) return delta;
+    if (!Array.isArray(chunk.choices)) throw this.malformed("`choices` is not an array");
+    // One completion is asked for (n = 1): only choice 0 counts.
+    const choice: unknown = chunk.choices.find((c: unknown) => isObject(c) && (c.index ?? 0) === 0);
+    if (!isObject(choice)) return delta;
+    this.sawChoice = true;
+    if (typeof choice.finish_reason === "string") this.finishReason = choice.finish_reason;
+    const d = choice.delta;
+    if (d === undefined || d === null) return delta;
+    if (!isObject(d)) throw this.malformed("`delta` is not an object");
+    if (d.content !== undefined && d.content !== null) {
+      if (typeof d.content !== "string") throw this.malformed("`delta.content` is not a string");
+      this.grow(d.content);
+      this.content += d.content;
+      delta.text = d.content;
+    }
+    if (d.tool_calls !== undefined && d.tool_calls !== null) {
+      if (!Array.isArray(d.tool_calls)) throw this.malformed("`delta.tool_calls` is not an array");
+      for (const raw of d.tool_calls as unknown[]) delta.toolCalls.push(this.addToolCall(raw));
+    }
+    return delta;
+  }
+
+  /** The whole reply; throws when the stream ended without one. */
+  finish(): ModelReply {
+    if (!this.sawChoice) throw this.malformed("the stream ended without any choice (the provider sent no reply)");
+    const toolCalls = [...this.calls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([index, c]) => {
+        if (!c.id || !c.name) throw this.malformed(`tool call ${index} has no ${c.id ? "name" : "id"}`);
+        return { id: c.id, name: c.name, arguments: c.arguments };
+      });
+    return {
+      content: this.content,
+      toolCalls,
+      usage: this.usage,
+      ...(this.model ? { model: this.model } : {}),
+      ...(this.finishReason ? { finishReason: this.finishReason } : {}),
+    };
+  }
+
+  private addToolCall(raw: unknown): ReplyDelta["toolCalls"][number] {
+    if (!isObject(raw)) throw this.malformed("a tool call delta is not an object");
+    const index = raw.index ?? 0;
+    if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= MAX_TOOL_CALLS) {
+      throw this.malformed(`a tool call index is not an integer from 0 to ${MAX_TOOL_CALLS - 1}`);
+    }
+    let call = this.calls.get(index);
+    if (!call) {
+      call = { id: "", name: "", arguments: "" };
+      this.calls.set(index, call);
+    }
+    const out: ReplyDelta["toolCalls"][number] = { index, arguments: "" };
+    if (raw.id !== undefined && raw.id !== null) {
+      if (typeof raw.id !== "string" || raw.id.length > 256) throw this.malformed("a tool call id is not a string of at most 256 characters");
+      call.id = raw.id;
+      out.id = raw.id;
+    }
+    const fn = raw.function;
+    if (fn === undefined || fn === null) return out;
+    if (!isObject(fn)) throw this.malformed("a tool call's `function` is not an object");
+    if (fn.name !== undefined && fn.name !== null) {
+      if (typeof fn.name !== "string" || fn.name.length > 256) throw this.malformed("a tool name is not a string of at most 256 characters");
+      call.name += fn.name;
+      out.name = call.name;
+    }
+    if (fn.arguments !== undefined && fn.arguments !== null) {
+      if (typeof fn.arguments !== "string") throw this.malformed("tool call arguments are not a string");
+      this.grow(fn.arguments);
+      call.arguments += fn.arguments;
+      out.arguments = fn.arguments;
+    }
+    return out;
+  }
+
+  private grow(text: string): void {
+    this.bytes += Buffer.byteLength(text, "utf8");
+    if (this.bytes > this.maxBytes) {
+      throw new ReplyTooLargeError(
+        `the reply of ${this.where} passed ${this.maxBytes} bytes (ROOKERY_MAX_REPLY_BYTES); the call was stopped and nothing of it was stored`,
+      );
+    }
+  }
+
+  private malformed(what: string): MalformedResponseError {
+    return new MalformedResponseError(`model call to ${this.where} returned a malformed response: ${what}`);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function readUsage(u: Record<string, unknown>): Usage {
+  const count = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+  return {
+    promptTokens: count(u.prompt_tokens),
+    completionTokens: count(u.completion_tokens),
+    totalTokens: count(u.total_tokens),
+  };
+}

@@ -1,0 +1,126 @@
+// A provider's reply is untrusted input: nothing it sends may take the server
+// down. Odd or hostile streams fail the task with a clear error, the process
+// stays up, and a task whose runs keep dying is failed instead of claimed forever.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { startChildServer, type ChildServer } from "../support/child-server.js";
+import { FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { collectEvents, expectDense, startHarness, type Harness } from "../support/harness.js";
+
+const chunk = (choices: unknown, extra: object = {}) => ({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices, ...extra });
+const NO_CHOICES: FakeReply = {
+  chunks: [chunk([]), chunk([], { usage: { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 } })],
+};
+
+describe("a provider that sends no choices", () => {
+  let fake: FakeOpenAI;
+  let dir: string;
+  const children: ChildServer[] = [];
+  const start = async (env: Record<string, string> = {}) => {
+    const child = await startChildServer({
+      ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
+      OPENAI_BASE_URL: fake.baseURL,
+      OPENAI_API_KEY: "test-key",
+      ROOKERY_POLL_MS: "50",
+      ROOKERY_WATCH_POLL_MS: "50",
+      ROOKERY_MODEL_MAX_RETRIES: "1",
+      ...env,
+    });
+    children.push(child);
+    return child;
+  };
+
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    dir = mkdtempSync(join(tmpdir(), "rookery-hostile-provider-"));
+  });
+  afterAll(async () => {
+    for (const c of children) c.process.kill("SIGKILL");
+    await fake.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should fail the task with a clear error and keep the server process running", async () => {
+    fake.respond((c) => (c.prompt === "no choices" ? NO_CHOICES : { content: "fine" }));
+    const server = await start();
+    const { task } = await server.client.submit({ prompt: "no choices" });
+    expectDense(await collectEvents(server.client, task!.id));
+    const { task: failed } = await server.client.get({ id: task!.id });
+    expect(failed?.status).toBe(TaskStatus.FAILED);
+    expect(failed?.error).toMatch(/malformed response: the stream ended without any choice/);
+    expect(fake.callsFor("no choices")).toHaveLength(2); // retried once, like any malformed reply
+
+    // Still alive and serving: the next task completes on the same process.
+    const { task: next } = await server.client.submit({ prompt: "after that" });
+    await collectEvents(server.client, next!.id);
+    expect((await server.client.get({ id: next!.id })).task?.status).toBe(TaskStatus.COMPLETED);
+    expect(server.process.exitCode).toBeNull();
+    server.process.kill("SIGKILL");
+    await server.exited;
+  });
+
+  it("should FAIL a task whose run was taken over from a dead holder ROOKERY_MAX_TAKEOVERS times in a row", async () => {
+    fake.respond((c) => (c.prompt === "kills its server" ? { content: "boom" } : { content: "?" }));
+    // Each process dies right after the model answers: a reply that kills its server, every time.
+    const crashing = { ROOKERY_LEASE_MS: "1000", ROOKERY_TEST_CRASH_AT: "after_model_answer", ROOKERY_MAX_TAKEOVERS: "2" };
+    const first = await start(crashing);
+    const { task } = await first.client.submit({ prompt: "kills its server" });
+    expect(await first.exited).toBe("SIGKILL");
+    const second = await start(crashing); // takeover 1: runs, dies again
+    expect(await second.exited).toBe("SIGKILL");
+    const third = await start(crashing); // takeover 2: the limit; failed without a model call
+    const events = await collectEvents(third.client, task!.id);
+    expectDense(events);
+    const { task: failed } = await third.client.get({ id: task!.id });
+    expect(failed?.status).toBe(TaskStatus.FAILED);
+    expect(failed?.error).toMatch(/taken over 2 times in a row .*ROOKERY_MAX_TAKEOVERS=2.*Resume/);
+    expect(fake.callsFor("kills its server")).toHaveLength(2);
+    expect(third.process.exitCode).toBeNull();
+  });
+});
+
+describe("odd and hostile streamed replies", () => {
+  let h: Harness;
+  const replies = new Map<string, FakeReply>();
+  beforeAll(async () => {
+    h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "0", ROOKERY_MAX_REPLY_BYTES: "1000" });
+    h.fake.respond((c) => replies.get(c.prompt) ?? { content: "?" });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  const run = async (prompt: string, reply: FakeReply) => {
+    replies.set(prompt, reply);
+    const { task } = await h.grpc.submit({ prompt });
+    await collectEvents(h.grpc, task!.id);
+    return (await h.grpc.get({ id: task!.id })).task!;
+  };
+
+  const failures: [string, unknown[], RegExp][] = [
+    ["a chunk that is not an object", ["text"], /a chunk is not a JSON object/],
+    ["choices that are not an array", [chunk({ 0: {} })], /`choices` is not an array/],
+    ["content that is not a string", [chunk([{ index: 0, delta: { content: 42 } }])], /`delta.content` is not a string/],
+    ["a tool call index far out of range", [chunk([{ index: 0, delta: { tool_calls: [{ index: 1e9, id: "a", function: { name: "x" } }] } }])], /tool call index/],
+    ["a tool call without an id", [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: "calculator", arguments: "{}" } }] } }])], /tool call 0 has no id/],
+    ["tool arguments that are not a string", [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", function: { name: "x", arguments: {} } }] } }])], /arguments are not a string/],
+    ["a reply past ROOKERY_MAX_REPLY_BYTES", [chunk([{ index: 0, delta: { content: "x".repeat(600) } }]), chunk([{ index: 0, delta: { content: "y".repeat(600) } }])], /passed 1000 bytes \(ROOKERY_MAX_REPLY_BYTES\)/],
+  ];
+  it.each(failures)("should fail the task, not the server, on %s", async (what, chunks, error) => {
+    const task = await run(what, { chunks });
+    expect(task.status).toBe(TaskStatus.FAILED);
+    expect(task.error).toMatch(error);
+    expect(task.result).toBeUndefined();
+  });
+
+  it("should read a reply whose usage fields are garbage as zero tokens and complete", async () => {
+    const task = await run("garbage usage", {
+      chunks: [chunk([{ index: 0, delta: { role: "assistant", content: "ok" }, finish_reason: "stop" }]), chunk([], { usage: { prompt_tokens: "many", total_tokens: -5 } })],
+    });
+    expect(task).toMatchObject({ status: TaskStatus.COMPLETED, result: "ok" });
+    expect(task.usage?.totalTokens).toBe(0n);
+  });
+});
