@@ -2,7 +2,13 @@
 // and a transport-neutral CallContext. src/server/ serves them over grpc-js and
 // connect-node; errors thrown here are domain errors, mapped to codes there.
 import { create } from "@bufbuild/protobuf";
-import { AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError, TaskNotFoundError } from "../domain/errors.js";
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+  TaskNotFoundError,
+} from "../domain/errors.js";
 import { isTerminal, type Task, type TaskEvent } from "../domain/task.js";
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
@@ -76,12 +82,6 @@ export class TaskService {
       serverTools: this.deps.serverTools,
     });
     const { defaults, limits } = this.deps;
-    // A per-key quota: without keys every task has the same owner, so it would cap the whole service.
-    if (this.deps.authEnabled && (await this.deps.store.countActive(ctx.principal)) >= limits.maxActiveTasksPerKey) {
-      throw new ResourceExhaustedError(
-        `at most ${limits.maxActiveTasksPerKey} pending, running or input_required tasks per caller; wait for some to finish or cancel them`,
-      );
-    }
     const draft = createTask(
       {
         ...input,
@@ -92,7 +92,12 @@ export class TaskService {
       },
       new Date(),
     );
-    const { task, created } = await this.deps.store.create(draft);
+    // A per-key quota: without keys every task has the same owner, so it would cap the whole service.
+    // The store applies it after the request_id lookup, so a retried Submit gets its task back.
+    const { task, created } = await this.deps.store.create(
+      draft,
+      this.deps.authEnabled ? { maxActive: limits.maxActiveTasksPerKey } : {},
+    );
     if (!created && task.prompt !== input.prompt) {
       throw new AlreadyExistsError(
         `request_id "${input.requestId}" was already used for task ${task.id} with a different prompt`,
@@ -173,10 +178,22 @@ export class TaskService {
   async cancel(req: CancelRequest, ctx: CallContext): Promise<CancelResponse> {
     const { id, reason } = checkCancel(req);
     const current = await this.visibleTask(id, ctx);
-    // Cancelling a cancelled task is a no-op that answers like the first call.
-    const task = current.status === "cancelled" ? current : (await this.deps.store.commit(id, cancel(reason))).task;
+    // Cancelling a cancelled task is a no-op that answers like the first call, also when
+    // another Cancel got there between our read and our write.
+    const task = current.status === "cancelled" ? current : await this.cancelOrCancelled(id, reason);
     crashPoint("during_cancel");
     return create(CancelResponseSchema, { task: taskToPb(task) });
+  }
+
+  private async cancelOrCancelled(id: string, reason: string): Promise<Task> {
+    try {
+      return (await this.deps.store.commit(id, cancel(reason))).task;
+    } catch (error) {
+      if (!(error instanceof FailedPreconditionError)) throw error;
+      const now = await this.deps.store.get(id);
+      if (now?.status === "cancelled") return now;
+      throw error;
+    }
   }
 
   /** The task, if it exists and the caller may see it; NOT_FOUND otherwise (never "forbidden"). */

@@ -54,6 +54,13 @@ export class ResourceExhaustedError extends Error {
   override readonly name = "ResourceExhaustedError";
 }
 
+/** The owner already has `max` PENDING, RUNNING or INPUT_REQUIRED tasks. */
+export class ActiveTaskQuotaError extends ResourceExhaustedError {
+  constructor(readonly max: number) {
+    super(`at most ${max} pending, running or input_required tasks per caller; wait for some to finish or cancel them`);
+  }
+}
+
 export class UnauthenticatedError extends Error {
   override readonly name = "UnauthenticatedError";
 }

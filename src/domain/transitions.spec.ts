@@ -1,7 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { FailedPreconditionError, InvalidArgumentError, LeaseLostError } from "./errors.js";
 import type { Task } from "./task.js";
-import { cancel, canTransition, claim, commitTransition, complete, createTask, release, resume, type Decide } from "./transitions.js";
+import {
+  allows,
+  cancel,
+  canTransition,
+  checkpoint,
+  claim,
+  commitTransition,
+  complete,
+  createTask,
+  release,
+  requireInput,
+  resume,
+  type Decide,
+} from "./transitions.js";
 
 const t0 = new Date("2026-01-01T00:00:00Z");
 const apply = (task: Task, decide: Decide, now = t0) => commitTransition(task, decide, now).task;
@@ -54,10 +67,45 @@ describe("fenced transitions", () => {
 });
 
 describe("cancel()", () => {
-  it("should cancel pending and running tasks but not finished ones", () => {
+  it("should cancel pending, running and input_required tasks but not finished ones", () => {
     expect(apply(fresh(), cancel("")).error).toBe("cancelled by caller");
-    const done = apply(apply(fresh(), claim("w", 1000, "k")), complete("k", "r", progress(fresh(), 1)));
+    const running = apply(fresh(), claim("w", 1000, "k"));
+    expect(apply(running, cancel("stop"))).toMatchObject({ status: "cancelled", error: "stop" });
+    expect(apply(running, cancel("stop")).lease).toBeUndefined();
+    const paused = apply(running, requireInput("k", [{ id: "c", name: "t", arguments: "{}" }], progress(running, 1)));
+    expect(apply(paused, cancel("")).status).toBe("cancelled");
+    const done = apply(running, complete("k", "r", progress(fresh(), 1)));
     expect(() => apply(done, cancel("x"))).toThrow(FailedPreconditionError);
+    expect(() => apply(apply(fresh(), cancel("")), cancel(""))).toThrow(/is cancelled and cannot be cancelled/);
+  });
+});
+
+describe("the transition table", () => {
+  it("should check an iteration_checkpointed event too: a checkpoint of a task that left RUNNING is refused", () => {
+    const running = apply(fresh(), claim("w", 1000, "k"));
+    const cancelled = apply(running, cancel(""));
+    expect(() => apply(cancelled, checkpoint("k", progress(running, 1)))).toThrow(LeaseLostError);
+    expect(commitTransition(running, checkpoint("k", progress(running, 1)), t0).event.kind).toBe("iteration_checkpointed");
+  });
+
+  it("should answer allows() from the same table commitTransition checks", () => {
+    expect(allows("cancel", "running")).toBe(true);
+    expect(allows("cancel", "completed")).toBe(false);
+    expect(allows("resume", "pending")).toBe(false);
+    expect(allows("claim", "input_required")).toBe(false);
+  });
+});
+
+describe("takeovers", () => {
+  it("should count claims of a RUNNING task with an expired lease and reset when the run makes progress", () => {
+    const running = apply(fresh(), claim("w1", 1000, "k1"));
+    expect(running.takeovers).toBeUndefined();
+    const later = (ms: number) => new Date(t0.getTime() + ms);
+    const once = apply(running, claim("w2", 1000, "k2"), later(1000));
+    const twice = apply(once, claim("w3", 1000, "k3"), later(2000));
+    expect([once.takeovers, twice.takeovers]).toEqual([1, 2]);
+    expect(apply(twice, checkpoint("k3", progress(twice, 1)), later(2500)).takeovers).toBeUndefined();
+    expect(apply(twice, release("k3"), later(2500)).takeovers).toBeUndefined();
   });
 });
 
@@ -108,5 +156,11 @@ describe("resume()", () => {
 
   it("should refuse pending and running tasks with FAILED_PRECONDITION", () => {
     expect(() => apply(fresh(), resume({ toolResults: [] }))).toThrow(FailedPreconditionError);
+    expect(() => apply(apply(fresh(), claim("w", 1000)), resume({ toolResults: [] }))).toThrow(FailedPreconditionError);
+  });
+
+  it("should keep the prompt of a task that never ran and carry the message as a follow-up", () => {
+    const next = apply(apply(fresh(), cancel("")), resume({ toolResults: [], message: "more" }));
+    expect(next).toMatchObject({ status: "pending", prompt: "p", followUps: ["more"] });
   });
 });

@@ -2,7 +2,7 @@
 // in-process EventFeed, whoever wrote it (API handler or supervisor).
 import type { Decide, Committed } from "../domain/transitions.js";
 import type { EventFeed } from "../watch/event-feed.js";
-import type { CreateResult, ListQuery, TaskStore } from "./task-store.js";
+import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "./task-store.js";
 
 export class PublishingStore implements TaskStore {
   constructor(
@@ -10,8 +10,8 @@ export class PublishingStore implements TaskStore {
     private readonly feed: EventFeed,
   ) {}
 
-  async create(draft: Committed): Promise<CreateResult> {
-    const result = await this.inner.create(draft);
+  async create(draft: Committed, options?: CreateOptions): Promise<CreateResult> {
+    const result = await this.inner.create(draft, options);
     if (result.created) this.feed.publish(result.event);
     return result;
   }
@@ -29,7 +29,6 @@ export class PublishingStore implements TaskStore {
   list = (query: ListQuery) => this.inner.list(query);
   events = (taskId: string, after: number, limit: number) => this.inner.events(taskId, after, limit);
   renewLease = (id: string, token: string, expiresAt: Date) => this.inner.renewLease(id, token, expiresAt);
-  countActive = (owner: string) => this.inner.countActive(owner);
   ping = () => this.inner.ping();
   close = () => this.inner.close();
 

@@ -18,9 +18,21 @@ export interface CreateResult extends Committed {
   created: boolean;
 }
 
+export interface CreateOptions {
+  /**
+   * The most PENDING, RUNNING and INPUT_REQUIRED tasks the draft's owner may have:
+   * counted and created in one atomic step, so the limit is exact under concurrent
+   * creates. A request_id that already names a task returns it whatever the count.
+   */
+  maxActive?: number;
+}
+
 export interface TaskStore {
-  /** Stores a new task and its first event, or returns the task its idempotency key names. */
-  create(draft: Committed): Promise<CreateResult>;
+  /**
+   * Stores a new task and its first event, or returns the task its idempotency key
+   * names. Throws ResourceExhaustedError past `options.maxActive`.
+   */
+  create(draft: Committed, options?: CreateOptions): Promise<CreateResult>;
   get(id: string): Promise<Task | undefined>;
   /** Newest first. */
   list(query: ListQuery): Promise<Task[]>;
@@ -36,8 +48,6 @@ export interface TaskStore {
   claimNext(decide: Decide): Promise<Committed | undefined>;
   /** Extends the lease if `token` still holds it; false when it was lost. */
   renewLease(id: string, token: string, expiresAt: Date): Promise<boolean>;
-  /** Tasks of `owner` that are PENDING, RUNNING or INPUT_REQUIRED. */
-  countActive(owner: string): Promise<number>;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

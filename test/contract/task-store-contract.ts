@@ -2,7 +2,7 @@
 // describeTaskStoreContract with a factory that yields a fresh, empty store.
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FailedPreconditionError, LeaseLostError, TaskNotFoundError } from "../../src/domain/errors.js";
+import { FailedPreconditionError, LeaseLostError, ResourceExhaustedError, TaskNotFoundError } from "../../src/domain/errors.js";
 import type { Checkpoint, Task } from "../../src/domain/task.js";
 import {
   cancel,
@@ -247,13 +247,29 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
       });
     });
 
-    describe("countActive()", () => {
+    describe("create() with maxActive", () => {
       it("should count only the owner's pending, running and input_required tasks", async () => {
-        await store.create(draft({ owner: "k" }));
-        const done = await store.create(draft({ owner: "k" }));
-        await store.create(draft({ owner: "other" }));
+        await store.create(draft({ owner: "k" }), { maxActive: 2 });
+        const done = await store.create(draft({ owner: "k" }), { maxActive: 2 });
+        await store.create(draft({ owner: "other" }), { maxActive: 2 });
         await store.commit(done.task.id, cancel(""));
-        expect(await store.countActive("k")).toBe(1);
+        await store.create(draft({ owner: "k" }), { maxActive: 2 });
+        await expect(store.create(draft({ owner: "k" }), { maxActive: 2 })).rejects.toThrow(ResourceExhaustedError);
+      });
+
+      it("should accept exactly maxActive of many concurrent creates", async () => {
+        const results = await Promise.allSettled(
+          Array.from({ length: 30 }, () => store.create(draft({ owner: "busy" }), { maxActive: 5 })),
+        );
+        expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(5);
+        for (const r of results) if (r.status === "rejected") expect(r.reason).toBeInstanceOf(ResourceExhaustedError);
+        expect(await store.list({ owner: "busy", statuses: [], labels: {}, limit: 100 })).toHaveLength(5);
+      });
+
+      it("should return the task a repeated request_id names even at the limit", async () => {
+        const first = await store.create(draft({ owner: "k", requestId: "again" }), { maxActive: 1 });
+        const retry = await store.create(draft({ owner: "k", requestId: "again" }), { maxActive: 1 });
+        expect(retry).toMatchObject({ created: false, task: { id: first.task.id } });
       });
     });
   });

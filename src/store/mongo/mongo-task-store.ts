@@ -12,6 +12,8 @@
 //                every claimable task has an entry; a stale entry only costs a
 //                check against the task's events.
 //   request_ids  _id = owner + request_id -> task id, for idempotent Submit.
+//   owner_locks  _id = owner: held while a create counts the owner's active
+//                tasks (owner-lock.ts), so the active-task quota is exact.
 //
 // A transition commits by inserting its event: the unique _id lets exactly one
 // writer add sequence N+1, so claims are exclusive, lease-fenced writes cannot
@@ -25,10 +27,10 @@
 // index (any other filter scans the collection). So every hot-path read is an
 // _id lookup, and no correctness rests on a conditional update.
 import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from "mongodb";
-import { StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
+import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
 import { commitTransition, creationEvent, type Committed, type Decide } from "../../domain/transitions.js";
-import type { CreateResult, ListQuery, TaskStore } from "../task-store.js";
+import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import { fromEventDocument, fromTaskDocument, toEventDocument, toTaskDocument } from "../task-document.js";
 import {
   fromMongoEvent,
@@ -40,6 +42,7 @@ import {
   type MongoTaskDocument,
 } from "./mongo-document.js";
 import { isUnavailable } from "./mongo-errors.js";
+import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 
 export interface MongoStoreOptions {
   uri: string;
@@ -70,6 +73,7 @@ export class MongoTaskStore implements TaskStore {
   private readonly taskEvents: Collection<MongoEventDocument>;
   private readonly requestIds: Collection<RequestIdDocument>;
   private readonly queue: Collection<QueueDocument>;
+  private readonly locks: Collection<LockDocument>;
   private readonly now: () => Date;
   /** Claim candidates left from the last scan, oldest first. */
   private candidates: string[] = [];
@@ -84,6 +88,7 @@ export class MongoTaskStore implements TaskStore {
     this.taskEvents = db.collection<MongoEventDocument>("task_events");
     this.requestIds = db.collection<RequestIdDocument>("request_ids");
     this.queue = db.collection<QueueDocument>("task_queue");
+    this.locks = db.collection<LockDocument>("owner_locks");
     this.now = now;
   }
 
@@ -117,28 +122,41 @@ export class MongoTaskStore implements TaskStore {
     for (const [key, name] of taskIndexes) await this.tasks.createIndex(key, { name });
   }
 
-  async create(draft: Committed): Promise<CreateResult> {
+  async create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
+    const { maxActive } = options;
+    const { task } = draft;
+    if (maxActive === undefined) return this.guard(() => this.createOne(draft));
     return this.guard(async () => {
-      let { task } = draft;
-      if (task.requestId) {
-        const key = `${task.owner}\n${task.requestId}`;
-        if (!(await this.insertIgnoringDuplicate(this.requestIds, { _id: key, task_id: task.id }))) {
-          // The key is taken: its task may be stored already, or its creator may still be
-          // storing it (or have died doing so). Either way the task gets the reserved id.
-          const reserved = (await this.requestIds.findOne({ _id: key }))!;
-          task = { ...task, id: reserved.task_id };
-        }
-      }
-      await this.enqueue(task);
-      if (!(await this.insertIgnoringDuplicate(this.tasks, toMongoTask(toTaskDocument(task))))) {
-        // Someone else stored it first: theirs is the task.
-        const existing = (await this.head(task.id))!;
-        return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
-      }
-      const event = creationEvent(task);
-      await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task));
-      return { task, event, created: true };
+      // A retry of a Submit that was accepted gets its task back, whatever the count now.
+      if (task.requestId && (await this.requestIds.findOne({ _id: requestKey(task) }))) return this.createOne(draft);
+      return withOwnerLock({ locks: this.locks, now: this.now }, task.owner, async () => {
+        const active = await this.tasks.countDocuments({ owner: task.owner, status: { $in: ACTIVE } });
+        if (active >= maxActive) throw new ActiveTaskQuotaError(maxActive);
+        return this.createOne(draft);
+      });
     });
+  }
+
+  private async createOne(draft: Committed): Promise<CreateResult> {
+    let { task } = draft;
+    if (task.requestId) {
+      const key = requestKey(task);
+      if (!(await this.insertIgnoringDuplicate(this.requestIds, { _id: key, task_id: task.id }))) {
+        // The key is taken: its task may be stored already, or its creator may still be
+        // storing it (or have died doing so). Either way the task gets the reserved id.
+        const reserved = (await this.requestIds.findOne({ _id: key }))!;
+        task = { ...task, id: reserved.task_id };
+      }
+    }
+    await this.enqueue(task);
+    if (!(await this.insertIgnoringDuplicate(this.tasks, toMongoTask(toTaskDocument(task))))) {
+      // Someone else stored it first: theirs is the task.
+      const existing = (await this.head(task.id))!;
+      return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
+    }
+    const event = creationEvent(task);
+    await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task));
+    return { task, event, created: true };
   }
 
   async get(id: string): Promise<Task | undefined> {
@@ -261,10 +279,6 @@ export class MongoTaskStore implements TaskStore {
     });
   }
 
-  async countActive(owner: string): Promise<number> {
-    return this.guard(() => this.tasks.countDocuments({ owner, status: { $in: ACTIVE } }));
-  }
-
   async ping(): Promise<void> {
     await this.guard(() => this.client.db("admin").command({ ping: 1 }));
   }
@@ -365,6 +379,8 @@ export class MongoTaskStore implements TaskStore {
     }
   }
 }
+
+const requestKey = (task: Task) => `${task.owner}\n${task.requestId}`;
 
 const isQueued = (task: Task) => task.status === "pending" || task.status === "running";
 

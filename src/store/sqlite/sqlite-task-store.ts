@@ -6,10 +6,10 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
+import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
-import type { CreateResult, ListQuery, TaskStore } from "../task-store.js";
+import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import {
   fromEventDocument,
   fromTaskDocument,
@@ -59,8 +59,8 @@ export class SqliteTaskStore implements TaskStore {
     migrate(this.db);
   }
 
-  create(draft: Committed): Promise<CreateResult> {
-    return this.enqueue(() => this.createOne(draft));
+  create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
+    return this.enqueue(() => this.createOne(draft, options));
   }
 
   /** Queues a write for the next group commit; it settles after that commit. */
@@ -115,7 +115,8 @@ export class SqliteTaskStore implements TaskStore {
       .immediate();
   }
 
-  private createOne(draft: Committed): CreateResult {
+  /** Runs inside the group-commit transaction: the quota count and the insert are one atomic step. */
+  private createOne(draft: Committed, options: CreateOptions): CreateResult {
     const { task } = draft;
     if (task.requestId) {
       const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
@@ -125,6 +126,9 @@ export class SqliteTaskStore implements TaskStore {
         const [first] = this.readEvents(found.id, 0, 1);
         return { task: found, event: first ?? draft.event, created: false };
       }
+    }
+    if (options.maxActive !== undefined && this.countActive(task.owner) >= options.maxActive) {
+      throw new ActiveTaskQuotaError(options.maxActive);
     }
     this.statement(
         `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
@@ -222,14 +226,12 @@ export class SqliteTaskStore implements TaskStore {
     });
   }
 
-  async countActive(owner: string): Promise<number> {
-    return this.guard(() => {
-      const row = this.statement<[string], { n: number }>(
-          "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'running', 'input_required')",
-        )
-        .get(owner);
-      return row?.n ?? 0;
-    });
+  private countActive(owner: string): number {
+    const row = this.statement<[string], { n: number }>(
+        "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'running', 'input_required')",
+      )
+      .get(owner);
+    return row?.n ?? 0;
   }
 
   async ping(): Promise<void> {

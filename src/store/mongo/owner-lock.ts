@@ -1,0 +1,54 @@
+// A short mutual exclusion per owner across replicas, so that counting an
+// owner's active tasks and creating one is a single step (the active-task
+// quota is exact). Built on the one operation that is atomic on every
+// MongoDB-wire server, FerretDB included: inserting a unique _id. A holder
+// that dies leaves a lock that expires after `ttlMs` and is then taken over.
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { MongoServerError, type Collection } from "mongodb";
+import { StoreUnavailableError } from "../../domain/errors.js";
+
+export interface LockDocument {
+  _id: string;
+  token: string;
+  expires_at: Date;
+}
+
+const DUPLICATE_KEY = 11000;
+
+export interface OwnerLockOptions {
+  locks: Collection<LockDocument>;
+  now: () => Date;
+  /** Longer than any work done under the lock (a count and a few inserts). */
+  ttlMs?: number;
+  /** Give up (UNAVAILABLE) after waiting this long for the lock. */
+  waitMs?: number;
+}
+
+export async function withOwnerLock<T>(o: OwnerLockOptions, owner: string, work: () => Promise<T>): Promise<T> {
+  const ttlMs = o.ttlMs ?? 10_000;
+  const giveUpAt = Date.now() + (o.waitMs ?? 15_000);
+  const token = randomUUID();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await o.locks.insertOne({ _id: owner, token, expires_at: new Date(o.now().getTime() + ttlMs) });
+      break;
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+    }
+    const held = await o.locks.findOne({ _id: owner });
+    if (held && held.expires_at <= o.now()) {
+      // Its holder died holding it. Deleting by token removes that lock only, never a newer one
+      // (on a server without atomic filtered deletes two waiters may both get here; see SCALING notes in README).
+      await o.locks.deleteOne({ _id: owner, token: held.token });
+      continue;
+    }
+    if (Date.now() > giveUpAt) throw new StoreUnavailableError(`the create lock of caller "${owner}" stayed busy`);
+    await sleep(Math.min(2 ** Math.min(attempt, 6), 50) * (0.5 + Math.random()));
+  }
+  try {
+    return await work();
+  } finally {
+    await o.locks.deleteOne({ _id: owner, token });
+  }
+}
