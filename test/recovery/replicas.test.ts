@@ -44,6 +44,31 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     await fake.close();
   });
 
+  it("should abort the in-flight model call on the replica running a task soon after another replica records its Cancel, and write nothing after", async () => {
+    database = uniqueDatabase("rookery_cancel");
+    fake.respond((c) => (c.prompt === "cancel me elsewhere" ? { hang: true } : { content: "?" }));
+    // A long lease: the holder's renewals (every 10 s) cannot be what notices the cancel.
+    const runner = await replica("key-a", { ROOKERY_LEASE_MS: "30000" });
+    const api = await replica("key-b", { ROOKERY_LEASE_MS: "30000", ROOKERY_CONCURRENCY: "0" });
+    const { task } = await api.client.submit({ prompt: "cancel me elsewhere" });
+    const call = await fake.waitForCall((c) => c.prompt === "cancel me elsewhere");
+    expect(call.apiKey).toBe("key-a");
+
+    const cancelledAt = Date.now();
+    const { task: cancelled } = await api.client.cancel({ id: task!.id, reason: "changed my mind" });
+    await fake.waitForAbort((c) => c === call);
+    // Within the Watch poll interval (250 ms) plus a loaded FerretDB's reads; far below the 10 s renewal.
+    expect(Date.now() - cancelledAt).toBeLessThan(5_000);
+
+    const events = await collectEvents(runner.client, task!.id);
+    expectDense(events);
+    expect(events.at(-1)).toMatchObject({ status: TaskStatus.CANCELLED, sequence: cancelled!.lastEventSequence });
+    // Nothing is written for the run after the CANCELLED event.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect((await api.client.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.CANCELLED, lastEventSequence: cancelled!.lastEventSequence });
+    expect(runner.logs.join("\n")).toMatch(/cancelled by caller \(seen in the store\)/);
+  });
+
   it("should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other", { timeout: 240_000 }, async () => {
     database = uniqueDatabase("rookery_race");
     fake.respond((c) => (c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"1+1"}' }] } : { content: `done: ${c.prompt}` }));

@@ -40,6 +40,9 @@ export class FakeOpenAI {
   private script: Script = () => ({ content: "done" });
   private readonly sockets = new Set<Socket>();
   private readonly waiters: { match: (c: FakeCall) => boolean; resolve: (c: FakeCall) => void }[] = [];
+  /** Calls whose client went away before the reply was complete (an aborted model call). */
+  readonly aborted: FakeCall[] = [];
+  private readonly abortWaiters: { match: (c: FakeCall) => boolean; resolve: (c: FakeCall) => void }[] = [];
   private callIds = 0;
 
   private constructor(private readonly server: Server) {}
@@ -76,6 +79,13 @@ export class FakeOpenAI {
     return new Promise((resolve) => this.waiters.push({ match, resolve }));
   }
 
+  /** Resolves with the first call (past or future) that matches and whose client aborted it. */
+  waitForAbort(match: (c: FakeCall) => boolean): Promise<FakeCall> {
+    const seen = this.aborted.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.abortWaiters.push({ match, resolve }));
+  }
+
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     this.server.close();
@@ -96,6 +106,14 @@ export class FakeOpenAI {
       apiKey: (req.headers.authorization ?? "").replace(/^Bearer /, ""),
     };
     this.calls.push(call);
+    res.once("close", () => {
+      if (res.writableFinished) return;
+      this.aborted.push(call);
+      for (const w of this.abortWaiters.filter((w) => w.match(call))) {
+        this.abortWaiters.splice(this.abortWaiters.indexOf(w), 1);
+        w.resolve(call);
+      }
+    });
     for (const w of this.waiters.filter((w) => w.match(call))) {
       this.waiters.splice(this.waiters.indexOf(w), 1);
       w.resolve(call);
