@@ -21,6 +21,8 @@ export interface AgentDeps {
   tools: ToolRegistry;
   defaultProvider: string;
   defaultModel: string;
+  /** Largest conversation (all message text, UTF-8 bytes) a task may build; it FAILS past it. */
+  maxConversationBytes: number;
 }
 
 export interface RunContext {
@@ -38,6 +40,11 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
   const messages = [...state.messages];
   let iteration = state.iteration;
   let usage = task.usage;
+  let conversationBytes = messages.reduce((n, m) => n + messageBytes(m), 0);
+  const append = (message: ChatMessage) => {
+    messages.push(message);
+    conversationBytes += messageBytes(message);
+  };
 
   const progress = (): Progress => ({
     iterations: iteration,
@@ -49,6 +56,15 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
       messages: [...messages],
       lastCheckpointAt: new Date(),
     },
+  });
+
+  // Checked after every message the run adds, so that Get stays readable by every client.
+  const tooLong = (): RunOutcome => ({
+    kind: "failed",
+    error:
+      `the conversation passed ${deps.maxConversationBytes} bytes (ROOKERY_MAX_CONVERSATION_BYTES) in iteration ${iteration}; ` +
+      "the task stops so that it stays readable by every client",
+    progress: progress(),
   });
 
   for (;;) {
@@ -70,11 +86,12 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
     crashPoint("after_model_answer");
     iteration += 1;
     usage = addUsage(usage, reply.usage);
-    messages.push({
+    append({
       role: "assistant",
       content: reply.content,
       ...(reply.toolCalls.length > 0 ? { toolCalls: reply.toolCalls } : {}),
     });
+    if (conversationBytes > deps.maxConversationBytes) return tooLong();
     if (reply.toolCalls.length === 0) {
       return { kind: "completed", result: reply.content, progress: progress() };
     }
@@ -82,13 +99,20 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
     const forClient = reply.toolCalls.filter((c) => clientTools.has(c.name));
     for (const call of reply.toolCalls.filter((c) => !clientTools.has(c.name))) {
       const content = await deps.tools.run(call.name, call.arguments, ctx.signal);
-      messages.push({ role: "tool", toolCallId: call.id, content });
+      append({ role: "tool", toolCallId: call.id, content });
     }
+    if (conversationBytes > deps.maxConversationBytes) return tooLong();
     if (forClient.length > 0) {
       return { kind: "input_required", calls: forClient, progress: progress() };
     }
     await ctx.checkpoint(progress());
   }
+}
+
+function messageBytes(m: ChatMessage): number {
+  let n = Buffer.byteLength(m.content, "utf8");
+  for (const c of m.toolCalls ?? []) n += Buffer.byteLength(c.arguments, "utf8") + c.name.length + c.id.length;
+  return n;
 }
 
 function initialCheckpoint(task: Task, provider: string, model: string, toolsEnabled: string[]): Checkpoint {

@@ -58,6 +58,7 @@ export function taskToPb(t: Task): PbTask {
     tools: t.tools.map((d) => ({ name: d.name, description: d.description, parameters: d.parameters as never })),
     requestId: t.requestId ?? "",
     lastEventSequence: BigInt(t.sequence),
+    promptTruncated: t.promptTruncated ?? false,
   });
 }
 

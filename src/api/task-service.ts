@@ -1,7 +1,8 @@
 // The TaskService handlers, written once against the generated message types
 // and a transport-neutral CallContext. src/server/ serves them over grpc-js and
 // connect-node; errors thrown here are domain errors, mapped to codes there.
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { TaskSchema, type Task as PbTask } from "../../gen/rookery/v1/task_pb.js";
 import {
   AlreadyExistsError,
   FailedPreconditionError,
@@ -9,7 +10,7 @@ import {
   ResourceExhaustedError,
   TaskNotFoundError,
 } from "../domain/errors.js";
-import { isTerminal, type Task, type TaskEvent } from "../domain/task.js";
+import { basicView, isTerminal, summarize, type Task, type TaskEvent } from "../domain/task.js";
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
@@ -39,7 +40,6 @@ import type { CallContext } from "./call-context.js";
 import { eventToPb, taskToPb } from "./convert.js";
 import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
 import { checkCancel, checkId, checkList, checkResume, checkSubmit, type Limits } from "./validate.js";
-import { summarize } from "../domain/task.js";
 
 export interface TaskServiceDeps {
   store: TaskStore;
@@ -56,6 +56,9 @@ export interface TaskServiceDeps {
   /** True when API keys are required: then each caller sees only its own tasks. */
   authEnabled: boolean;
 }
+
+/** A List page stops growing past this many encoded bytes, well under every client's 4 MiB default. */
+const MAX_LIST_PAGE_BYTES = 3 * 1024 * 1024;
 
 // One message per event, shared by every watcher that receives the same event
 // object from the feed (and so encoded once, see grpc-server.ts).
@@ -122,11 +125,21 @@ export class TaskService {
       limit: input.pageSize + 1,
       ...(after ? { after } : {}),
     });
-    const page = tasks.slice(0, input.pageSize);
-    const last = page[page.length - 1];
+    // Rows in the view asked for, until page_size or the byte budget: then the page
+    // ends early and its token continues after the last row it holds.
+    const rows: PbTask[] = [];
+    let bytes = 0;
+    for (const task of tasks.slice(0, input.pageSize)) {
+      const row = taskToPb(input.view === "full" ? summarize(task) : basicView(task));
+      bytes += toBinary(TaskSchema, row).byteLength;
+      if (rows.length > 0 && bytes > MAX_LIST_PAGE_BYTES) break;
+      rows.push(row);
+    }
+    const more = tasks.length > rows.length;
+    const last = tasks[rows.length - 1];
     return create(ListResponseSchema, {
-      tasks: page.map((t) => taskToPb(summarize(t))),
-      nextPageToken: tasks.length > input.pageSize && last ? encodePageToken(last, fingerprint) : "",
+      tasks: rows,
+      nextPageToken: more && last ? encodePageToken(last, fingerprint) : "",
     });
   }
 

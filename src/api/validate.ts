@@ -10,6 +10,7 @@ import type {
   SubmitRequest,
 } from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
+import { TaskView } from "../../gen/rookery/v1/task_pb.js";
 
 export interface Limits {
   maxPromptBytes: number;
@@ -17,6 +18,10 @@ export interface Limits {
   maxLabelValueLength: number;
   maxTools: number;
   maxToolSchemaBytes: number;
+  /** All of a task's tool schemas together: they travel with the task (Get) and with every model call. */
+  maxToolsTotalBytes: number;
+  /** Levels of nested JSON objects and arrays in a tool schema (see checkSchemaDepth). */
+  maxToolSchemaDepth: number;
   maxToolResults: number;
   maxPageSize: number;
   defaultPageSize: number;
@@ -30,6 +35,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxLabelValueLength: 256,
   maxTools: 64,
   maxToolSchemaBytes: 64 * 1024,
+  maxToolsTotalBytes: 256 * 1024,
+  maxToolSchemaDepth: 20,
   maxToolResults: 128,
   maxPageSize: 1000,
   defaultPageSize: 50,
@@ -63,8 +70,26 @@ function checkLabels(v: Violations, field: string, labels: Record<string, string
   if (entries.length > limits.maxLabels) v.add(field, `must have at most ${limits.maxLabels} entries (has ${entries.length})`);
   for (const [key, value] of entries.slice(0, limits.maxLabels + 1)) {
     if (!LABEL_KEY.test(key)) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, "key must be 1-63 of a-z 0-9 _ . - /, starting and ending with a letter or digit");
-    if (value.length > limits.maxLabelValueLength) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `value must be at most ${limits.maxLabelValueLength} characters`);
+    if ([...value].length > limits.maxLabelValueLength) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `value must be at most ${limits.maxLabelValueLength} characters`);
   }
+}
+
+/**
+ * Levels of nested objects and arrays in a JSON value (a scalar is 0). A tool schema
+ * travels as google.protobuf.Struct, and upb (Python, PHP, Ruby) spends three of its
+ * 100 nesting units per Struct level: past ~30 levels a Get or a List page holding
+ * the task cannot be decoded there. Walks iteratively, so no depth can overflow it.
+ */
+export function jsonDepth(value: unknown): number {
+  let max = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    max = Math.max(max, depth + 1);
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return max;
 }
 
 export function checkId(id: string, field = "id"): string {
@@ -105,6 +130,7 @@ export function checkSubmit(
   if (req.requestId.length > 128) v.add("request_id", "must be at most 128 characters");
   if (req.tools.length > limits.maxTools) v.add("tools", `must have at most ${limits.maxTools} entries`);
   const names = new Set<string>();
+  let totalToolBytes = 0;
   req.tools.slice(0, limits.maxTools).forEach((t, i) => {
     const f = `tools[${i}]`;
     if (!TOOL_NAME.test(t.name)) v.add(`${f}.name`, "must match ^[a-zA-Z0-9_-]{1,64}$");
@@ -112,10 +138,17 @@ export function checkSubmit(
     else if (names.has(t.name)) v.add(`${f}.name`, `duplicate tool "${t.name}"`);
     names.add(t.name);
     if (t.description.length > 4096) v.add(`${f}.description`, "must be at most 4096 characters");
-    if (t.parameters && bytes(JSON.stringify(t.parameters)) > limits.maxToolSchemaBytes) {
+    const schemaBytes = t.parameters ? bytes(JSON.stringify(t.parameters)) : 0;
+    totalToolBytes += schemaBytes + bytes(t.description);
+    if (schemaBytes > limits.maxToolSchemaBytes) {
       v.add(`${f}.parameters`, `must be at most ${limits.maxToolSchemaBytes} bytes of JSON`);
+    } else if (t.parameters && jsonDepth(t.parameters) > limits.maxToolSchemaDepth) {
+      v.add(`${f}.parameters`, `must nest objects and arrays at most ${limits.maxToolSchemaDepth} levels deep (every protobuf runtime must be able to decode the task)`);
     }
   });
+  if (totalToolBytes > limits.maxToolsTotalBytes) {
+    v.add("tools", `descriptions and schemas must be at most ${limits.maxToolsTotalBytes} bytes together (are ${totalToolBytes})`);
+  }
   v.throwIfAny();
   return {
     prompt: req.prompt,
@@ -134,6 +167,7 @@ export function checkSubmit(
 }
 
 export interface ListInput {
+  view: "basic" | "full";
   pageSize: number;
   pageToken: string;
   statuses: TaskStatus[];
@@ -152,8 +186,10 @@ export function checkList(req: ListRequest, limits: Limits): ListInput {
     else v.add(`statuses[${i}]`, `${s} is not a task status`);
   });
   checkLabels(v, "labels", req.labels, limits);
+  if (!(req.view in TaskView)) v.add("view", `${req.view} is not a task view`);
   v.throwIfAny();
   return {
+    view: req.view === TaskView.FULL ? "full" : "basic",
     pageSize: req.pageSize === 0 ? limits.defaultPageSize : req.pageSize,
     pageToken: req.pageToken,
     statuses: [...new Set(statuses)].sort(),
@@ -174,10 +210,15 @@ export function checkResume(req: ResumeRequest, limits: Limits): { id: string; i
   if (req.toolResults.length > limits.maxToolResults) {
     v.add("tool_results", `must have at most ${limits.maxToolResults} entries`);
   }
+  let resultBytes = 0;
   req.toolResults.slice(0, limits.maxToolResults).forEach((r, i) => {
     if (r.toolCallId === "") v.add(`tool_results[${i}].tool_call_id`, "is required");
     checkText(v, `tool_results[${i}].content`, r.content, limits.maxPromptBytes);
+    resultBytes += bytes(r.content);
   });
+  if (resultBytes > limits.maxPromptBytes) {
+    v.add("tool_results", `contents must be at most ${limits.maxPromptBytes} bytes together (are ${resultBytes})`);
+  }
   v.throwIfAny();
   const toolResults: ToolResult[] = req.toolResults.map((r) => ({
     toolCallId: r.toolCallId,

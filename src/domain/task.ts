@@ -108,6 +108,8 @@ export interface Task {
   takeovers?: number;
   /** Resume messages given before the task ever ran: they follow the prompt when it starts. */
   followUps?: string[];
+  /** Set on a BASIC view whose prompt was cut short. */
+  promptTruncated?: boolean;
 }
 
 export type TaskEventKind = "status_changed" | "iteration_checkpointed";
@@ -120,12 +122,31 @@ export interface TaskEvent {
   status: TaskStatus;
   previousStatus?: TaskStatus;
   iterations: number;
-  /** The task right after the event, without checkpoint and lease. */
+  /** The task right after the event, in the BASIC view. */
   task: Task;
 }
 
-/** A task as carried by events and List: no checkpoint, no lease. */
+/** A task without its checkpoint and lease: the FULL view of List. */
 export function summarize(task: Task): Task {
   const { checkpoint: _checkpoint, lease: _lease, ...rest } = task;
   return rest;
+}
+
+/** Characters of the prompt a BASIC view keeps. */
+export const BASIC_PROMPT_CHARS = 1_000;
+
+/**
+ * A task as a List row or an event snapshot carries it (the BASIC view), small
+ * whatever the task holds: no checkpoint, lease, result, system prompt, tool
+ * definitions or follow-ups, and the prompt cut to BASIC_PROMPT_CHARS.
+ */
+export function basicView(task: Task): Task {
+  const { checkpoint: _c, lease: _l, result: _r, followUps: _f, ...rest } = task;
+  const chars = [...task.prompt];
+  const basic: Task = { ...rest, systemPrompt: "", tools: [] };
+  if (chars.length > BASIC_PROMPT_CHARS) {
+    basic.prompt = chars.slice(0, BASIC_PROMPT_CHARS).join("");
+    basic.promptTruncated = true;
+  }
+  return basic;
 }

@@ -11,7 +11,7 @@ import {
 } from "./errors.js";
 import {
   ZERO_USAGE,
-  summarize,
+  basicView,
   type ChatMessage,
   type Checkpoint,
   type Task,
@@ -120,7 +120,7 @@ function makeEvent(task: Task, kind: TaskEventKind, previous: TaskStatus | undef
     status: task.status,
     ...(previous === undefined ? {} : { previousStatus: previous }),
     iterations: task.iterations,
-    task: summarize(task),
+    task: basicView(task),
   };
 }
 
@@ -210,8 +210,12 @@ export function complete(token: string, result: string, progress: Progress): Dec
   return { verb: "complete", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "completed", result }) };
 }
 
+/** Longest error message stored: a provider's error text is untrusted and may be huge. */
+export const MAX_ERROR_CHARS = 4_096;
+
 export function fail(token: string, error: string, progress?: Progress): Decide {
-  return { verb: "fail", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "failed", error }) };
+  const stored = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}… (truncated)` : error;
+  return { verb: "fail", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "failed", error: stored }) };
 }
 
 export function requireInput(token: string, calls: ToolCall[], progress: Progress): Decide {

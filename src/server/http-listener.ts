@@ -7,9 +7,10 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
+import type { Logger } from "../logger.js";
+import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
 import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 
 export interface HttpListenerOptions {
@@ -21,6 +22,9 @@ export interface HttpListenerOptions {
   tls?: { cert: string; key: string };
   /** Largest request body accepted. */
   readMaxBytes: number;
+  /** A Watch whose client has not taken a written message for this long is cut off. */
+  watchStallMs: number;
+  logger: Logger;
 }
 
 export interface HttpListener {
@@ -29,10 +33,12 @@ export interface HttpListener {
 }
 
 export async function startHttpListener(o: HttpListenerOptions): Promise<HttpListener> {
-  const handler = connectNodeAdapter({
+  const handler = connectHandler({
     routes: (router: ConnectRouter) => router.service(TaskServiceDesc, taskServiceImpl(o.adapter)),
-    shutdownSignal: o.shutdown,
+    shutdown: o.shutdown,
     readMaxBytes: o.readMaxBytes,
+    stallMs: o.watchStallMs,
+    logger: o.logger,
     fallback: (req, res) => void serveFallback(o.metrics, req, res as unknown as FallbackResponse),
   });
   const server = o.tls
@@ -57,7 +63,12 @@ export async function startHttpListener(o: HttpListenerOptions): Promise<HttpLis
 }
 
 function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServiceDesc> {
-  const context = (ctx: HandlerContext) => () => adapter.context(ctx.requestHeader.get("authorization") ?? undefined, ctx.signal);
+  // A request that did not decode (connect-handler.ts) fails here, through the same error mapping.
+  const context = (ctx: HandlerContext) => () => {
+    const malformed = ctx.values.get(MALFORMED_REQUEST);
+    if (malformed) throw malformed;
+    return adapter.context(ctx.requestHeader.get("authorization") ?? undefined, ctx.signal);
+  };
   const unary =
     (method: UnaryMethod) =>
     (request: unknown, ctx: HandlerContext): Promise<never> =>
@@ -83,17 +94,25 @@ function cleartextServer(handler: http.RequestListener & ((req: http2.Http2Serve
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   return net.createServer((socket) => {
-    socket.once("data", (first: Buffer) => {
+    // Bytes are read until they either differ from the HTTP/2 preface or hold all of it:
+    // a first segment as short as one byte ("P", as in POST and PRI) decides nothing.
+    let seen = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const head = seen.subarray(0, HTTP2_PREFACE.length);
+      const isPrefix = head.equals(HTTP2_PREFACE.subarray(0, head.length));
+      if (isPrefix && head.length < HTTP2_PREFACE.length) return;
+      socket.off("data", onData);
       socket.pause();
-      socket.unshift(first);
-      const head = first.subarray(0, HTTP2_PREFACE.length);
-      if (head.equals(HTTP2_PREFACE.subarray(0, head.length))) {
+      socket.unshift(seen);
+      if (isPrefix) {
         h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
         socket.resume();
       }
-    });
+    };
+    socket.on("data", onData);
   });
 }
 

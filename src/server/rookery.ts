@@ -64,6 +64,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
       tools,
       defaultProvider: config.provider,
       defaultModel: config.model,
+      maxConversationBytes: config.maxConversationBytes,
     },
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
@@ -116,6 +117,8 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     port: config.httpPort,
     shutdown: shutdown.signal,
     readMaxBytes: 4 * config.maxPromptBytes + 1024 * 1024,
+    watchStallMs: config.watchStallMs,
+    logger,
     ...(tls ? { tls } : {}),
   });
   const stopHealth = monitorHealth(store, health, logger, 2_000);

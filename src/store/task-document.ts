@@ -28,6 +28,7 @@ export interface TaskDocument {
   sequence: number;
   takeovers?: number;
   follow_ups?: string[];
+  prompt_truncated?: boolean;
 }
 
 interface MessageDocument {
@@ -99,6 +100,7 @@ export function toTaskDocument(t: Task): TaskDocument {
     sequence: t.sequence,
     takeovers: t.takeovers,
     follow_ups: t.followUps,
+    prompt_truncated: t.promptTruncated,
   });
 }
 
@@ -133,6 +135,7 @@ export function fromTaskDocument(d: TaskDocument): Task {
     sequence: d.sequence,
     takeovers: d.takeovers ?? undefined,
     followUps: d.follow_ups ?? undefined,
+    promptTruncated: d.prompt_truncated ?? undefined,
   });
 }
 

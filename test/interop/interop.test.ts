@@ -2,11 +2,15 @@
 // server on loopback ports. A stack whose toolchain is missing is skipped
 // locally and fails under CI=true.
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, toBinary, type JsonObject } from "@bufbuild/protobuf";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
+import { GetResponseSchema, TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { grpcJsTaskClient } from "../support/grpc-js-client.js";
 import { startHarness, type Harness } from "../support/harness.js";
 import { VERSIONS, buildGoClient, goTool, pythonStubs, pythonVenv, toolchain } from "../support/toolchains.js";
@@ -92,6 +96,30 @@ describe("the interop scenario", () => {
       const result = await run(interpreter, ["test/interop/python/run_scenario.py", `127.0.0.1:${h.rookery.grpcPort}`, "python", SCENARIO, stubs], { allowFailure: true });
       expect(result.stderr.toString()).toBe("");
       expect(result.stdout.toString().trim().split("\n")).toEqual(all);
+    });
+  });
+
+  describe("tool schemas every runtime decodes", () => {
+    const python = toolchain("Python grpcio", () => {
+      const interpreter = pythonVenv();
+      return { interpreter, stubs: pythonStubs(interpreter) };
+    });
+    // `depth` levels of JSON objects, the innermost holding a string.
+    const nested = (depth: number): JsonObject => (depth <= 1 ? { type: "string" } : { inner: nested(depth - 1) });
+    const submitWithSchema = (depth: number) =>
+      h.grpc.submit({ prompt: `schema of depth ${depth}`, tools: [{ name: "deep", description: "d", parameters: nested(depth) }] });
+
+    (python.missing ? it.skip : it)("should accept a schema nested to the limit that Python's upb decodes in Get and List, and refuse one level more", async () => {
+      const { task } = await submitWithSchema(20);
+      await expect(submitWithSchema(21)).rejects.toThrow(/nest objects and arrays at most 20 levels/);
+      // What the cap prevents: a schema twice as deep, encoded here, is more than upb decodes.
+      const file = join(mkdtempSync(join(tmpdir(), "rookery-deep-")), "get-response.bin");
+      const deep = create(GetResponseSchema, { task: { id: "x", tools: [{ name: "deep", parameters: nested(40) }] } });
+      writeFileSync(file, toBinary(GetResponseSchema, deep));
+      const { interpreter, stubs } = python.value!;
+      const result = await run(interpreter, ["test/interop/python/decode_tasks.py", `127.0.0.1:${h.rookery.grpcPort}`, task!.id, stubs, file], { allowFailure: true });
+      expect(result.stderr.toString()).toBe("");
+      expect(result.stdout.toString().trim().split("\n")).toEqual(["get ok", "list ok", "file failed: DecodeError"]);
     });
   });
 

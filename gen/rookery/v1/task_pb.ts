@@ -12,7 +12,7 @@ import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task.proto.
  */
 export const file_rookery_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEiqAUKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX3Jlc3VsdEIICgZfZXJyb3JCCwoJX3Byb3ZpZGVyQggKBl9tb2RlbCKTAgoKQ2hlY2twb2ludBISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWl0ZXJhdGlvbhgCIAEoDRIWCg5tYXhfaXRlcmF0aW9ucxgDIAEoDRIlCghtZXNzYWdlcxgEIAMoCzITLnJvb2tlcnkudjEuTWVzc2FnZRIWCg5pbml0aWFsX3Byb21wdBgFIAEoCRIVCg1zeXN0ZW1fcHJvbXB0GAYgASgJEhAKCHByb3ZpZGVyGAcgASgJEg0KBW1vZGVsGAggASgJEhUKDXRvb2xzX2VuYWJsZWQYCSADKAkSOAoUbGFzdF9jaGVja3BvaW50X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImgKB01lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJEigKCnRvb2xfY2FsbHMYAyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEhQKDHRvb2xfY2FsbF9pZBgEIAEoCSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJgCg5Ub29sRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkUKClRvb2xSZXN1bHQSFAoMdG9vbF9jYWxsX2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSEAoIaXNfZXJyb3IYAyABKAgiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoBBIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoBBIUCgx0b3RhbF90b2tlbnMYAyABKAQijgIKCVRhc2tFdmVudBIPCgd0YXNrX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBGtpbmQYBCABKA4yGS5yb29rZXJ5LnYxLlRhc2tFdmVudEtpbmQSJgoGc3RhdHVzGAUgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEi8KD3ByZXZpb3VzX3N0YXR1cxgGIAEoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxISCgppdGVyYXRpb25zGAcgASgNEh4KBHRhc2sYCCABKAsyEC5yb29rZXJ5LnYxLlRhc2sqyQEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNUQVNLX1NUQVRVU19QRU5ESU5HEAESFwoTVEFTS19TVEFUVVNfUlVOTklORxACEh4KGlRBU0tfU1RBVFVTX0lOUFVUX1JFUVVJUkVEEAMSGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAQSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAUSGQoVVEFTS19TVEFUVVNfQ0FOQ0VMTEVEEAYqgAEKDVRhc2tFdmVudEtpbmQSHwobVEFTS19FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIgoeVEFTS19FVkVOVF9LSU5EX1NUQVRVU19DSEFOR0VEEAESKgomVEFTS19FVkVOVF9LSU5EX0lURVJBVElPTl9DSEVDS1BPSU5URUQQAmIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEiwgUKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcmVzdWx0QggKBl9lcnJvckILCglfcHJvdmlkZXJCCAoGX21vZGVsIpMCCgpDaGVja3BvaW50EhIKCnNlc3Npb25faWQYASABKAkSEQoJaXRlcmF0aW9uGAIgASgNEhYKDm1heF9pdGVyYXRpb25zGAMgASgNEiUKCG1lc3NhZ2VzGAQgAygLMhMucm9va2VyeS52MS5NZXNzYWdlEhYKDmluaXRpYWxfcHJvbXB0GAUgASgJEhUKDXN5c3RlbV9wcm9tcHQYBiABKAkSEAoIcHJvdmlkZXIYByABKAkSDQoFbW9kZWwYCCABKAkSFQoNdG9vbHNfZW5hYmxlZBgJIAMoCRI4ChRsYXN0X2NoZWNrcG9pbnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoHTWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSKAoKdG9vbF9jYWxscxgDIAMoCzIULnJvb2tlcnkudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJImAKDlRvb2xEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiRQoKVG9vbFJlc3VsdBIUCgx0b29sX2NhbGxfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghpc19lcnJvchgDIAEoCCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgEEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgEEhQKDHRvdGFsX3Rva2VucxgDIAEoBCKOAgoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEa2luZBgEIAEoDjIZLnJvb2tlcnkudjEuVGFza0V2ZW50S2luZBImCgZzdGF0dXMYBSABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSLwoPcHJldmlvdXNfc3RhdHVzGAYgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhIKCml0ZXJhdGlvbnMYByABKA0SHgoEdGFzaxgIIAEoCzIQLnJvb2tlcnkudjEuVGFzayrJAQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISHgoaVEFTS19TVEFUVVNfSU5QVVRfUkVRVUlSRUQQAxIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQBBIWChJUQVNLX1NUQVRVU19GQUlMRUQQBRIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBipOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACKoABCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVZFTlRfS0lORF9TVEFUVVNfQ0hBTkdFRBABEioKJlRBU0tfRVZFTlRfS0lORF9JVEVSQVRJT05fQ0hFQ0tQT0lOVEVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A background agent task. Mirrors the BackgroundTask record of the Rust
@@ -135,6 +135,13 @@ export type Task = Message$1<"rookery.v1.Task"> & {
    * @generated from field: uint64 last_event_sequence = 19;
    */
   lastEventSequence: bigint;
+
+  /**
+   * True when `prompt` was cut short for a BASIC view (List rows, event snapshots).
+   *
+   * @generated from field: bool prompt_truncated = 20;
+   */
+  promptTruncated: boolean;
 };
 
 /**
@@ -414,7 +421,8 @@ export type TaskEvent = Message$1<"rookery.v1.TaskEvent"> & {
   iterations: number;
 
   /**
-   * The task as it was right after this event (without checkpoint).
+   * The task as it was right after this event, in the BASIC view (no result,
+   * system prompt, tools or checkpoint; prompt shortened): Get has the rest.
    *
    * @generated from field: rookery.v1.Task task = 8;
    */
@@ -495,6 +503,42 @@ export const TaskStatusSchema: GenEnum<TaskStatus> = /*@__PURE__*/
   enumDesc(file_rookery_v1_task, 0);
 
 /**
+ * How much of a task a response carries (AIP-157).
+ *
+ * @generated from enum rookery.v1.TaskView
+ */
+export enum TaskView {
+  /**
+   * The RPC's default: BASIC for List, FULL for Get.
+   *
+   * @generated from enum value: TASK_VIEW_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * What a list row needs, small whatever the task holds: no result, system
+   * prompt, tool definitions or checkpoint, and the prompt cut to its first
+   * 1,000 characters (Task.prompt_truncated says so). Get has the rest.
+   *
+   * @generated from enum value: TASK_VIEW_BASIC = 1;
+   */
+  BASIC = 1,
+
+  /**
+   * Everything but the checkpoint (only Get returns that).
+   *
+   * @generated from enum value: TASK_VIEW_FULL = 2;
+   */
+  FULL = 2,
+}
+
+/**
+ * Describes the enum rookery.v1.TaskView.
+ */
+export const TaskViewSchema: GenEnum<TaskView> = /*@__PURE__*/
+  enumDesc(file_rookery_v1_task, 1);
+
+/**
  * @generated from enum rookery.v1.TaskEventKind
  */
 export enum TaskEventKind {
@@ -522,5 +566,5 @@ export enum TaskEventKind {
  * Describes the enum rookery.v1.TaskEventKind.
  */
 export const TaskEventKindSchema: GenEnum<TaskEventKind> = /*@__PURE__*/
-  enumDesc(file_rookery_v1_task, 1);
+  enumDesc(file_rookery_v1_task, 2);
 
