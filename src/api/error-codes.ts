@@ -8,7 +8,6 @@ import {
   AlreadyExistsError,
   FailedPreconditionError,
   InvalidArgumentError,
-  LeaseLostError,
   ResourceExhaustedError,
   StoreUnavailableError,
   TaskNotFoundError,
@@ -41,8 +40,6 @@ export function toConnectError(error: unknown): ConnectError {
   if (error instanceof StoreUnavailableError) {
     return new ConnectError("the task store is unavailable; retry later", Code.Unavailable, undefined, undefined, error);
   }
-  // A Cancel raced a worker's write: the task changed under us; retrying is safe.
-  if (error instanceof LeaseLostError) return new ConnectError(error.message, Code.Aborted, undefined, undefined, error);
   if (error instanceof Error && error.name === "AbortError") {
     return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, error);
   }

@@ -1,6 +1,6 @@
 // How the CLI prints tasks and events for people (--json prints the proto JSON instead).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { TaskStatus, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
+import { TaskEventKind, TaskStatus, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
 
 /** Bad command-line input: exit code 2. */
 export class UsageError extends Error {}
@@ -41,7 +41,12 @@ export function formatTaskRow(t: Task): string {
 }
 
 export function formatEvent(e: TaskEvent): string {
+  // By kind, not by status: a lease takeover is RUNNING -> RUNNING and checkpoints nothing.
   const what =
-    e.previousStatus === e.status ? `iteration ${e.iterations} checkpointed` : `${statusName(e.previousStatus)} -> ${statusName(e.status)}`;
+    e.kind === TaskEventKind.ITERATION_CHECKPOINTED
+      ? `iteration ${e.iterations} checkpointed`
+      : e.previousStatus === TaskStatus.UNSPECIFIED
+        ? "submitted"
+        : `${statusName(e.previousStatus)} -> ${statusName(e.status)}`;
   return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})`;
 }

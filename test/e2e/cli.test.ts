@@ -1,5 +1,6 @@
 // The `rookery` command against a real server: output, --json, exit codes.
 import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startHarness, type Harness } from "../support/harness.js";
@@ -72,5 +73,19 @@ describe("rookery CLI", () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual(['rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN']);
+  });
+
+  it("should refuse to serve with a SQLite path it cannot open, naming the path and the setting", async () => {
+    // A directory is not a database file.
+    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0", "--http-port", "0"], {
+      env: { ...process.env, ROOKERY_SQLITE_PATH: tmpdir() },
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      `rookery: cannot open the embedded store at ROOKERY_SQLITE_PATH (--sqlite-path) = ${JSON.stringify(tmpdir())}: unable to open database file`,
+    ]);
   });
 });

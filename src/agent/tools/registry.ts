@@ -15,10 +15,6 @@ export class ToolRegistry {
     this.byName = new Map(tools.map((t) => [t.name, t]));
   }
 
-  has(name: string): boolean {
-    return this.byName.has(name);
-  }
-
   names(): string[] {
     return [...this.byName.keys()];
   }
