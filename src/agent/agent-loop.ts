@@ -41,6 +41,8 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
   let iteration = state.iteration;
   let usage = task.usage;
   let conversationBytes = messages.reduce((n, m) => n + messageBytes(m), 0);
+  // Messages before this index are stored already; the rest go into the next event.
+  let recorded = messages.length;
   const append = (message: ChatMessage) => {
     messages.push(message);
     conversationBytes += messageBytes(message);
@@ -56,6 +58,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
       messages: [...messages],
       lastCheckpointAt: new Date(),
     },
+    added: messages.slice(recorded),
   });
 
   // Checked after every message the run adds, so that Get stays readable by every client.
@@ -106,6 +109,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
       return { kind: "input_required", calls: forClient, progress: progress() };
     }
     await ctx.checkpoint(progress());
+    recorded = messages.length;
   }
 }
 

@@ -1,7 +1,8 @@
 // Domain records <-> generated protobuf-es messages.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Checkpoint, Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import type { ChatMessage, Checkpoint, Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   CheckpointSchema,
   TaskEventKind,
@@ -11,7 +12,10 @@ import {
   type Task as PbTask,
   type TaskEvent as PbTaskEvent,
   type Checkpoint as PbCheckpoint,
+  type MessageSchema,
 } from "../../gen/rookery/v1/task_pb.js";
+
+type PbMessageInit = MessageInitShape<typeof MessageSchema>;
 
 const TO_PB: Record<TaskStatus, PbStatus> = {
   pending: PbStatus.PENDING,
@@ -59,6 +63,7 @@ export function taskToPb(t: Task): PbTask {
     requestId: t.requestId ?? "",
     lastEventSequence: BigInt(t.sequence),
     promptTruncated: t.promptTruncated ?? false,
+    runs: t.runs ?? 0,
   });
 }
 
@@ -67,12 +72,7 @@ function checkpointToPb(c: Checkpoint): PbCheckpoint {
     sessionId: c.sessionId,
     iteration: c.iteration,
     maxIterations: c.maxIterations,
-    messages: c.messages.map((m) => ({
-      role: m.role,
-      content: m.content,
-      toolCalls: m.toolCalls ?? [],
-      toolCallId: m.toolCallId ?? "",
-    })),
+    messages: c.messages.map(messageToPb),
     initialPrompt: c.initialPrompt,
     systemPrompt: c.systemPrompt,
     provider: c.provider,
@@ -92,5 +92,10 @@ export function eventToPb(e: TaskEvent): PbTaskEvent {
     previousStatus: e.previousStatus ? statusToPb(e.previousStatus) : PbStatus.UNSPECIFIED,
     iterations: e.iterations,
     task: taskToPb(e.task),
+    messages: (e.messages ?? []).map(messageToPb),
   });
+}
+
+function messageToPb(m: ChatMessage): PbMessageInit {
+  return { role: m.role, content: m.content, toolCalls: m.toolCalls ?? [], toolCallId: m.toolCallId ?? "" };
 }

@@ -110,6 +110,8 @@ export interface Task {
   followUps?: string[];
   /** Set on a BASIC view whose prompt was cut short. */
   promptTruncated?: boolean;
+  /** Runs started so far: every claim (a takeover too) starts one. Numbers output attempts. */
+  runs?: number;
 }
 
 export type TaskEventKind = "status_changed" | "iteration_checkpointed";
@@ -124,6 +126,8 @@ export interface TaskEvent {
   iterations: number;
   /** The task right after the event, in the BASIC view. */
   task: Task;
+  /** Messages the event added to the conversation (see TaskEvent.messages in the proto). */
+  messages?: ChatMessage[];
 }
 
 /** A task without its checkpoint and lease: the FULL view of List. */

@@ -26,6 +26,7 @@ const progress = (task: Task, iterations: number) => ({
     sessionId: "s", iteration: iterations, maxIterations: task.maxIterations, messages: [], initialPrompt: "p",
     systemPrompt: "", provider: "openai", model: "m", toolsEnabled: [], lastCheckpointAt: t0,
   },
+  added: [],
 });
 
 describe("canTransition()", () => {

@@ -78,12 +78,18 @@ export function allows(verb: Verb, status: TaskStatus): boolean {
   return RULES[verb].from.includes(status);
 }
 
+/** What a verb makes of the current task: the next task, and the messages its event records. */
+export interface Outcome {
+  task: Task;
+  messages?: ChatMessage[];
+}
+
 /** A transition to commit: its verb, the lease token of a fenced one, and the next task. */
 export interface Decide {
   verb: Verb;
   token?: string;
   /** Computes the next task from the current one; may refuse by throwing a domain error. */
-  apply(current: Task, now: Date): Task;
+  apply(current: Task, now: Date): Outcome;
 }
 
 export interface Committed {
@@ -104,14 +110,14 @@ export function commitTransition(current: Task, decide: Decide, now: Date): Comm
   if (!rule.from.includes(current.status)) {
     throw new FailedPreconditionError(current.id, current.status, rule.refusal(current.id, current.status));
   }
-  const next = decide.apply(current, now);
+  const { task: next, messages } = decide.apply(current, now);
   if (next.status !== rule.to) throw new Error(`${decide.verb} must lead to ${rule.to}, not ${next.status}`);
   const kind: TaskEventKind = decide.verb === "checkpoint" ? "iteration_checkpointed" : "status_changed";
   const task: Task = { ...next, updatedAt: now, sequence: current.sequence + 1 };
-  return { task, event: makeEvent(task, kind, current.status, now) };
+  return { task, event: makeEvent(task, kind, current.status, now, messages) };
 }
 
-function makeEvent(task: Task, kind: TaskEventKind, previous: TaskStatus | undefined, now: Date): TaskEvent {
+function makeEvent(task: Task, kind: TaskEventKind, previous: TaskStatus | undefined, now: Date, messages?: ChatMessage[]): TaskEvent {
   return {
     taskId: task.id,
     sequence: task.sequence,
@@ -121,6 +127,7 @@ function makeEvent(task: Task, kind: TaskEventKind, previous: TaskStatus | undef
     ...(previous === undefined ? {} : { previousStatus: previous }),
     iterations: task.iterations,
     task: basicView(task),
+    ...(messages && messages.length > 0 ? { messages } : {}),
   };
 }
 
@@ -138,7 +145,15 @@ export interface NewTask {
 
 /** The event that records a task's creation, rebuilt from the task as first stored. */
 export function creationEvent(task: Task): TaskEvent {
-  return makeEvent({ ...task, sequence: 1 }, "status_changed", undefined, task.createdAt);
+  return makeEvent({ ...task, sequence: 1 }, "status_changed", undefined, task.createdAt, openingMessages(task));
+}
+
+/** The conversation a task starts with: its system prompt and prompt. */
+function openingMessages(task: Task): ChatMessage[] {
+  return [
+    ...(task.systemPrompt ? [{ role: "system" as const, content: task.systemPrompt }] : []),
+    { role: "user" as const, content: task.prompt },
+  ];
 }
 
 /** A new task in PENDING and its first event (sequence 1). */
@@ -162,7 +177,7 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
     owner: input.owner,
     sequence: 1,
   };
-  return { task, event: makeEvent(task, "status_changed", undefined, now) };
+  return { task, event: makeEvent(task, "status_changed", undefined, now, openingMessages(task)) };
 }
 
 /** The task without the outcome of its last run; a run that ended also ends any run of takeovers. */
@@ -185,29 +200,41 @@ export function claim(owner: string, leaseMs: number, token: string = randomUUID
       }
       const lease = { token, owner, expiresAt: new Date(now.getTime() + leaseMs) };
       const takeovers = t.status === "running" ? (t.takeovers ?? 0) + 1 : 0;
-      return { ...t, status: "running", lease, ...(takeovers > 0 ? { takeovers } : {}) };
+      return { task: { ...t, status: "running", lease, runs: (t.runs ?? 0) + 1, ...(takeovers > 0 ? { takeovers } : {}) } };
     },
   };
 }
 
-/** What one finished iteration adds to the task. */
+/** What one finished iteration adds to the task, and the messages it added (recorded in its event). */
 export interface Progress {
   checkpoint: Checkpoint;
   iterations: number;
   usage: Usage;
+  added: ChatMessage[];
 }
 
-function withProgress(t: Task, progress: Progress): Task {
-  const { takeovers: _t, ...rest } = t;
-  return { ...rest, ...progress };
+function progressed(t: Task, progress: Progress): Task {
+  const { added: _a, ...fields } = progress;
+  return { ...t, ...fields };
 }
 
 export function checkpoint(token: string, progress: Progress): Decide {
-  return { verb: "checkpoint", token, apply: (t) => withProgress(t, progress) };
+  return {
+    verb: "checkpoint",
+    token,
+    apply: (t) => {
+      const { takeovers: _t, ...rest } = t;
+      return { task: progressed(rest, progress), messages: progress.added };
+    },
+  };
 }
 
 export function complete(token: string, result: string, progress: Progress): Decide {
-  return { verb: "complete", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "completed", result }) };
+  return {
+    verb: "complete",
+    token,
+    apply: (t) => ({ task: { ...progressed(withoutOutcome(t), progress), status: "completed", result }, messages: progress.added }),
+  };
 }
 
 /** Longest error message stored: a provider's error text is untrusted and may be huge. */
@@ -215,26 +242,36 @@ export const MAX_ERROR_CHARS = 4_096;
 
 export function fail(token: string, error: string, progress?: Progress): Decide {
   const stored = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}… (truncated)` : error;
-  return { verb: "fail", token, apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "failed", error: stored }) };
+  return {
+    verb: "fail",
+    token,
+    apply: (t) => {
+      const task: Task = { ...(progress ? progressed(withoutOutcome(t), progress) : withoutOutcome(t)), status: "failed", error: stored };
+      return { task, ...(progress ? { messages: progress.added } : {}) };
+    },
+  };
 }
 
 export function requireInput(token: string, calls: ToolCall[], progress: Progress): Decide {
   return {
     verb: "require_input",
     token,
-    apply: (t) => ({ ...withoutOutcome(t), ...progress, status: "input_required", pendingToolCalls: calls }),
+    apply: (t) => ({
+      task: { ...progressed(withoutOutcome(t), progress), status: "input_required", pendingToolCalls: calls },
+      messages: progress.added,
+    }),
   };
 }
 
 /** RUNNING -> PENDING: the worker hands the task back (shutdown) so another can claim it at once. */
 export function release(token: string): Decide {
-  return { verb: "release", token, apply: (t) => ({ ...withoutOutcome(t), status: "pending" }) };
+  return { verb: "release", token, apply: (t) => ({ task: { ...withoutOutcome(t), status: "pending" } }) };
 }
 
 export function cancel(reason: string): Decide {
   return {
     verb: "cancel",
-    apply: (t) => ({ ...withoutOutcome(t), status: "cancelled", error: reason || "cancelled by caller" }),
+    apply: (t) => ({ task: { ...withoutOutcome(t), status: "cancelled", error: reason || "cancelled by caller" } }),
   };
 }
 
@@ -278,7 +315,7 @@ export function resume(input: ResumeInput): Decide {
         // submitted, so a retried Submit with the same request_id still matches it.
         next.followUps = [...(t.followUps ?? []), input.message];
       }
-      return next;
+      return { task: next, messages: added };
     },
   };
 }

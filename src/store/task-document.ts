@@ -29,6 +29,7 @@ export interface TaskDocument {
   takeovers?: number;
   follow_ups?: string[];
   prompt_truncated?: boolean;
+  runs?: number;
 }
 
 interface MessageDocument {
@@ -60,6 +61,7 @@ export interface EventDocument {
   previous_status?: TaskEvent["status"];
   iterations: number;
   task: TaskDocument;
+  messages?: MessageDocument[];
 }
 
 const date = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
@@ -101,6 +103,7 @@ export function toTaskDocument(t: Task): TaskDocument {
     takeovers: t.takeovers,
     follow_ups: t.followUps,
     prompt_truncated: t.promptTruncated,
+    runs: t.runs,
   });
 }
 
@@ -136,7 +139,16 @@ export function fromTaskDocument(d: TaskDocument): Task {
     takeovers: d.takeovers ?? undefined,
     followUps: d.follow_ups ?? undefined,
     promptTruncated: d.prompt_truncated ?? undefined,
+    runs: d.runs ?? undefined,
   });
+}
+
+function toMessageDocument(m: ChatMessage): MessageDocument {
+  return defined<MessageDocument>({ role: m.role, content: m.content, tool_calls: m.toolCalls, tool_call_id: m.toolCallId });
+}
+
+function fromMessageDocument(m: MessageDocument): ChatMessage {
+  return defined<ChatMessage>({ role: m.role, content: m.content, toolCalls: m.tool_calls, toolCallId: m.tool_call_id });
 }
 
 function toCheckpointDocument(c: Checkpoint): CheckpointDocument {
@@ -161,9 +173,7 @@ function fromCheckpointDocument(d: CheckpointDocument): Checkpoint {
     sessionId: d.session_id,
     iteration: d.iteration,
     maxIterations: d.max_iterations,
-    messages: d.messages.map((m) =>
-      defined<ChatMessage>({ role: m.role, content: m.content, toolCalls: m.tool_calls, toolCallId: m.tool_call_id }),
-    ),
+    messages: d.messages.map(fromMessageDocument),
     initialPrompt: d.initial_prompt,
     systemPrompt: d.system_prompt,
     provider: d.provider,
@@ -183,6 +193,7 @@ export function toEventDocument(e: TaskEvent): EventDocument {
     previous_status: e.previousStatus,
     iterations: e.iterations,
     task: toTaskDocument(e.task),
+    messages: e.messages?.map(toMessageDocument),
   });
 }
 
@@ -196,5 +207,6 @@ export function fromEventDocument(d: EventDocument): TaskEvent {
     previousStatus: d.previous_status ?? undefined,
     iterations: d.iterations,
     task: fromTaskDocument(d.task),
+    messages: d.messages?.map(fromMessageDocument),
   });
 }

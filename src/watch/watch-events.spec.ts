@@ -13,8 +13,8 @@ async function setup() {
   const { task } = await store.create(createTask({ prompt: "p", systemPrompt: "", maxIterations: 50, labels: {}, tools: [], owner: "" }, new Date()));
   const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
   const token = running.lease!.token;
-  const step = (i: number): Decide => checkpoint(token, { iterations: i, usage: running.usage, checkpoint: { sessionId: "s", iteration: i, maxIterations: 50, messages: [], initialPrompt: "p", systemPrompt: "", provider: "o", model: "m", toolsEnabled: [], lastCheckpointAt: new Date() } });
-  const finish = complete(token, "done", { iterations: 9, usage: running.usage, checkpoint: undefined as never });
+  const step = (i: number): Decide => checkpoint(token, { iterations: i, usage: running.usage, checkpoint: { sessionId: "s", iteration: i, maxIterations: 50, messages: [], initialPrompt: "p", systemPrompt: "", provider: "o", model: "m", toolsEnabled: [], lastCheckpointAt: new Date() }, added: [] });
+  const finish = complete(token, "done", { iterations: 9, usage: running.usage, checkpoint: undefined as never, added: [] });
   return { feed, inner, store, task: task as Task, step, finish };
 }
 

@@ -51,7 +51,7 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         toolsEnabled: [],
         lastCheckpointAt: new Date(),
       };
-      return { checkpoint: cp, iterations: iteration, usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 } };
+      return { checkpoint: cp, iterations: iteration, usage: { promptTokens: 1, completionTokens: 2, totalTokens: 3 }, added: [] };
     };
 
     describe("create()", () => {

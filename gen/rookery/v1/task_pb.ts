@@ -12,7 +12,7 @@ import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task.proto.
  */
 export const file_rookery_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEiwgUKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcmVzdWx0QggKBl9lcnJvckILCglfcHJvdmlkZXJCCAoGX21vZGVsIpMCCgpDaGVja3BvaW50EhIKCnNlc3Npb25faWQYASABKAkSEQoJaXRlcmF0aW9uGAIgASgNEhYKDm1heF9pdGVyYXRpb25zGAMgASgNEiUKCG1lc3NhZ2VzGAQgAygLMhMucm9va2VyeS52MS5NZXNzYWdlEhYKDmluaXRpYWxfcHJvbXB0GAUgASgJEhUKDXN5c3RlbV9wcm9tcHQYBiABKAkSEAoIcHJvdmlkZXIYByABKAkSDQoFbW9kZWwYCCABKAkSFQoNdG9vbHNfZW5hYmxlZBgJIAMoCRI4ChRsYXN0X2NoZWNrcG9pbnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoHTWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSKAoKdG9vbF9jYWxscxgDIAMoCzIULnJvb2tlcnkudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJImAKDlRvb2xEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiRQoKVG9vbFJlc3VsdBIUCgx0b29sX2NhbGxfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghpc19lcnJvchgDIAEoCCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgEEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgEEhQKDHRvdGFsX3Rva2VucxgDIAEoBCKOAgoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEa2luZBgEIAEoDjIZLnJvb2tlcnkudjEuVGFza0V2ZW50S2luZBImCgZzdGF0dXMYBSABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSLwoPcHJldmlvdXNfc3RhdHVzGAYgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhIKCml0ZXJhdGlvbnMYByABKA0SHgoEdGFzaxgIIAEoCzIQLnJvb2tlcnkudjEuVGFzayrJAQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISHgoaVEFTS19TVEFUVVNfSU5QVVRfUkVRVUlSRUQQAxIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQBBIWChJUQVNLX1NUQVRVU19GQUlMRUQQBRIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBipOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACKoABCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVZFTlRfS0lORF9TVEFUVVNfQ0hBTkdFRBABEioKJlRBU0tfRVZFTlRfS0lORF9JVEVSQVRJT05fQ0hFQ0tQT0lOVEVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEi0AUKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgSDAoEcnVucxgVIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19yZXN1bHRCCAoGX2Vycm9yQgsKCV9wcm92aWRlckIICgZfbW9kZWwikwIKCkNoZWNrcG9pbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglpdGVyYXRpb24YAiABKA0SFgoObWF4X2l0ZXJhdGlvbnMYAyABKA0SJQoIbWVzc2FnZXMYBCADKAsyEy5yb29rZXJ5LnYxLk1lc3NhZ2USFgoOaW5pdGlhbF9wcm9tcHQYBSABKAkSFQoNc3lzdGVtX3Byb21wdBgGIAEoCRIQCghwcm92aWRlchgHIAEoCRINCgVtb2RlbBgIIAEoCRIVCg10b29sc19lbmFibGVkGAkgAygJEjgKFGxhc3RfY2hlY2twb2ludF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoCgdNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCRIoCgp0b29sX2NhbGxzGAMgAygLMhQucm9va2VyeS52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBCABKAkiNwoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCglhcmd1bWVudHMYAyABKAkiYAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIrCgpwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJFCgpUb29sUmVzdWx0EhQKDHRvb2xfY2FsbF9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhAKCGlzX2Vycm9yGAMgASgIIk8KBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAQSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAQSFAoMdG90YWxfdG9rZW5zGAMgASgEIrUCCglUYXNrRXZlbnQSDwoHdGFza19pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgRraW5kGAQgASgOMhkucm9va2VyeS52MS5UYXNrRXZlbnRLaW5kEiYKBnN0YXR1cxgFIAEoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxIvCg9wcmV2aW91c19zdGF0dXMYBiABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSEgoKaXRlcmF0aW9ucxgHIAEoDRIeCgR0YXNrGAggASgLMhAucm9va2VyeS52MS5UYXNrEiUKCG1lc3NhZ2VzGAkgAygLMhMucm9va2VyeS52MS5NZXNzYWdlIpIBCgtPdXRwdXREZWx0YRIRCglpdGVyYXRpb24YASABKA0SDwoHYXR0ZW1wdBgCIAEoDRIOCgZvZmZzZXQYAyABKAQSEgoKZW5kX29mZnNldBgEIAEoBBIMCgR0ZXh0GAUgASgJEi0KCnRvb2xfY2FsbHMYBiADKAsyGS5yb29rZXJ5LnYxLlRvb2xDYWxsRGVsdGEiSwoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIKCgJpZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWFyZ3VtZW50cxgEIAEoCSrJAQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISHgoaVEFTS19TVEFUVVNfSU5QVVRfUkVRVUlSRUQQAxIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQBBIWChJUQVNLX1NUQVRVU19GQUlMRUQQBRIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBipOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACKoABCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVZFTlRfS0lORF9TVEFUVVNfQ0hBTkdFRBABEioKJlRBU0tfRVZFTlRfS0lORF9JVEVSQVRJT05fQ0hFQ0tQT0lOVEVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A background agent task. Mirrors the BackgroundTask record of the Rust
@@ -142,6 +142,13 @@ export type Task = Message$1<"rookery.v1.Task"> & {
    * @generated from field: bool prompt_truncated = 20;
    */
   promptTruncated: boolean;
+
+  /**
+   * Runs started so far (each claim, including a takeover, starts one).
+   *
+   * @generated from field: uint32 runs = 21;
+   */
+  runs: number;
 };
 
 /**
@@ -427,6 +434,17 @@ export type TaskEvent = Message$1<"rookery.v1.TaskEvent"> & {
    * @generated from field: rookery.v1.Task task = 8;
    */
   task?: Task | undefined;
+
+  /**
+   * The messages this event added to the conversation: on the first event the
+   * system prompt and prompt; on an event that closes an iteration, the
+   * assistant message (text and tool calls) and the results of the server's
+   * tools; on a Resume, the tool results and message given. A replay from
+   * sequence 0 tells the whole conversation.
+   *
+   * @generated from field: repeated rookery.v1.Message messages = 9;
+   */
+  messages: Message[];
 };
 
 /**
@@ -435,6 +453,112 @@ export type TaskEvent = Message$1<"rookery.v1.TaskEvent"> & {
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
   messageDesc(file_rookery_v1_task, 7);
+
+/**
+ * Output of the model as it streams, between the event that starts an
+ * iteration and the event that closes it (Watch with include_output).
+ *
+ * Deltas of one iteration are in order and cover it without gap or overlap:
+ * each starts at `offset`, the `end_offset` of the one before. Concatenating
+ * their `text` gives the assistant text the closing event stores. When
+ * `attempt` changes within an iteration, the output started over (a retried
+ * model call, or a run taken over after a crash): drop what you have of the
+ * iteration and keep the new attempt's deltas.
+ *
+ * @generated from message rookery.v1.OutputDelta
+ */
+export type OutputDelta = Message$1<"rookery.v1.OutputDelta"> & {
+  /**
+   * The iteration being generated (Task.iterations + 1 while it runs).
+   *
+   * @generated from field: uint32 iteration = 1;
+   */
+  iteration: number;
+
+  /**
+   * Grows whenever the iteration's output starts over.
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * Position of this delta in the iteration's output: characters (UTF-16 code
+   * units) of text and tool-call arguments, plus one for each tool call started.
+   *
+   * @generated from field: uint64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * Position after this delta: pass it as WatchRequest.output_offset to resume.
+   *
+   * @generated from field: uint64 end_offset = 4;
+   */
+  endOffset: bigint;
+
+  /**
+   * Assistant text.
+   *
+   * @generated from field: string text = 5;
+   */
+  text: string;
+
+  /**
+   * Tool calls the model is writing: the id and name when a call starts, then
+   * its arguments, a piece at a time.
+   *
+   * @generated from field: repeated rookery.v1.ToolCallDelta tool_calls = 6;
+   */
+  toolCalls: ToolCallDelta[];
+};
+
+/**
+ * Describes the message rookery.v1.OutputDelta.
+ * Use `create(OutputDeltaSchema)` to create a new message.
+ */
+export const OutputDeltaSchema: GenMessage<OutputDelta> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 8);
+
+/**
+ * @generated from message rookery.v1.ToolCallDelta
+ */
+export type ToolCallDelta = Message$1<"rookery.v1.ToolCallDelta"> & {
+  /**
+   * Position of the call in the assistant message.
+   *
+   * @generated from field: uint32 index = 1;
+   */
+  index: number;
+
+  /**
+   * Set on the delta that starts the call.
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * Set on the delta that starts the call.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The next piece of the arguments (JSON text, complete only at the end).
+   *
+   * @generated from field: string arguments = 4;
+   */
+  arguments: string;
+};
+
+/**
+ * Describes the message rookery.v1.ToolCallDelta.
+ * Use `create(ToolCallDeltaSchema)` to create a new message.
+ */
+export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 9);
 
 /**
  * The lifecycle of a task. Every transition is checked by one state machine

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Task, TaskEvent, TaskStatus, TaskView, ToolDefinition, ToolResult } from "./task_pb.js";
+import type { OutputDelta, Task, TaskEvent, TaskStatus, TaskView, ToolDefinition, ToolResult } from "./task_pb.js";
 import { file_rookery_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task_service.proto.
  */
 export const file_rookery_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSLNAgoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfcHJvdmlkZXJCCAoGX21vZGVsQhEKD19tYXhfaXRlcmF0aW9ucyIwCg5TdWJtaXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhgKCkdldFJlcXVlc3QSCgoCaWQYASABKAkiLQoLR2V0UmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayLmAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIc3RhdHVzZXMYAyADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSMwoGbGFiZWxzGAQgAygLMiMucm9va2VyeS52MS5MaXN0UmVxdWVzdC5MYWJlbHNFbnRyeRIiCgR2aWV3GAUgASgOMhQucm9va2VyeS52MS5UYXNrVmlldxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkgKDExpc3RSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnJvb2tlcnkudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoMV2F0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEIjUKDVdhdGNoUmVzcG9uc2USJAoFZXZlbnQYASABKAsyFS5yb29rZXJ5LnYxLlRhc2tFdmVudCKpAQoNUmVzdW1lUmVxdWVzdBIKCgJpZBgBIAEoCRIUCgdtZXNzYWdlGAIgASgJSACIAQESLAoMdG9vbF9yZXN1bHRzGAMgAygLMhYucm9va2VyeS52MS5Ub29sUmVzdWx0EiIKFWFkZGl0aW9uYWxfaXRlcmF0aW9ucxgEIAEoDUgBiAEBQgoKCF9tZXNzYWdlQhgKFl9hZGRpdGlvbmFsX2l0ZXJhdGlvbnMiMAoOUmVzdW1lUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayIrCg1DYW5jZWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIwCg5DYW5jZWxSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrMoMDCgtUYXNrU2VydmljZRI/CgZTdWJtaXQSGS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QaGi5yb29rZXJ5LnYxLlN1Ym1pdFJlc3BvbnNlEjYKA0dldBIWLnJvb2tlcnkudjEuR2V0UmVxdWVzdBoXLnJvb2tlcnkudjEuR2V0UmVzcG9uc2USOQoETGlzdBIXLnJvb2tlcnkudjEuTGlzdFJlcXVlc3QaGC5yb29rZXJ5LnYxLkxpc3RSZXNwb25zZRI+CgVXYXRjaBIYLnJvb2tlcnkudjEuV2F0Y2hSZXF1ZXN0Ghkucm9va2VyeS52MS5XYXRjaFJlc3BvbnNlMAESPwoGUmVzdW1lEhkucm9va2VyeS52MS5SZXN1bWVSZXF1ZXN0Ghoucm9va2VyeS52MS5SZXN1bWVSZXNwb25zZRI/CgZDYW5jZWwSGS5yb29rZXJ5LnYxLkNhbmNlbFJlcXVlc3QaGi5yb29rZXJ5LnYxLkNhbmNlbFJlc3BvbnNlYgZwcm90bzM", [file_rookery_v1_task]);
+  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSLNAgoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfcHJvdmlkZXJCCAoGX21vZGVsQhEKD19tYXhfaXRlcmF0aW9ucyIwCg5TdWJtaXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhgKCkdldFJlcXVlc3QSCgoCaWQYASABKAkiLQoLR2V0UmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayLmAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIc3RhdHVzZXMYAyADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSMwoGbGFiZWxzGAQgAygLMiMucm9va2VyeS52MS5MaXN0UmVxdWVzdC5MYWJlbHNFbnRyeRIiCgR2aWV3GAUgASgOMhQucm9va2VyeS52MS5UYXNrVmlldxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkgKDExpc3RSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnJvb2tlcnkudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYQoMV2F0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEEhYKDmluY2x1ZGVfb3V0cHV0GAMgASgIEhUKDW91dHB1dF9vZmZzZXQYBCABKAQiXgoNV2F0Y2hSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnJvb2tlcnkudjEuVGFza0V2ZW50EicKBm91dHB1dBgCIAEoCzIXLnJvb2tlcnkudjEuT3V0cHV0RGVsdGEiqQEKDVJlc3VtZVJlcXVlc3QSCgoCaWQYASABKAkSFAoHbWVzc2FnZRgCIAEoCUgAiAEBEiwKDHRvb2xfcmVzdWx0cxgDIAMoCzIWLnJvb2tlcnkudjEuVG9vbFJlc3VsdBIiChVhZGRpdGlvbmFsX2l0ZXJhdGlvbnMYBCABKA1IAYgBAUIKCghfbWVzc2FnZUIYChZfYWRkaXRpb25hbF9pdGVyYXRpb25zIjAKDlJlc3VtZVJlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5yb29rZXJ5LnYxLlRhc2siKwoNQ2FuY2VsUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiMAoOQ2FuY2VsUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzazKDAwoLVGFza1NlcnZpY2USPwoGU3VibWl0Ehkucm9va2VyeS52MS5TdWJtaXRSZXF1ZXN0Ghoucm9va2VyeS52MS5TdWJtaXRSZXNwb25zZRI2CgNHZXQSFi5yb29rZXJ5LnYxLkdldFJlcXVlc3QaFy5yb29rZXJ5LnYxLkdldFJlc3BvbnNlEjkKBExpc3QSFy5yb29rZXJ5LnYxLkxpc3RSZXF1ZXN0Ghgucm9va2VyeS52MS5MaXN0UmVzcG9uc2USPgoFV2F0Y2gSGC5yb29rZXJ5LnYxLldhdGNoUmVxdWVzdBoZLnJvb2tlcnkudjEuV2F0Y2hSZXNwb25zZTABEj8KBlJlc3VtZRIZLnJvb2tlcnkudjEuUmVzdW1lUmVxdWVzdBoaLnJvb2tlcnkudjEuUmVzdW1lUmVzcG9uc2USPwoGQ2FuY2VsEhkucm9va2VyeS52MS5DYW5jZWxSZXF1ZXN0Ghoucm9va2VyeS52MS5DYW5jZWxSZXNwb25zZWIGcHJvdG8z", [file_rookery_v1_task]);
 
 /**
  * @generated from message rookery.v1.SubmitRequest
@@ -214,6 +214,24 @@ export type WatchRequest = Message<"rookery.v1.WatchRequest"> & {
    * @generated from field: uint64 after_sequence = 2;
    */
   afterSequence: bigint;
+
+  /**
+   * Also stream the model's output as it is generated (WatchResponse.output),
+   * coalesced (ROOKERY_OUTPUT_COALESCE_MS). Without it the stream carries events only.
+   *
+   * @generated from field: bool include_output = 3;
+   */
+  includeOutput: boolean;
+
+  /**
+   * With include_output: the end_offset of the last OutputDelta seen of the
+   * iteration in flight after `after_sequence`; the stream resumes that
+   * iteration's output from there, exactly once. Ignored once an event past
+   * after_sequence exists (that iteration is over: its event has the messages).
+   *
+   * @generated from field: uint64 output_offset = 4;
+   */
+  outputOffset: bigint;
 };
 
 /**
@@ -224,6 +242,8 @@ export const WatchRequestSchema: GenMessage<WatchRequest> = /*@__PURE__*/
   messageDesc(file_rookery_v1_task_service, 6);
 
 /**
+ * Exactly one of `event` and `output` is set.
+ *
  * @generated from message rookery.v1.WatchResponse
  */
 export type WatchResponse = Message<"rookery.v1.WatchResponse"> & {
@@ -231,6 +251,11 @@ export type WatchResponse = Message<"rookery.v1.WatchResponse"> & {
    * @generated from field: rookery.v1.TaskEvent event = 1;
    */
   event?: TaskEvent | undefined;
+
+  /**
+   * @generated from field: rookery.v1.OutputDelta output = 2;
+   */
+  output?: OutputDelta | undefined;
 };
 
 /**
