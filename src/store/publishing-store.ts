@@ -1,5 +1,6 @@
 // Decorates a TaskStore so that every committed event is published to the
 // in-process EventFeed, whoever wrote it (API handler or supervisor).
+import type { OutputChunk } from "../domain/output.js";
 import type { Decide, Committed } from "../domain/transitions.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "./task-store.js";
@@ -29,6 +30,13 @@ export class PublishingStore implements TaskStore {
   list = (query: ListQuery) => this.inner.list(query);
   events = (taskId: string, after: number, limit: number) => this.inner.events(taskId, after, limit);
   renewLease = (id: string, token: string, expiresAt: Date) => this.inner.renewLease(id, token, expiresAt);
+  get sharesOutput(): boolean {
+    return this.inner.sharesOutput;
+  }
+  appendOutput = (chunk: OutputChunk) => this.inner.appendOutput(chunk);
+  readOutput = (taskId: string, iteration: number, minAttempt: number, from: number) =>
+    this.inner.readOutput(taskId, iteration, minAttempt, from);
+  deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
   ping = () => this.inner.ping();
   close = () => this.inner.close();
 

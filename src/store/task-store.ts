@@ -1,6 +1,7 @@
 // The storage port. Adapters (sqlite/, mongo/) say how; this says what, and
 // one contract suite (test/contract/) holds every adapter to it.
 import type { Committed, Decide } from "../domain/transitions.js";
+import type { OutputChunk } from "../domain/output.js";
 import type { Task, TaskEvent, TaskStatus } from "../domain/task.js";
 
 export interface ListQuery {
@@ -48,6 +49,17 @@ export interface TaskStore {
   claimNext(decide: Decide): Promise<Committed | undefined>;
   /** Extends the lease if `token` still holds it; false when it was lost. */
   renewLease(id: string, token: string, expiresAt: Date): Promise<boolean>;
+  /**
+   * True when other processes may watch this store's tasks (replicas on one MongoDB):
+   * then running tasks share their output through the output chunk methods below.
+   */
+  readonly sharesOutput: boolean;
+  /** Stores a coalesced run of a running iteration's output (for watchers on other replicas). */
+  appendOutput(chunk: OutputChunk): Promise<void>;
+  /** The chunks of the task's iteration with attempt >= minAttempt that end after `from`, by attempt and offset. */
+  readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]>;
+  /** Removes the task's chunks of iterations before `beforeIteration` (every one when undefined). */
+  deleteOutput(taskId: string, beforeIteration?: number): Promise<void>;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -247,6 +247,35 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
       });
     });
 
+    describe("output chunks", () => {
+      const chunk = (iteration: number, attempt: number, offset: number, text: string) => ({
+        taskId: "t1", iteration, attempt, offset, endOffset: offset + text.length, parts: [{ text }],
+      });
+
+      it("should read back the chunks of one iteration that end after a position, attempt by attempt in order", async () => {
+        await store.appendOutput(chunk(1, 32, 0, "hello "));
+        await store.appendOutput(chunk(1, 32, 6, "wor"));
+        await store.appendOutput({ ...chunk(1, 32, 9, ""), endOffset: 12, parts: [{ call: { index: 0, id: "c1", name: "calc", arguments: "{}" } }] });
+        await store.appendOutput(chunk(1, 33, 12, "again"));
+        await store.appendOutput(chunk(2, 32, 0, "next"));
+        const read = await store.readOutput("t1", 1, 32, 6);
+        expect(read.map((c) => [c.attempt, c.offset, c.endOffset])).toEqual([[32, 6, 9], [32, 9, 12], [33, 12, 17]]);
+        expect(read[1]!.parts).toEqual([{ call: { index: 0, id: "c1", name: "calc", arguments: "{}" } }]);
+        expect((await store.readOutput("t1", 1, 33, 0)).map((c) => c.offset)).toEqual([12]);
+        expect(await store.readOutput("t1", 1, 64, 0)).toEqual([]);
+      });
+
+      it("should delete the chunks of earlier iterations, then all of a task's", async () => {
+        await store.appendOutput(chunk(1, 32, 0, "a"));
+        await store.appendOutput(chunk(2, 32, 0, "b"));
+        await store.deleteOutput("t1", 2);
+        expect(await store.readOutput("t1", 1, 0, 0)).toEqual([]);
+        expect(await store.readOutput("t1", 2, 0, 0)).toHaveLength(1);
+        await store.deleteOutput("t1");
+        expect(await store.readOutput("t1", 2, 0, 0)).toEqual([]);
+      });
+    });
+
     describe("create() with maxActive", () => {
       it("should count only the owner's pending, running and input_required tasks", async () => {
         await store.create(draft({ owner: "k" }), { maxActive: 2 });

@@ -12,6 +12,7 @@
 //                every claimable task has an entry; a stale entry only costs a
 //                check against the task's events.
 //   request_ids  _id = owner + request_id -> task id, for idempotent Submit.
+//   output_chunks  model output of running iterations (mongo-output.ts).
 //   owner_locks  _id = owner: held while a create counts the owner's active
 //                tasks (owner-lock.ts), so the active-task quota is exact.
 //
@@ -43,6 +44,8 @@ import {
 } from "./mongo-document.js";
 import { isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
+import { MongoOutputChunks, type OutputChunkDocument } from "./mongo-output.js";
+import type { OutputChunk } from "../../domain/output.js";
 
 export interface MongoStoreOptions {
   uri: string;
@@ -74,6 +77,9 @@ export class MongoTaskStore implements TaskStore {
   private readonly requestIds: Collection<RequestIdDocument>;
   private readonly queue: Collection<QueueDocument>;
   private readonly locks: Collection<LockDocument>;
+  private readonly output: MongoOutputChunks;
+  /** Replicas share one database: a watcher may be on another process than the run. */
+  readonly sharesOutput = true;
   private readonly now: () => Date;
   /** Claim candidates left from the last scan, oldest first. */
   private candidates: string[] = [];
@@ -89,6 +95,7 @@ export class MongoTaskStore implements TaskStore {
     this.requestIds = db.collection<RequestIdDocument>("request_ids");
     this.queue = db.collection<QueueDocument>("task_queue");
     this.locks = db.collection<LockDocument>("owner_locks");
+    this.output = new MongoOutputChunks(db.collection<OutputChunkDocument>("output_chunks"));
     this.now = now;
   }
 
@@ -120,6 +127,7 @@ export class MongoTaskStore implements TaskStore {
     // One at a time: FerretDB 1.24 drops the connection when one createIndexes
     // command names several indexes that already exist (every restart does).
     for (const [key, name] of taskIndexes) await this.tasks.createIndex(key, { name });
+    await this.output.createIndexes();
   }
 
   async create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -277,6 +285,18 @@ export class MongoTaskStore implements TaskStore {
       await this.queue.updateOne({ _id: id }, { $set: { lease_expires_at: expiresAt } });
       return true;
     });
+  }
+
+  async appendOutput(chunk: OutputChunk): Promise<void> {
+    await this.guard(() => this.output.append(chunk));
+  }
+
+  async readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]> {
+    return this.guard(() => this.output.read(taskId, iteration, minAttempt, from));
+  }
+
+  async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
+    await this.guard(() => this.output.delete(taskId, beforeIteration));
   }
 
   async ping(): Promise<void> {

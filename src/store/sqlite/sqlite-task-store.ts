@@ -7,7 +7,9 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
+import type { OutputChunk } from "../../domain/output.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
+import { SqliteOutputChunks } from "./sqlite-output.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import {
@@ -48,6 +50,9 @@ export class SqliteTaskStore implements TaskStore {
   private readonly now: () => Date;
   private readonly statements = new Map<string, Database.Statement>();
   private pendingWrites: PendingWrite[] = [];
+  private readonly output: SqliteOutputChunks;
+  /** One process serves a SQLite file: there are no other replicas to share output with. */
+  readonly sharesOutput = false;
 
   constructor(options: SqliteStoreOptions) {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -57,6 +62,7 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma("busy_timeout = 5000");
     this.now = options.now ?? (() => new Date());
     migrate(this.db);
+    this.output = new SqliteOutputChunks(this.db);
   }
 
   create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -232,6 +238,18 @@ export class SqliteTaskStore implements TaskStore {
       )
       .get(owner);
     return row?.n ?? 0;
+  }
+
+  async appendOutput(chunk: OutputChunk): Promise<void> {
+    this.guard(() => this.output.append(chunk));
+  }
+
+  async readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]> {
+    return this.guard(() => this.output.read(taskId, iteration, minAttempt, from));
+  }
+
+  async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
+    this.guard(() => this.output.delete(taskId, beforeIteration));
   }
 
   async ping(): Promise<void> {

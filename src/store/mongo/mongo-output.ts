@@ -1,0 +1,58 @@
+// Output chunks on MongoDB: collection output_chunks, one document per
+// coalesced run of a running iteration's output, _id naming its place.
+// Written about once per ROOKERY_WATCH_POLL_MS per running task and removed
+// one iteration later, so the collection holds only what is streaming now.
+import type { Collection } from "mongodb";
+import type { OutputChunk, OutputPart } from "../../domain/output.js";
+
+export interface OutputChunkDocument {
+  /** "<task id>:<iteration>:<attempt>:<offset>". */
+  _id: string;
+  task_id: string;
+  iteration: number;
+  attempt: number;
+  offset: number;
+  end_offset: number;
+  parts: OutputPart[];
+}
+
+export class MongoOutputChunks {
+  constructor(private readonly chunks: Collection<OutputChunkDocument>) {}
+
+  async createIndexes(): Promise<void> {
+    await this.chunks.createIndex({ task_id: 1, iteration: 1, attempt: 1, offset: 1 }, { name: "output_by_iteration" });
+  }
+
+  async append(c: OutputChunk): Promise<void> {
+    const doc: OutputChunkDocument = {
+      _id: `${c.taskId}:${c.iteration}:${c.attempt}:${c.offset}`,
+      task_id: c.taskId,
+      iteration: c.iteration,
+      attempt: c.attempt,
+      offset: c.offset,
+      end_offset: c.endOffset,
+      parts: c.parts,
+    };
+    // Idempotent: a retried write of the same chunk replaces it.
+    await this.chunks.replaceOne({ _id: doc._id }, doc, { upsert: true });
+  }
+
+  async read(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]> {
+    const docs = await this.chunks
+      .find({ task_id: taskId, iteration, attempt: { $gte: minAttempt }, end_offset: { $gt: from } })
+      .sort({ attempt: 1, offset: 1 })
+      .toArray();
+    return docs.map((d) => ({
+      taskId: d.task_id,
+      iteration: d.iteration,
+      attempt: d.attempt,
+      offset: d.offset,
+      endOffset: d.end_offset,
+      parts: d.parts,
+    }));
+  }
+
+  async delete(taskId: string, beforeIteration?: number): Promise<void> {
+    await this.chunks.deleteMany(beforeIteration === undefined ? { task_id: taskId } : { task_id: taskId, iteration: { $lt: beforeIteration } });
+  }
+}

@@ -1,0 +1,82 @@
+// In-process fan-out of the model output of the tasks this process runs. The
+// supervisor appends what each streamed chunk adds; Watch streams that asked
+// for output read from any position and are woken at most once per coalescing
+// window, so a fast model costs a message per window, not per token. Watchers
+// on other replicas read the same output from the store instead (see
+// supervisor/output-sharer.ts).
+import type { OutputChunk, OutputPart } from "../domain/output.js";
+import { OutputLog } from "./output-log.js";
+
+interface TaskOutput {
+  /** The iteration streaming now, and the one before (read by watchers still flushing it). */
+  current: OutputLog;
+  previous?: OutputLog;
+}
+
+export class OutputFeed {
+  private readonly tasks = new Map<string, TaskOutput>();
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly dirty = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+
+  /** `coalesceMs`: the longest a piece of output waits before watchers are woken for it. */
+  constructor(private readonly coalesceMs: number) {}
+
+  append(taskId: string, iteration: number, attempt: number, parts: OutputPart[]): void {
+    let output = this.tasks.get(taskId);
+    if (!output || output.current.iteration !== iteration) {
+      output = { current: new OutputLog(taskId, iteration, attempt), ...(output ? { previous: output.current } : {}) };
+      this.tasks.set(taskId, output);
+    } else if (output.current.attempt !== attempt) {
+      output.current.restart(attempt);
+    }
+    for (const part of parts) output.current.append(part);
+    this.changed(taskId);
+  }
+
+  /** The log of the task's iteration if this process holds it (of `minAttempt` or later). */
+  log(taskId: string, iteration: number, minAttempt: number): OutputLog | undefined {
+    const output = this.tasks.get(taskId);
+    const log = output?.current.iteration === iteration ? output.current : output?.previous;
+    return log && log.iteration === iteration && log.attempt >= minAttempt ? log : undefined;
+  }
+
+  read(taskId: string, iteration: number, minAttempt: number, from: number): OutputChunk | undefined {
+    return this.log(taskId, iteration, minAttempt)?.read(from);
+  }
+
+  /** The run of the task ended here: its output is dropped once watchers had time to flush it. */
+  release(taskId: string, afterMs: number): void {
+    const output = this.tasks.get(taskId);
+    setTimeout(() => {
+      if (this.tasks.get(taskId) === output) this.tasks.delete(taskId);
+    }, afterMs).unref();
+  }
+
+  /** Calls `listener` (coalesced) when the task has new output; returns the unsubscribe function. */
+  subscribe(taskId: string, listener: () => void): () => void {
+    let set = this.listeners.get(taskId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(taskId, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(taskId);
+    };
+  }
+
+  private changed(taskId: string): void {
+    if (!this.listeners.has(taskId)) return;
+    this.dirty.add(taskId);
+    this.timer ??= setTimeout(() => this.notify(), this.coalesceMs);
+  }
+
+  private notify(): void {
+    this.timer = undefined;
+    const tasks = [...this.dirty];
+    this.dirty.clear();
+    for (const taskId of tasks) for (const listener of this.listeners.get(taskId) ?? []) listener();
+  }
+}
