@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { addUsage, type ChatMessage, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
 import type { Progress } from "../domain/transitions.js";
-import type { ModelClient } from "./model-client.js";
+import type { ModelClient, ReplyDelta } from "./model-client.js";
 import { ModelCallError } from "./model-errors.js";
 import { crashPoint } from "../testing/crash-points.js";
 import type { ToolRegistry } from "./tools/registry.js";
@@ -27,6 +27,8 @@ export interface AgentDeps {
 
 export interface RunContext {
   signal: AbortSignal;
+  /** Receives the model's output of `iteration` as it streams (`retry` counts restarts of the call). */
+  onOutput?: (iteration: number, retry: number, delta: ReplyDelta) => void;
   /** Stores a finished iteration; throws (LeaseLostError) when the run must stop. */
   checkpoint(progress: Progress): Promise<void>;
 }
@@ -81,7 +83,15 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
     ctx.signal.throwIfAborted();
     let reply;
     try {
-      reply = await deps.models.complete({ provider, model, messages, tools, signal: ctx.signal });
+      const streaming = iteration + 1;
+      reply = await deps.models.complete({
+        provider,
+        model,
+        messages,
+        tools,
+        signal: ctx.signal,
+        ...(ctx.onOutput ? { onDelta: (delta: ReplyDelta, retry: number) => ctx.onOutput!(streaming, retry, delta) } : {}),
+      });
     } catch (error) {
       if (error instanceof ModelCallError) return { kind: "failed", error: error.message, progress: progress() };
       throw error;

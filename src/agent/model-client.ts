@@ -28,8 +28,11 @@ export interface ModelRequest {
   messages: ChatMessage[];
   tools: ToolDefinition[];
   signal: AbortSignal;
-  /** Called with what each streamed chunk added, as it arrives. */
-  onDelta?: (delta: ReplyDelta) => void;
+  /**
+   * Called with what each streamed chunk added, as it arrives, and the number of the
+   * attempt (0, then 1, ... when a malformed reply is retried and the output starts over).
+   */
+  onDelta?: (delta: ReplyDelta, retry: number) => void;
 }
 
 /** 0.5 s doubling to at most 8 s, times a random factor in [0.75, 1] (as the SDK does). */
@@ -64,7 +67,7 @@ export class ModelClient {
   async complete(request: ModelRequest): Promise<ModelReply> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.completeOnce(request);
+        return await this.completeOnce(request, attempt);
       } catch (error) {
         if (!(error instanceof ModelCallError && error.retryable) || attempt >= this.options.maxRetries) throw error;
         await abortableDelay(backoffMs(attempt), request.signal);
@@ -72,7 +75,7 @@ export class ModelClient {
     }
   }
 
-  private async completeOnce(request: ModelRequest): Promise<ModelReply> {
+  private async completeOnce(request: ModelRequest, retry: number): Promise<ModelReply> {
     const client = this.client(request.provider);
     // The SDK leaves an abort listener on the signal it is given; a signal per call keeps
     // a long run's signal from collecting one per iteration.
@@ -94,7 +97,7 @@ export class ModelClient {
       const reply = new ReplyAssembler(`${request.provider}/${request.model}`, this.options.maxReplyBytes);
       for await (const chunk of stream) {
         const delta = reply.add(chunk);
-        if (request.onDelta && (delta.text || delta.toolCalls.length > 0)) request.onDelta(delta);
+        if (request.onDelta && (delta.text || delta.toolCalls.length > 0)) request.onDelta(delta, retry);
       }
       return reply.finish();
     } catch (error) {

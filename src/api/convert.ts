@@ -13,7 +13,10 @@ import {
   type TaskEvent as PbTaskEvent,
   type Checkpoint as PbCheckpoint,
   type MessageSchema,
+  OutputDeltaSchema,
+  type OutputDelta as PbOutputDelta,
 } from "../../gen/rookery/v1/task_pb.js";
+import { mergeParts, type OutputChunk } from "../domain/output.js";
 
 type PbMessageInit = MessageInitShape<typeof MessageSchema>;
 
@@ -93,6 +96,18 @@ export function eventToPb(e: TaskEvent): PbTaskEvent {
     iterations: e.iterations,
     task: taskToPb(e.task),
     messages: (e.messages ?? []).map(messageToPb),
+  });
+}
+
+export function outputToPb(c: OutputChunk): PbOutputDelta {
+  const { text, toolCalls } = mergeParts(c.parts);
+  return create(OutputDeltaSchema, {
+    iteration: c.iteration,
+    attempt: c.attempt,
+    offset: BigInt(c.offset),
+    endOffset: BigInt(c.endOffset),
+    text,
+    toolCalls: toolCalls.map((t) => ({ index: t.index, id: t.id ?? "", name: t.name ?? "", arguments: t.arguments })),
   });
 }
 

@@ -15,6 +15,8 @@ import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import { watchEvents } from "../watch/watch-events.js";
+import type { OutputFeed } from "../watch/output-feed.js";
+import { watchWithOutput } from "../watch/watch-stream.js";
 import {
   CancelResponseSchema,
   GetResponseSchema,
@@ -37,13 +39,15 @@ import {
 } from "../../gen/rookery/v1/task_service_pb.js";
 import { crashPoint } from "../testing/crash-points.js";
 import type { CallContext } from "./call-context.js";
-import { eventToPb, taskToPb } from "./convert.js";
+import { eventToPb, outputToPb, taskToPb } from "./convert.js";
 import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
 import { checkCancel, checkId, checkList, checkResume, checkSubmit, type Limits } from "./validate.js";
 
 export interface TaskServiceDeps {
   store: TaskStore;
   feed: EventFeed;
+  /** The model output of the tasks this process runs, for Watch with include_output. */
+  outputs: OutputFeed;
   limits: Limits;
   defaults: { provider: string; model: string; maxIterations: number };
   /** Provider names a task may ask for. */
@@ -168,7 +172,7 @@ export class TaskService {
       );
     }
     if (isTerminal(task.status) && afterSequence === task.sequence) return;
-    for await (const event of watchEvents({
+    const options = {
       store: this.deps.store,
       feed: this.deps.feed,
       taskId: task.id,
@@ -176,8 +180,14 @@ export class TaskService {
       signal: ctx.signal,
       pollMs: this.deps.watchPollMs,
       inboxLimit: this.deps.watchQueueLimit,
-    })) {
-      yield watchResponse(event);
+    };
+    if (!req.includeOutput) {
+      for await (const event of watchEvents(options)) yield watchResponse(event);
+      return;
+    }
+    const stream = watchWithOutput({ ...options, outputs: this.deps.outputs, outputOffset: Number(req.outputOffset) });
+    for await (const item of stream) {
+      yield item.event ? watchResponse(item.event) : create(WatchResponseSchema, { output: outputToPb(item.output) });
     }
   }
 

@@ -16,6 +16,7 @@ import { openStore } from "../store/open-store.js";
 import { PublishingStore } from "../store/publishing-store.js";
 import { Supervisor } from "../supervisor/supervisor.js";
 import { EventFeed } from "../watch/event-feed.js";
+import { OutputFeed } from "../watch/output-feed.js";
 import { startGrpcListener } from "./grpc-server.js";
 import { HandlerAdapter, type Authenticate } from "./handler-adapter.js";
 import { HEALTH_SERVICES, monitorHealth } from "./health-monitor.js";
@@ -38,6 +39,7 @@ const SHUTDOWN_GRACE_MS = 5_000;
 export async function startRookery(config: Config, logger: Logger): Promise<Rookery> {
   const keys = loadApiKeys(config);
   const feed = new EventFeed();
+  const outputs = new OutputFeed(config.outputCoalesceMs);
   const store = new PublishingStore(await openStore(config), feed);
   const tools = new ToolRegistry();
   const providers = {
@@ -53,6 +55,9 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   const supervisor = new Supervisor({
     store,
     feed,
+    outputs,
+    // Other replicas poll for output at the Watch poll interval: writing it more often buys nothing.
+    outputFlushMs: config.watchPollMs,
     logger,
     agent: {
       models: new ModelClient({
@@ -75,6 +80,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   const service = new TaskService({
     store,
     feed,
+    outputs,
     limits: {
       ...DEFAULT_LIMITS,
       maxPromptBytes: config.maxPromptBytes,

@@ -13,10 +13,18 @@ import { crashPoint } from "../testing/crash-points.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
 import { StopPoller } from "./stop-poller.js";
+import { OutputSharer } from "./output-sharer.js";
+import type { ReplyDelta } from "../agent/model-client.js";
+import { attemptOf, type OutputPart } from "../domain/output.js";
+import type { OutputFeed } from "../watch/output-feed.js";
 
 export interface SupervisorOptions {
   store: TaskStore;
   feed: EventFeed;
+  /** Where runs put the model's output as it streams (Watch with include_output reads it). */
+  outputs: OutputFeed;
+  /** With a store that shares output: how often a run writes its new output there. */
+  outputFlushMs: number;
   agent: AgentDeps;
   logger: Logger;
   concurrency: number;
@@ -168,22 +176,45 @@ export class Supervisor {
             : new RunStopped("lease_lost", "the task left RUNNING under this lease"),
         ),
     });
+    const runs = task.runs ?? 1;
+    const sharer = this.o.store.sharesOutput
+      ? new OutputSharer({
+          store: this.o.store,
+          feed: this.o.outputs,
+          taskId: task.id,
+          flushMs: this.o.outputFlushMs,
+          onError: (error) => log.warn({ err: errorMessage(error) }, "could not share output"),
+        })
+      : undefined;
     try {
       const outcome = await runAgent(task, this.o.agent, {
         signal: controller.signal,
+        onOutput: (iteration, retry, delta) => {
+          this.o.outputs.append(task.id, iteration, attemptOf(runs, retry), outputParts(delta));
+          sharer?.changed(iteration);
+        },
         checkpoint: async (progress) => {
+          // Output first: a watcher on another replica that sees the event finds all of it stored.
+          await sharer?.flush();
           await commit(checkpoint(token, progress));
           crashPoint("after_checkpoint");
+          if (sharer) void this.o.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
         },
       });
       keeper.stop();
       poller.stop();
+      await sharer?.flush();
       await commit(finish(token, outcome));
       log.info({ outcome: outcome.kind }, "task run ended");
     } catch (error) {
       keeper.stop();
       poller.stop();
       await this.stopped(token, controller.signal.reason ?? error, commit, log);
+    } finally {
+      sharer?.stop();
+      this.o.outputs.release(task.id, OUTPUT_GRACE_MS);
+      // Watchers elsewhere have had the closing event for a while by then.
+      if (sharer) setTimeout(() => void this.o.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
     }
   }
 
@@ -209,6 +240,25 @@ export class Supervisor {
       if (!(error instanceof LeaseLostError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
     }
   }
+}
+
+/** How long a finished run's output stays readable, for watchers still catching up with it. */
+const OUTPUT_GRACE_MS = 30_000;
+
+/** What one streamed chunk added, as output parts: text first, then tool-call pieces. */
+function outputParts(delta: ReplyDelta): OutputPart[] {
+  const parts: OutputPart[] = delta.text ? [{ text: delta.text }] : [];
+  for (const c of delta.toolCalls) {
+    parts.push({
+      call: {
+        index: c.index,
+        ...(c.id !== undefined ? { id: c.id } : {}),
+        ...(c.name !== undefined ? { name: c.name } : {}),
+        arguments: c.arguments,
+      },
+    });
+  }
+  return parts;
 }
 
 function takeoverFailure(takeovers: number, max: number): string {

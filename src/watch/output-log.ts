@@ -46,8 +46,20 @@ export class OutputLog {
       attempt: this.currentAttempt,
       offset: at,
       endOffset: this.length,
-      parts: partsFrom(this.placed, at).map((p) => p.part),
+      parts: partsFrom(this.placed.slice(this.firstEndingAfter(at)), at).map((p) => p.part),
     };
   }
 
+  /** Index of the first part that ends after `position` (binary search: watchers read often). */
+  private firstEndingAfter(position: number): number {
+    let low = 0;
+    let high = this.placed.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      const { offset, part } = this.placed[mid]!;
+      if (offset + partLength(part) <= position) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
 }

@@ -23,8 +23,16 @@ interface ChatBody {
   tools?: { function: { name: string } }[];
 }
 
+/** How a streamed reply's content is sent: in pieces of `pieceSize` characters, `paceMs` apart, pausing before piece `pauseAt` until `resume` settles. */
+export interface Pacing {
+  pieceSize?: number;
+  paceMs?: number;
+  pauseAt?: number;
+  resume?: Promise<unknown>;
+}
+
 export type FakeReply =
-  | { content: string }
+  | ({ content: string } & Pacing)
   | { toolCalls: { id?: string; name: string; arguments: string }[]; content?: string }
   | { status: number; headers?: Record<string, string>; error?: string }
   | { hang: true }
@@ -119,10 +127,10 @@ export class FakeOpenAI {
       w.resolve(call);
     }
     const reply = await this.script(call);
-    this.send(reply, body, res);
+    await this.send(reply, body, res);
   }
 
-  private send(reply: FakeReply, body: ChatBody, res: ServerResponse): void {
+  private async send(reply: FakeReply, body: ChatBody, res: ServerResponse): Promise<void> {
     if ("hang" in reply) return; // never answers; the client's abort or timeout ends it
     if ("reset" in reply) {
       res.socket?.destroy();
@@ -177,7 +185,14 @@ export class FakeOpenAI {
     const chunk = (delta: object, finish_reason: string | null = null) =>
       res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason }] })}\n\n`);
     chunk({ role: "assistant", content: "" });
-    for (const piece of split(content)) chunk({ content: piece });
+    const pacing: Pacing = "content" in reply && !("toolCalls" in reply) ? reply : {};
+    const pieces = pacing.pieceSize ? chop(content, pacing.pieceSize) : split(content);
+    for (const [i, piece] of pieces.entries()) {
+      if (i === pacing.pauseAt) await pacing.resume;
+      if (pacing.paceMs && i > 0) await new Promise((resolve) => setTimeout(resolve, pacing.paceMs));
+      if (res.destroyed) return;
+      chunk({ content: piece });
+    }
     toolCalls.forEach((c, index) => {
       chunk({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.function.name, arguments: "" } }] });
       for (const piece of split(c.function.arguments)) chunk({ tool_calls: [{ index, function: { arguments: piece } }] });
@@ -186,6 +201,12 @@ export class FakeOpenAI {
     res.write(`data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`);
     res.end("data: [DONE]\n\n");
   }
+}
+
+function chop(text: string, size: number): string[] {
+  const pieces: string[] = [];
+  for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
+  return pieces;
 }
 
 function split(text: string): string[] {

@@ -225,9 +225,10 @@ export type WatchRequest = Message<"rookery.v1.WatchRequest"> & {
 
   /**
    * With include_output: the end_offset of the last OutputDelta seen of the
-   * iteration in flight after `after_sequence`; the stream resumes that
-   * iteration's output from there, exactly once. Ignored once an event past
-   * after_sequence exists (that iteration is over: its event has the messages).
+   * iteration in flight after `after_sequence`. The stream resumes that
+   * iteration's output from there, exactly once, then sends its event (also
+   * when the iteration ended while you were away, for 30 s after its run ended;
+   * past that the event alone, which holds the messages).
    *
    * @generated from field: uint64 output_offset = 4;
    */

@@ -1,0 +1,50 @@
+// Writes a run's output to the store, coalesced, for Watch streams on other
+// replicas (a store that sharesOutput). At most one chunk per `flushMs` per
+// running task, plus one when an iteration closes; each holds what the model
+// streamed since the previous one.
+import type { TaskStore } from "../store/task-store.js";
+import type { OutputFeed } from "../watch/output-feed.js";
+import { OneAtATime } from "./one-at-a-time.js";
+
+export interface OutputSharerOptions {
+  store: TaskStore;
+  feed: OutputFeed;
+  taskId: string;
+  flushMs: number;
+  onError: (error: unknown) => void;
+}
+
+export class OutputSharer {
+  private iteration = 0;
+  private written = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly writes = new OneAtATime();
+
+  constructor(private readonly o: OutputSharerOptions) {}
+
+  /** The iteration has new output in the feed: write it within flushMs. */
+  changed(iteration: number): void {
+    if (iteration !== this.iteration) {
+      this.iteration = iteration;
+      this.written = 0;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.flush().catch(this.o.onError);
+    }, this.o.flushMs);
+  }
+
+  /** Writes what is not written yet; resolves once it is stored. */
+  flush(): Promise<void> {
+    return this.writes.run(async () => {
+      const chunk = this.o.feed.read(this.o.taskId, this.iteration, 0, this.written);
+      if (!chunk) return;
+      await this.o.store.appendOutput(chunk);
+      this.written = chunk.endOffset;
+    });
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
