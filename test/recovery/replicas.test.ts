@@ -7,6 +7,7 @@ import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../support/child-server.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense } from "../support/harness.js";
+import { joinedText, storedText, watchOutput } from "../support/watch-output.js";
 import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
 
 describeWithMongo("replicas sharing one MongoDB", () => {
@@ -67,6 +68,32 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect((await api.client.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.CANCELLED, lastEventSequence: cancelled!.lastEventSequence });
     expect(runner.logs.join("\n")).toMatch(/cancelled by caller \(seen in the store\)/);
+  });
+
+  it("should stream the output to a watcher on the replica that does not run the task, through the store, exactly once", async () => {
+    database = uniqueDatabase("rookery_output");
+    const answer = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+    fake.respond((c) =>
+      c.prompt !== "stream elsewhere"
+        ? { content: "?" }
+        : c.turn === 0
+          ? { content: "Computing.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
+          : { content: answer, pieceSize: 8, paceMs: 20 },
+    );
+    const runner = await replica("key-a", { ROOKERY_LEASE_MS: "30000" });
+    const api = await replica("key-b", { ROOKERY_LEASE_MS: "30000", ROOKERY_CONCURRENCY: "0" });
+    const { task } = await api.client.submit({ prompt: "stream elsewhere" });
+    const w = await watchOutput(api.client, task!.id);
+    expectDense(w.events);
+    expect(w.events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+    expect(fake.callsFor("stream elsewhere").every((c) => c.apiKey === "key-a")).toBe(true);
+    // Iteration 2 streamed over ~1.5 s: the watcher saw it in several pieces, polled from the store.
+    const second = w.outputs.filter((o) => o.iteration === 2);
+    expect(second.length).toBeGreaterThan(1);
+    expect(joinedText(w.outputs, 2)).toBe(answer);
+    expect(storedText(w.events.at(-1))).toBe(answer);
+    second.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : second[i - 1]!.endOffset));
+    expect(joinedText(w.outputs, 1)).toBe("Computing.");
   });
 
   it("should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other", { timeout: 240_000 }, async () => {

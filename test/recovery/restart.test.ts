@@ -8,6 +8,7 @@ import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../support/child-server.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense, waitForStatus } from "../support/harness.js";
+import { joinedText, storedText, watchOutput } from "../support/watch-output.js";
 
 describe("recovery across process restarts", () => {
   let fake: FakeOpenAI;
@@ -34,6 +35,38 @@ describe("recovery across process restarts", () => {
     for (const c of children) c.process.kill("SIGKILL");
     await fake.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("should stream the new attempt's output after SIGKILL mid-iteration and a restart, and store that attempt's text", async () => {
+    let crashed = false;
+    fake.respond((c) => {
+      if (c.prompt !== "crash mid-stream") return { content: "?" };
+      if (!crashed) {
+        crashed = true; // the first attempt stops after three pieces, and its process dies
+        return { content: "doomed words never finished", pieceSize: 4, pauseAt: 3, resume: new Promise(() => undefined) };
+      }
+      return { content: "the second attempt's answer", pieceSize: 4, paceMs: 5 };
+    });
+    const first = await start({ ROOKERY_LEASE_MS: "1000" });
+    const { task } = await first.client.submit({ prompt: "crash mid-stream" });
+    const partial = await watchOutput(first.client, task!.id, {}, (w) => joinedText(w.outputs, 1) === "doomed words");
+    first.process.kill("SIGKILL");
+    expect(await first.exited).toBe("SIGKILL");
+
+    const second = await start({ ROOKERY_LEASE_MS: "1000" });
+    const resumed = await watchOutput(second.client, task!.id, {
+      afterSequence: partial.events.at(-1)!.sequence,
+      outputOffset: partial.outputs.at(-1)!.endOffset,
+    });
+    expectDense([...partial.events, ...resumed.events]);
+    // The takeover ends the doomed attempt; the new one starts over from 0 under a higher attempt.
+    expect(resumed.events[0]).toMatchObject({ status: TaskStatus.RUNNING, previousStatus: TaskStatus.RUNNING });
+    const output = resumed.outputs.filter((o) => o.iteration === 1);
+    expect(output[0]!.offset).toBe(0n);
+    expect(output.every((o) => o.attempt > partial.outputs[0]!.attempt)).toBe(true);
+    expect(joinedText(output, 1)).toBe("the second attempt's answer");
+    expect(storedText(resumed.events.at(-1))).toBe("the second attempt's answer");
+    expect(resumed.order.indexOf("output")).toBeGreaterThan(resumed.order.indexOf("event"));
   });
 
   it("should finish a task after SIGKILL mid-model-call, continuing from its checkpoint with dense events", async () => {
