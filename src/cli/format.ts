@@ -1,6 +1,6 @@
 // How the CLI prints tasks and events for people (--json prints the proto JSON instead).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { TaskEventKind, TaskStatus, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
+import { TaskEventKind, TaskStatus, type Message, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
 
 /** Bad command-line input: exit code 2. */
 export class UsageError extends Error {}
@@ -49,4 +49,24 @@ export function formatEvent(e: TaskEvent): string {
         ? "submitted"
         : `${statusName(e.previousStatus)} -> ${statusName(e.status)}`;
   return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})`;
+}
+
+/** At most `max` characters on one line, with an ellipsis when cut. */
+export function shorten(text: string, max = 200): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/**
+ * The lines a message adds to `rookery watch`: tool calls with their arguments,
+ * tool results shortened, and the text of messages whose text was not already
+ * printed as it streamed (`streamed`).
+ */
+export function formatMessage(m: Message, streamed: string): string[] {
+  const lines: string[] = [];
+  if (m.role === "user" || m.role === "system") lines.push(`${m.role}: ${shorten(m.content)}`);
+  if (m.role === "assistant" && m.content && m.content !== streamed) lines.push(m.content);
+  for (const call of m.toolCalls) lines.push(`→ ${call.name}(${shorten(call.arguments, 500)})`);
+  if (m.role === "tool") lines.push(`← ${shorten(m.content)}`);
+  return lines;
 }

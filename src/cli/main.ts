@@ -11,7 +11,7 @@ import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { UsageError, formatEvent, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import { UsageError, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -143,20 +143,42 @@ program
   .option("--reason <text>", "recorded as the task's error", "")
   .action(async (id: string, o) => printTask((await client().cancel({ id, reason: o.reason })).task));
 
+/**
+ * Streams a task: the assistant's text as the model writes it, each tool call with
+ * its arguments and each tool result, and a line per status change; with --json,
+ * each WatchResponse as one line of proto JSON.
+ */
 async function watch(id: string, afterSequence: bigint): Promise<void> {
-  const live = process.stdout.isTTY && !json();
   let last: TaskStatus = TaskStatus.UNSPECIFIED;
-  for await (const { event } of client().watch({ id, afterSequence })) {
+  let streamed = ""; // the text of the iteration in flight, as printed so far
+  let attempt: number | undefined;
+  for await (const response of client().watch({ id, afterSequence, includeOutput: true })) {
+    if (json()) {
+      console.log(JSON.stringify(toJson(WatchResponseSchema, response)));
+      if (response.event) last = response.event.status;
+      continue;
+    }
+    const { event, output } = response;
+    if (output) {
+      if (attempt !== undefined && output.attempt !== attempt && streamed) {
+        process.stdout.write("\n[the model's output started over]\n");
+        streamed = "";
+      }
+      attempt = output.attempt;
+      process.stdout.write(output.text);
+      streamed += output.text;
+      continue;
+    }
     if (!event) continue;
+    if (streamed) process.stdout.write("\n");
+    for (const message of event.messages) for (const line of formatMessage(message, streamed)) console.log(line);
+    streamed = "";
+    attempt = undefined;
     last = event.status;
-    if (json()) console.log(JSON.stringify(toJson(WatchResponseSchema, { $typeName: "rookery.v1.WatchResponse", event })));
-    else if (live) process.stdout.write(`\r\x1b[2K${formatEvent(event)}`);
-    else console.log(formatEvent(event));
+    console.log(formatEvent(event));
   }
-  if (live) process.stdout.write("\n");
   if (!json()) {
     const final = (await client().get({ id })).task;
-    if (final?.result !== undefined) console.log(final.result);
     if (final?.error !== undefined) console.error(`error: ${final.error}`);
   }
   if (last === TaskStatus.FAILED || last === TaskStatus.CANCELLED) {

@@ -16,7 +16,14 @@ describe("rookery CLI", () => {
     );
   beforeAll(async () => {
     h = await startHarness();
-    h.fake.respond((c) => ({ content: `answer to ${c.prompt}` }));
+    h.fake.respond((c) => {
+      if (c.prompt === "what is 6*7, use the calculator") {
+        return c.turn === 0
+          ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
+          : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
+      }
+      return { content: `answer to ${c.prompt}` };
+    });
   });
   afterAll(async () => {
     await h.close();
@@ -25,9 +32,36 @@ describe("rookery CLI", () => {
   it("should submit --watch --json and print every event, then exit 0 on COMPLETED", async () => {
     const r = await cli("--json", "submit", "cli task", "--label", "via=cli", "--watch");
     expect(r.code).toBe(0);
-    const events = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event: { sequence: string; status: string } });
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: { sequence: string; status: string }; output?: { text: string } });
+    const events = lines.flatMap((l) => (l.event ? [{ event: l.event }] : []));
+    expect(lines.flatMap((l) => (l.output ? [l.output.text] : [])).join("")).toBe("answer to cli task");
     expect(events.map((e) => e.event.status)).toEqual(["TASK_STATUS_PENDING", "TASK_STATUS_RUNNING", "TASK_STATUS_COMPLETED"]);
     expect(events.map((e) => e.event.sequence)).toEqual(["1", "2", "3"]);
+  });
+
+  it("should show the calculator call, its result and the answer as they happen with submit --watch", async () => {
+    const r = await cli("submit", "what is 6*7, use the calculator", "--watch");
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    const at = (text: string) => lines.findIndex((l) => l.includes(text));
+    expect(lines[0]).toMatch(/^submitted [0-9a-f-]{36}$/);
+    expect(at("user: what is 6*7, use the calculator")).toBeGreaterThan(0);
+    expect(at("I will use the calculator.")).toBeGreaterThan(at("pending -> running"));
+    expect(at('→ calculator({"expression":"6*7"})')).toBeGreaterThan(at("I will use the calculator."));
+    expect(at("← 42")).toBeGreaterThan(at("→ calculator"));
+    expect(at("iteration 1 checkpointed")).toBeGreaterThan(at("← 42"));
+    expect(lines.filter((l) => l === "6*7 is 42.")).toHaveLength(1); // streamed once, not printed again
+    expect(at("6*7 is 42.")).toBeLessThan(at("running -> completed"));
+  });
+
+  it("should print every event and output delta as one JSON line with watch --json", async () => {
+    const submitted = await cli("--json", "submit", "what is 6*7, use the calculator");
+    const id = (JSON.parse(submitted.stdout) as { id: string }).id;
+    const r = await cli("--json", "watch", id);
+    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: { status: string }; output?: { text?: string; iteration: number } });
+    expect(lines.every((l) => Boolean(l.event) !== Boolean(l.output))).toBe(true);
+    expect(lines.at(-1)?.event?.status).toBe("TASK_STATUS_COMPLETED");
+    expect(lines.filter((l) => l.output?.iteration === 2).map((l) => l.output?.text ?? "").join("")).toBe("6*7 is 42.");
   });
 
   it("should show a task with get and find it with list --status", async () => {
@@ -57,7 +91,14 @@ describe("rookery CLI", () => {
     const r = await watching;
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("task ended cancelled");
-    h.fake.respond((c) => ({ content: `answer to ${c.prompt}` }));
+    h.fake.respond((c) => {
+      if (c.prompt === "what is 6*7, use the calculator") {
+        return c.turn === 0
+          ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
+          : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
+      }
+      return { content: `answer to ${c.prompt}` };
+    });
   });
 
   it("should exit 2 on bad usage", async () => {
