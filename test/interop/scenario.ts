@@ -16,6 +16,8 @@ export interface Step {
   expectCode?: string;
   expectFirst?: string;
   expectLast?: string;
+  expectOutputText?: string;
+  expectLastEventText?: string;
   save?: Record<string, string>;
 }
 
@@ -90,7 +92,10 @@ async function callStep(driver: Driver, step: Step, vars: Record<string, string>
 async function watchStep(driver: Driver, step: Step, vars: Record<string, string>): Promise<void> {
   const request = substitute(step.watch!, vars) as { afterSequence?: string };
   const responses = await driver.watch(request, step.until);
-  const events = responses.map((r) => lookup(r, "event") as { sequence: string; status: string });
+  const events = responses.flatMap((r) => (lookup(r, "event") ? [lookup(r, "event") as { sequence: string; status: string }] : []));
+  const outputText = responses.map((r) => (lookup(r, "output.text") as string | undefined) ?? "").join("");
+  const lastText = (lookup(responses.filter((r) => lookup(r, "event")).at(-1) ?? null, "event.messages") as { role: string; content?: string }[] | undefined)
+    ?.find((m) => m.role === "assistant")?.content;
   if (events.length === 0) throw new Error("no events");
   const from = Number(request.afterSequence ?? 0) + 1;
   events.forEach((e, i) => {
@@ -101,6 +106,12 @@ async function watchStep(driver: Driver, step: Step, vars: Record<string, string
   if (step.expectFirst && first !== step.expectFirst) throw new Error(`first status ${first}, expected ${step.expectFirst}`);
   if (step.expectLast && last !== step.expectLast) throw new Error(`last status ${last}, expected ${step.expectLast}`);
   if (step.until && last !== step.until) throw new Error(`stream ended at ${last} before ${step.until}`);
+  if (step.expectOutputText !== undefined && outputText !== step.expectOutputText) {
+    throw new Error(`output text ${JSON.stringify(outputText)}, expected ${JSON.stringify(step.expectOutputText)}`);
+  }
+  if (step.expectLastEventText !== undefined && lastText !== step.expectLastEventText) {
+    throw new Error(`last event's text ${JSON.stringify(lastText)}, expected ${JSON.stringify(step.expectLastEventText)}`);
+  }
 }
 
 function substitute(value: Json, vars: Record<string, string>): Json {

@@ -28,16 +28,18 @@ import (
 )
 
 type step struct {
-	Name        string            `json:"name"`
-	Call        string            `json:"call"`
-	Watch       any               `json:"watch"`
-	Request     any               `json:"request"`
-	Until       string            `json:"until"`
-	Expect      map[string]any    `json:"expect"`
-	ExpectCode  string            `json:"expectCode"`
-	ExpectFirst string            `json:"expectFirst"`
-	ExpectLast  string            `json:"expectLast"`
-	Save        map[string]string `json:"save"`
+	Name                string            `json:"name"`
+	Call                string            `json:"call"`
+	Watch               any               `json:"watch"`
+	ExpectOutputText    *string           `json:"expectOutputText"`
+	ExpectLastEventText *string           `json:"expectLastEventText"`
+	Request             any               `json:"request"`
+	Until               string            `json:"until"`
+	Expect              map[string]any    `json:"expect"`
+	ExpectCode          string            `json:"expectCode"`
+	ExpectFirst         string            `json:"expectFirst"`
+	ExpectLast          string            `json:"expectLast"`
+	Save                map[string]string `json:"save"`
 }
 
 var variable = regexp.MustCompile(`\$\{(\w+)\}`)
@@ -144,19 +146,19 @@ func watch(ctx context.Context, c rookeryv1.TaskServiceClient, request any, unti
 	if err != nil {
 		return nil, err
 	}
-	var events []map[string]any
+	var responses []map[string]any
 	for {
 		res, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
-			return events, nil
+			return responses, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		event := toJSON(res).(map[string]any)["event"].(map[string]any)
-		events = append(events, event)
-		if until != "" && event["status"] == until {
-			return events, nil
+		response := toJSON(res).(map[string]any)
+		responses = append(responses, response)
+		if event, ok := response["event"].(map[string]any); ok && until != "" && event["status"] == until {
+			return responses, nil
 		}
 	}
 }
@@ -193,9 +195,20 @@ func runStep(ctx context.Context, c rookeryv1.TaskServiceClient, s step, vars ma
 		return nil
 	}
 	request := substitute(s.Watch, vars).(map[string]any)
-	events, err := watch(ctx, c, request, s.Until)
+	responses, err := watch(ctx, c, request, s.Until)
 	if err != nil {
 		return err
+	}
+	var events []map[string]any
+	outputText := ""
+	for _, r := range responses {
+		if event, ok := r["event"].(map[string]any); ok {
+			events = append(events, event)
+		}
+		if output, ok := r["output"].(map[string]any); ok {
+			text, _ := output["text"].(string)
+			outputText += text
+		}
 	}
 	if len(events) == 0 {
 		return errors.New("no events")
@@ -215,6 +228,22 @@ func runStep(ctx context.Context, c rookeryv1.TaskServiceClient, s step, vars ma
 	}
 	if s.Until != "" && last != s.Until {
 		return fmt.Errorf("stream ended at %v before %s", last, s.Until)
+	}
+	if s.ExpectOutputText != nil && outputText != *s.ExpectOutputText {
+		return fmt.Errorf("output text %q, expected %q", outputText, *s.ExpectOutputText)
+	}
+	if s.ExpectLastEventText != nil {
+		lastText := ""
+		messages, _ := events[len(events)-1]["messages"].([]any)
+		for _, m := range messages {
+			if message := m.(map[string]any); message["role"] == "assistant" {
+				lastText, _ = message["content"].(string)
+				break
+			}
+		}
+		if lastText != *s.ExpectLastEventText {
+			return fmt.Errorf("last event's text %q, expected %q", lastText, *s.ExpectLastEventText)
+		}
 	}
 	return nil
 }

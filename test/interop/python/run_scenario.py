@@ -54,7 +54,7 @@ def watch(stub, request, until):
     out = []
     for response in stream:
         out.append(to_json(response))
-        if until and response.event and json_format.MessageToDict(response)["event"].get("status") == until:
+        if until and response.HasField("event") and json_format.MessageToDict(response)["event"].get("status") == until:
             stream.cancel()
             break
     return out
@@ -83,7 +83,9 @@ def run_step(stub, step, variables):
             variables[name] = "" if saved is None else str(saved)
         return
     request = substitute(step["watch"], variables)
-    events = [r["event"] for r in watch(stub, request, step.get("until"))]
+    responses = watch(stub, request, step.get("until"))
+    events = [r["event"] for r in responses if "event" in r]
+    output_text = "".join(r["output"].get("text", "") for r in responses if "output" in r)
     if not events:
         raise AssertionError("no events")
     start = int(request.get("afterSequence", "0")) + 1
@@ -94,6 +96,11 @@ def run_step(stub, step, variables):
     for key, status in (("expectFirst", first), ("expectLast", last), ("until", last)):
         if key in step and step[key] != status:
             raise AssertionError(f"{key}: expected {step[key]}, got {status}")
+    if "expectOutputText" in step and output_text != step["expectOutputText"]:
+        raise AssertionError(f"output text {output_text!r}, expected {step['expectOutputText']!r}")
+    last_text = next((m.get("content") for m in events[-1].get("messages", []) if m["role"] == "assistant"), None)
+    if "expectLastEventText" in step and last_text != step["expectLastEventText"]:
+        raise AssertionError(f"last event's text {last_text!r}, expected {step['expectLastEventText']!r}")
 
 
 def main():
