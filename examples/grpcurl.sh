@@ -12,7 +12,8 @@ id=$(grpcurl -plaintext -d "$(printf '{"prompt": %s, "labels": {"example": "grpc
   "$address" rookery.v1.TaskService/Submit | python3 -c 'import json,sys; print(json.load(sys.stdin)["task"]["id"])')
 echo "submitted $id"
 
-# Streams every event until the task completes, fails or is cancelled.
-grpcurl -plaintext -d "{\"id\": \"$id\"}" "$address" rookery.v1.TaskService/Watch
+# Streams every event until the task completes, fails or is cancelled; with
+# includeOutput, the model's output ("output": {"text": ...}) between them.
+grpcurl -plaintext -d "{\"id\": \"$id\", \"includeOutput\": true}" "$address" rookery.v1.TaskService/Watch
 
 grpcurl -plaintext -d "{\"id\": \"$id\"}" "$address" rookery.v1.TaskService/Get

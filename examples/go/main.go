@@ -1,4 +1,5 @@
-// Submit a task to Rookery and print its events until it ends.
+// Submit a task to Rookery and print its work as it happens: the model's text
+// as it streams, each tool call and result, and the status changes.
 //
 //	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 //	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
@@ -44,7 +45,8 @@ func main() {
 	fmt.Println("submitted", id)
 
 	// Replays from the first event, then follows live ones; ends after the terminal one.
-	stream, err := tasks.Watch(ctx, &rookeryv1.WatchRequest{Id: id})
+	// IncludeOutput adds the model's output between the events, as it is written.
+	stream, err := tasks.Watch(ctx, &rookeryv1.WatchRequest{Id: id, IncludeOutput: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -56,8 +58,20 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		if out := res.GetOutput(); out != nil {
+			fmt.Print(out.GetText())
+			continue
+		}
 		e := res.GetEvent()
-		fmt.Printf("#%d %s (iterations %d)\n", e.GetSequence(), e.GetStatus(), e.GetIterations())
+		for _, m := range e.GetMessages() {
+			for _, call := range m.GetToolCalls() {
+				fmt.Printf("\n-> %s(%s)\n", call.GetName(), call.GetArguments())
+			}
+			if m.GetRole() == "tool" {
+				fmt.Printf("<- %s\n", m.GetContent())
+			}
+		}
+		fmt.Printf("\n#%d %s (iterations %d)\n", e.GetSequence(), e.GetStatus(), e.GetIterations())
 	}
 
 	got, err := tasks.Get(ctx, &rookeryv1.GetRequest{Id: id})

@@ -1,4 +1,5 @@
-"""Submit a task to Rookery and print its events until it ends.
+"""Submit a task to Rookery and print its work as it happens: the model's text as it
+streams, each tool call and result, and the status changes, until it ends.
 
     pip install grpcio==1.85.1 grpcio-tools==1.85.1
     examples/python/generate.sh
@@ -21,9 +22,19 @@ with grpc.insecure_channel(address) as channel:
     print(f"submitted {task.id}")
 
     # Replays from the first event, then follows live ones; ends after the terminal one.
-    for response in tasks.Watch(task_service_pb2.WatchRequest(id=task.id, after_sequence=0)):
+    # include_output adds the model's output between the events, as it is written.
+    watch = task_service_pb2.WatchRequest(id=task.id, after_sequence=0, include_output=True)
+    for response in tasks.Watch(watch):
+        if response.HasField("output"):
+            print(response.output.text, end="", flush=True)
+            continue
         event = response.event
-        print(f"#{event.sequence} {task_pb2.TaskStatus.Name(event.status)} (iterations {event.iterations})")
+        for message in event.messages:
+            for call in message.tool_calls:
+                print(f"\n-> {call.name}({call.arguments})")
+            if message.role == "tool":
+                print(f"<- {message.content[:200]}")
+        print(f"\n#{event.sequence} {task_pb2.TaskStatus.Name(event.status)} (iterations {event.iterations})")
 
     task = tasks.Get(task_service_pb2.GetRequest(id=task.id)).task
     print(task.result if task.HasField("result") else f"error: {task.error}")

@@ -148,6 +148,7 @@ describe("examples/", () => {
     });
     expectCompleted(result);
     expect(result.stdout.toString()).toContain('"status": "TASK_STATUS_COMPLETED"');
+    expect(result.stdout.toString()).toMatch(/"output": \{[\s\S]*"text": "interop/);
   });
 
   const python = toolchain("Python grpcio", () => {
@@ -158,13 +159,13 @@ describe("examples/", () => {
   (python.missing ? it.skip : it)("python/client.py should submit a task and watch it complete", async () => {
     const result = await run(python.value!, ["examples/python/client.py", address(), "hello from python"], { allowFailure: true });
     expectCompleted(result);
-    expect(result.stdout.toString()).toMatch(/TASK_STATUS_COMPLETED[\s\S]*interop answer/);
+    expect(result.stdout.toString()).toMatch(/TASK_STATUS_RUNNING[\s\S]*interop answer[\s\S]*TASK_STATUS_COMPLETED[\s\S]*interop answer/);
   });
 
   const go = toolchain("Go grpc", () => buildGoClient("examples/go"));
   (go.missing ? it.skip : it)("go/main.go should submit a task and watch it complete", async () => {
     const result = await run(go.value!, [address(), "hello from go"], { allowFailure: true });
     expectCompleted(result);
-    expect(result.stdout.toString()).toMatch(/TASK_STATUS_COMPLETED[\s\S]*interop answer/);
+    expect(result.stdout.toString()).toMatch(/TASK_STATUS_RUNNING[\s\S]*interop answer[\s\S]*TASK_STATUS_COMPLETED[\s\S]*interop answer/);
   });
 });
