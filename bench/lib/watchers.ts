@@ -27,7 +27,7 @@ export function openWatchers(
   port: number,
   count: number,
   connections: number,
-  request: { id: string; afterSequence: bigint },
+  request: { id: string; afterSequence: bigint; includeOutput?: boolean },
   onEvent: (event: TaskEvent) => void,
 ): Watchers {
   const abort = new AbortController();

@@ -16,6 +16,7 @@ import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import { watchEvents } from "../watch/watch-events.js";
 import type { OutputFeed } from "../watch/output-feed.js";
+import type { OutputChunk } from "../domain/output.js";
 import { watchWithOutput } from "../watch/watch-stream.js";
 import {
   CancelResponseSchema,
@@ -67,6 +68,18 @@ const MAX_LIST_PAGE_BYTES = 3 * 1024 * 1024;
 // One message per event, shared by every watcher that receives the same event
 // object from the feed (and so encoded once, see grpc-server.ts).
 const responses = new WeakMap<TaskEvent, WatchResponse>();
+
+const outputResponses = new WeakMap<OutputChunk, WatchResponse>();
+
+/** Likewise for output: watchers woken together read the same chunk object (output-log.ts). */
+function outputResponse(chunk: OutputChunk): WatchResponse {
+  let response = outputResponses.get(chunk);
+  if (!response) {
+    response = create(WatchResponseSchema, { output: outputToPb(chunk) });
+    outputResponses.set(chunk, response);
+  }
+  return response;
+}
 
 function watchResponse(event: TaskEvent): WatchResponse {
   let response = responses.get(event);
@@ -187,7 +200,7 @@ export class TaskService {
     }
     const stream = watchWithOutput({ ...options, outputs: this.deps.outputs, outputOffset: Number(req.outputOffset) });
     for await (const item of stream) {
-      yield item.event ? watchResponse(item.event) : create(WatchResponseSchema, { output: outputToPb(item.output) });
+      yield item.event ? watchResponse(item.event) : outputResponse(item.output);
     }
   }
 

@@ -2,11 +2,16 @@
 // streams: what live watchers on this process read, from any position.
 import { partLength, partsFrom, type OutputChunk, type OutputPart, type PlacedPart } from "../domain/output.js";
 
+/** Distinct ranges remembered: watchers fall into a few groups by where they are. */
+const RECENT_READS = 8;
+
 export class OutputLog {
   private placed: PlacedPart[] = [];
   private length = 0;
   /** Where the current attempt began: a retried call's output follows the dropped one's positions. */
   private start = 0;
+  /** The last few reads, by range: see read(). */
+  private readonly recent = new Map<string, OutputChunk>();
 
   constructor(
     readonly taskId: string,
@@ -36,11 +41,18 @@ export class OutputLog {
     this.length += length;
   }
 
-  /** Everything from `from` (or from where the current attempt began, if later); undefined when nothing is there. */
+  /**
+   * Everything from `from` (or from where the current attempt began, if later); undefined
+   * when nothing is there. Watchers woken together read the same range: they get the same
+   * object, which the listeners then encode once for all of them.
+   */
   read(from: number): OutputChunk | undefined {
     const at = Math.max(from, this.start);
     if (at >= this.length) return undefined;
-    return {
+    const key = `${this.currentAttempt}:${at}:${this.length}`;
+    const cached = this.recent.get(key);
+    if (cached) return cached;
+    const chunk: OutputChunk = {
       taskId: this.taskId,
       iteration: this.iteration,
       attempt: this.currentAttempt,
@@ -48,6 +60,9 @@ export class OutputLog {
       endOffset: this.length,
       parts: partsFrom(this.placed.slice(this.firstEndingAfter(at)), at).map((p) => p.part),
     };
+    if (this.recent.size >= RECENT_READS) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(key, chunk);
+    return chunk;
   }
 
   /** Index of the first part that ends after `position` (binary search: watchers read often). */

@@ -11,7 +11,6 @@
 //   - `outputOffset` is a position in the iteration in flight at
 //     `afterSequence`; if that iteration closed since, the rest of its output
 //     still comes before its event (while it is kept: 30 s after the run).
-import { setTimeout as sleep } from "node:timers/promises";
 import { attemptOf, partLength, partsFrom, type OutputChunk } from "../domain/output.js";
 import type { TaskEvent, TaskStatus } from "../domain/task.js";
 import type { OutputFeed } from "./output-feed.js";
@@ -107,9 +106,10 @@ export async function* watchWithOutput(o: WatchStreamOptions): AsyncGenerator<Wa
           continue;
         }
       }
-      // Woken by an event, by new output here, or after pollMs to look in the store.
-      const woken = new Promise<void>((resolve) => (wake = resolve));
-      await Promise.race([woken, sleep(pollMs, undefined, { signal })]);
+      // Woken by an event or by new output here; when the output is in the store, also
+      // after pollMs to look there again.
+      const polling = state?.status === "running" && store.sharesOutput && !outputs.log(taskId, state.iterations + 1, attemptOf(state.runs, 0));
+      await wakeOrTimeout((resolve) => (wake = resolve), polling ? pollMs : undefined, signal);
       signal.throwIfAborted();
     }
   } finally {
@@ -118,6 +118,20 @@ export async function* watchWithOutput(o: WatchStreamOptions): AsyncGenerator<Wa
     room?.();
     await events;
   }
+}
+
+/** Resolves when `arm`'s callback is called, after `ms` (if given), or when `signal` aborts; leaves no timer or listener behind. */
+function wakeOrTimeout(arm: (resolve: () => void) => void, ms: number | undefined, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = ms === undefined ? undefined : setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    arm(done);
+  });
 }
 
 /** True when `event` closes the iteration `state` was streaming (same run, one more iteration). */

@@ -33,7 +33,7 @@ export interface Pacing {
 
 export type FakeReply =
   | ({ content: string } & Pacing)
-  | { toolCalls: { id?: string; name: string; arguments: string }[]; content?: string }
+  | ({ toolCalls: { id?: string; name: string; arguments: string }[]; content?: string } & Pacing)
   | { status: number; headers?: Record<string, string>; error?: string }
   | { hang: true }
   | { malformed: true }
@@ -185,7 +185,7 @@ export class FakeOpenAI {
     const chunk = (delta: object, finish_reason: string | null = null) =>
       res.write(`data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason }] })}\n\n`);
     chunk({ role: "assistant", content: "" });
-    const pacing: Pacing = "content" in reply && !("toolCalls" in reply) ? reply : {};
+    const pacing: Pacing = "content" in reply || "toolCalls" in reply ? reply : {};
     const pieces = pacing.pieceSize ? chop(content, pacing.pieceSize) : split(content);
     for (const [i, piece] of pieces.entries()) {
       if (i === pacing.pauseAt) await pacing.resume;

@@ -1,0 +1,77 @@
+// Issue 12: Watch event latency while tasks stream output. 16 tasks run at
+// once, each with 100 watchers on the grpc-js listener; every iteration is a
+// model reply PACE.gapMs after its call. Side by side in each round: the
+// replies carry no output and the watchers ask for none (today's stream), and
+// each reply streams OUTPUT_PIECES pieces of text 1 ms apart to watchers with
+// include_output. Latency is commit to arrival of the events (their time
+// stamp), p50/p99 over every event every watcher received; median of 3 rounds.
+// Run: npx tsx bench/watch-output-latency.ts
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
+import { startChildServer, type ChildServer } from "../test/support/child-server.js";
+import { median, percentile, waitFor } from "./lib/measure.js";
+import { startScript, type Ready } from "./lib/processes.js";
+import { ageMs, openWatchers, rookeryWatchStreams } from "./lib/watchers.js";
+
+const TASKS = 16;
+const WATCHERS = 100;
+const PACE = { events: 30, gapMs: 100 };
+const OUTPUT_PIECES = 20;
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+
+async function latencies(server: ChildServer, provider: Ready, withOutput: boolean, round: number): Promise<number[]> {
+  const pieces = withOutput ? OUTPUT_PIECES : 0;
+  const prompts = Array.from({ length: TASKS }, (_, i) => `paced ${PACE.events} ${PACE.gapMs} ${pieces} task ${i} round ${round}`);
+  const ids = await Promise.all(prompts.map(async (prompt) => (await server.client.submit({ prompt, maxIterations: PACE.events + 1 })).task!.id));
+  const running = await Promise.all(
+    ids.map(async (id) => {
+      let task = (await server.client.get({ id })).task!;
+      await waitFor(async () => (task = (await server.client.get({ id })).task!).status === TaskStatus.RUNNING, "tasks to run");
+      return task;
+    }),
+  );
+  const seen: number[] = [];
+  const watchers = running.map((task) =>
+    openWatchers("grpc-js", server.grpcPort, WATCHERS, 2, { id: task.id, afterSequence: task.lastEventSequence, includeOutput: withOutput }, (e) =>
+      seen.push(ageMs(e)),
+    ),
+  );
+  await waitFor(async () => (await rookeryWatchStreams(server.httpPort)) === TASKS * WATCHERS, "every watcher");
+  for (const prompt of prompts) provider.send(`open ${prompt}`);
+  await Promise.all(watchers.map((w) => w.ended));
+  return seen;
+}
+
+const dir = mkdtempSync(join(tmpdir(), "rookery-bench-watch-output-"));
+const provider = await startScript("bench/peers/fake-provider.ts");
+const server = await startChildServer({
+  ROOKERY_SQLITE_PATH: join(dir, "watch-output.db"),
+  OPENAI_BASE_URL: provider.words[0]!,
+  OPENAI_API_KEY: "bench",
+  ROOKERY_CONCURRENCY: String(TASKS),
+  ROOKERY_MAX_WATCHES_PER_KEY: "20000",
+});
+
+const rows = { without: { p50: [] as number[], p99: [] as number[] }, with: { p50: [] as number[], p99: [] as number[] }, ratio: [] as number[] };
+for (let round = 1; round <= ROUNDS; round++) {
+  const without = await latencies(server, provider, false, round);
+  const withOutput = await latencies(server, provider, true, round);
+  rows.without.p50.push(percentile(without, 50));
+  rows.without.p99.push(percentile(without, 99));
+  rows.with.p50.push(percentile(withOutput, 50));
+  rows.with.p99.push(percentile(withOutput, 99));
+  rows.ratio.push(percentile(withOutput, 99) / percentile(without, 99));
+}
+console.log(
+  `Watch event latency, ${TASKS} tasks x ${WATCHERS} watchers (grpc-js), ${PACE.events} events ${PACE.gapMs} ms apart per task, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+);
+console.log(`events only (no output)              p50 ${median(rows.without.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.without.p99).toFixed(1).padStart(6)} ms`);
+console.log(`with output (${OUTPUT_PIECES} pieces per reply)      p50 ${median(rows.with.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.with.p99).toFixed(1).padStart(6)} ms`);
+console.log(`p99 with output / without: ${median(rows.ratio).toFixed(2)}x (target <= 1.2x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+server.process.kill("SIGTERM");
+await server.exited;
+await provider.stop();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
