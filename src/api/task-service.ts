@@ -14,10 +14,10 @@ import { basicView, isTerminal, summarize, type Task, type TaskEvent } from "../
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
-import { watchEvents } from "../watch/watch-events.js";
+import { watchEvents, watchStream } from "../watch/watch-events.js";
+import { OutputCursor } from "../watch/output-cursor.js";
 import type { OutputFeed } from "../watch/output-feed.js";
 import type { OutputChunk } from "../domain/output.js";
-import { watchWithOutput } from "../watch/watch-stream.js";
 import {
   CancelResponseSchema,
   GetResponseSchema,
@@ -198,9 +198,15 @@ export class TaskService {
       for await (const event of watchEvents(options)) yield watchResponse(event);
       return;
     }
-    const stream = watchWithOutput({ ...options, outputs: this.deps.outputs, outputOffset: Number(req.outputOffset) });
-    for await (const item of stream) {
-      yield item.event ? watchResponse(item.event) : outputResponse(item.output);
+    const cursor = new OutputCursor({
+      store: this.deps.store,
+      outputs: this.deps.outputs,
+      taskId: task.id,
+      afterSequence,
+      outputOffset: Number(req.outputOffset),
+    });
+    for await (const item of watchStream(options, cursor)) {
+      yield "parts" in item ? outputResponse(item) : watchResponse(item);
     }
   }
 

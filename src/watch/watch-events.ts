@@ -6,9 +6,14 @@
 // line; anything else (a gap, an overflowed inbox, an event written by another
 // replica) is read from the store, which is the source of truth. The inbox is
 // bounded, so a slow reader costs at most `inboxLimit` queued events.
+//
+// With an OutputCursor (Watch with include_output) the same loop also sends
+// the model's output between the events: see output-cursor.ts for its rules.
+import type { OutputChunk } from "../domain/output.js";
 import { isTerminal, type TaskEvent } from "../domain/task.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "./event-feed.js";
+import type { OutputCursor } from "./output-cursor.js";
 
 export interface WatchOptions {
   store: TaskStore;
@@ -28,53 +33,102 @@ export function endsWatch(event: TaskEvent): boolean {
   return event.kind === "status_changed" && isTerminal(event.status);
 }
 
-export async function* watchEvents(options: WatchOptions): AsyncGenerator<TaskEvent> {
+export function watchEvents(options: WatchOptions): AsyncGenerator<TaskEvent> {
+  // Without a cursor the stream holds events only.
+  return watchStream(options) as AsyncGenerator<TaskEvent>;
+}
+
+/** Events, and with a cursor the output between them; an item is a TaskEvent or an OutputChunk. */
+export async function* watchStream(options: WatchOptions, cursor?: OutputCursor): AsyncGenerator<TaskEvent | OutputChunk> {
   const { store, feed, taskId, signal, pollMs } = options;
   const batch = options.batch ?? 256;
   const inbox = new Inbox(options.inboxLimit ?? 256);
   const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length);
+  const unsubscribeOutput = cursor?.subscribe(() => inbox.poke());
   let last = options.afterSequence;
   let readStore = true; // first the stored events after afterSequence
+  let poked = false;
   try {
+    if (cursor) await cursor.start();
     for (;;) {
       let delivered = false;
       for (let next = inbox.take(last); next; next = inbox.take(last)) {
+        const rest = cursor && (await cursor.before(next));
+        if (rest) yield rest;
         yield next;
+        cursor?.after(next);
         last = next.sequence;
         delivered = true;
         if (endsWatch(next)) return;
       }
-      // Woken by a live event that was next in line, with nothing left over: the
-      // store has nothing newer to tell. Otherwise (a gap, an overflow, a poll
-      // for other replicas' events) it is read.
-      if (readStore || !delivered || inbox.length > 0) {
+      // Woken by a live event that was next in line, with nothing left over, or by new
+      // output only: the store has nothing newer to tell. Otherwise (a gap, an overflow,
+      // a poll for other replicas' events) it is read.
+      if (readStore || (!delivered && !poked) || inbox.length > 0) {
         const stored = await store.events(taskId, last, batch);
         for (const event of stored) {
+          const rest = cursor && (await cursor.before(event));
+          if (rest) yield rest;
           yield event;
+          cursor?.after(event);
           last = event.sequence;
           if (endsWatch(event)) return;
         }
         if (stored.length === batch) continue;
       }
-      readStore = inbox.hasAfter(last) || !(await inbox.wait(pollMs, signal));
+      const output = cursor && (await cursor.next());
+      if (output) {
+        yield output;
+        readStore = false;
+        poked = true; // nothing new in the store on this account
+        continue;
+      }
+      // Every pollMs the store is read: events written by other replicas, and with a cursor
+      // the output they keep there.
+      // Events left in the inbox now are past a gap (the next one is missing): read the store.
+      const gap = inbox.hasAfter(last);
+      const woke = gap ? "pushed" : await inbox.wait(pollMs, signal);
+      readStore = gap || woke === "timeout" || inbox.takeOverflowed();
+      poked = woke === "poked";
       signal.throwIfAborted();
     }
   } finally {
     unsubscribe();
+    unsubscribeOutput?.();
   }
 }
 
+type Woke = "pushed" | "poked" | "timeout";
+
 class Inbox {
   private events: TaskEvent[] = [];
-  private wake: (() => void) | undefined;
+  private wake: ((why: Woke) => void) | undefined;
+  private overflowed = false;
+  private pokedMeanwhile = false;
 
   constructor(private readonly limit: number) {}
 
   push(event: TaskEvent): void {
     // Past the limit, drop everything: the watcher will read the store instead.
     if (this.events.length < this.limit) this.events.push(event);
-    else this.events.length = 0;
-    this.wake?.();
+    else {
+      this.events.length = 0;
+      this.overflowed = true;
+    }
+    this.wake?.("pushed");
+  }
+
+  /** Wakes the stream without an event (new output to send); remembered until it next waits. */
+  poke(): void {
+    if (this.wake) this.wake("poked");
+    else this.pokedMeanwhile = true;
+  }
+
+  /** True once after events were dropped: they must be read from the store. */
+  takeOverflowed(): boolean {
+    const was = this.overflowed;
+    this.overflowed = false;
+    return was;
   }
 
   /** Removes and returns the event with sequence last+1; drops events at or before `last`. */
@@ -93,19 +147,23 @@ class Inbox {
     return this.events.some((e) => e.sequence > last);
   }
 
-  /** Resolves true when an event is pushed, false when `ms` pass (or the signal aborts) first. */
-  wait(ms: number, signal: AbortSignal): Promise<boolean> {
+  /** Resolves when an event is pushed, the stream is poked, or `ms` pass (or the signal aborts) first. */
+  wait(ms: number, signal: AbortSignal): Promise<Woke> {
+    if (this.pokedMeanwhile) {
+      this.pokedMeanwhile = false;
+      return Promise.resolve("poked");
+    }
     return new Promise((resolve) => {
-      const done = (pushed: boolean) => {
+      const done = (why: Woke) => {
         clearTimeout(timer);
         signal.removeEventListener("abort", aborted);
         this.wake = undefined;
-        resolve(pushed);
+        resolve(why);
       };
-      const aborted = () => done(false);
+      const aborted = () => done("timeout");
       const timer = setTimeout(aborted, ms);
       signal.addEventListener("abort", aborted, { once: true });
-      this.wake = () => done(true);
+      this.wake = done;
     });
   }
 }
