@@ -5,7 +5,7 @@
 // each reply streams OUTPUT_PIECES pieces of text 1 ms apart to watchers with
 // include_output. Latency is commit to arrival of the events (their time
 // stamp), p50/p99 over every event every watcher received; median of 3 rounds.
-// Run: npx tsx bench/watch-output-latency.ts
+// Run: npx tsx bench/watch-output-latency.ts [coalesce ms, default the server's 50]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,6 +52,7 @@ const server = await startChildServer({
   OPENAI_API_KEY: "bench",
   ROOKERY_CONCURRENCY: String(TASKS),
   ROOKERY_MAX_WATCHES_PER_KEY: "20000",
+  ...(process.argv[2] ? { ROOKERY_OUTPUT_COALESCE_MS: process.argv[2] } : {}),
 });
 
 const rows = { without: { p50: [] as number[], p99: [] as number[] }, with: { p50: [] as number[], p99: [] as number[] }, ratio: [] as number[] };
@@ -65,7 +66,8 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.ratio.push(percentile(withOutput, 99) / percentile(without, 99));
 }
 console.log(
-  `Watch event latency, ${TASKS} tasks x ${WATCHERS} watchers (grpc-js), ${PACE.events} events ${PACE.gapMs} ms apart per task, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+  `Watch event latency, ${TASKS} tasks x ${WATCHERS} watchers (grpc-js), ${PACE.events} events ${PACE.gapMs} ms apart per task, ` +
+    `output coalesced ${process.argv[2] ?? 50} ms, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
 );
 console.log(`events only (no output)              p50 ${median(rows.without.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.without.p99).toFixed(1).padStart(6)} ms`);
 console.log(`with output (${OUTPUT_PIECES} pieces per reply)      p50 ${median(rows.with.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.with.p99).toFixed(1).padStart(6)} ms`);

@@ -42,7 +42,7 @@ export function watchEvents(options: WatchOptions): AsyncGenerator<TaskEvent> {
 export async function* watchStream(options: WatchOptions, cursor?: OutputCursor): AsyncGenerator<TaskEvent | OutputChunk> {
   const { store, feed, taskId, signal, pollMs } = options;
   const batch = options.batch ?? 256;
-  const inbox = new Inbox(options.inboxLimit ?? 256);
+  const inbox = new Inbox(options.inboxLimit ?? 256, signal);
   const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length);
   const unsubscribeOutput = cursor?.subscribe(() => inbox.poke());
   let last = options.afterSequence;
@@ -87,7 +87,7 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
       // the output they keep there.
       // Events left in the inbox now are past a gap (the next one is missing): read the store.
       const gap = inbox.hasAfter(last);
-      const woke = gap ? "pushed" : await inbox.wait(pollMs, signal);
+      const woke = gap ? "pushed" : await inbox.wait(pollMs);
       readStore = gap || woke === "timeout" || inbox.takeOverflowed();
       poked = woke === "poked";
       signal.throwIfAborted();
@@ -95,6 +95,7 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
   } finally {
     unsubscribe();
     unsubscribeOutput?.();
+    inbox.close();
   }
 }
 
@@ -106,7 +107,19 @@ class Inbox {
   private overflowed = false;
   private pokedMeanwhile = false;
 
-  constructor(private readonly limit: number) {}
+  /** Wakes a wait when the stream's signal aborts; registered once per stream, not per wait. */
+  private readonly onAbort = () => this.wake?.("timeout");
+
+  constructor(
+    private readonly limit: number,
+    private readonly signal: AbortSignal,
+  ) {
+    signal.addEventListener("abort", this.onAbort, { once: true });
+  }
+
+  close(): void {
+    this.signal.removeEventListener("abort", this.onAbort);
+  }
 
   push(event: TaskEvent): void {
     // Past the limit, drop everything: the watcher will read the store instead.
@@ -148,22 +161,19 @@ class Inbox {
   }
 
   /** Resolves when an event is pushed, the stream is poked, or `ms` pass (or the signal aborts) first. */
-  wait(ms: number, signal: AbortSignal): Promise<Woke> {
+  wait(ms: number): Promise<Woke> {
     if (this.pokedMeanwhile) {
       this.pokedMeanwhile = false;
       return Promise.resolve("poked");
     }
+    if (this.signal.aborted) return Promise.resolve("timeout");
     return new Promise((resolve) => {
-      const done = (why: Woke) => {
+      const timer = setTimeout(() => this.wake?.("timeout"), ms);
+      this.wake = (why) => {
         clearTimeout(timer);
-        signal.removeEventListener("abort", aborted);
         this.wake = undefined;
         resolve(why);
       };
-      const aborted = () => done("timeout");
-      const timer = setTimeout(aborted, ms);
-      signal.addEventListener("abort", aborted, { once: true });
-      this.wake = done;
     });
   }
 }
