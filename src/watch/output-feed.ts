@@ -16,8 +16,8 @@ interface TaskOutput {
 export class OutputFeed {
   private readonly tasks = new Map<string, TaskOutput>();
   private readonly listeners = new Map<string, Set<() => void>>();
-  private readonly dirty = new Set<string>();
-  private timer: NodeJS.Timeout | undefined;
+  /** A timer per task with output waiting: tasks' wake-ups spread over the window, not one burst. */
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
   /** `coalesceMs`: the longest a piece of output waits before watchers are woken for it. */
   constructor(private readonly coalesceMs: number) {}
@@ -68,15 +68,11 @@ export class OutputFeed {
   }
 
   private changed(taskId: string): void {
-    if (!this.listeners.has(taskId)) return;
-    this.dirty.add(taskId);
-    this.timer ??= setTimeout(() => this.notify(), this.coalesceMs);
-  }
-
-  private notify(): void {
-    this.timer = undefined;
-    const tasks = [...this.dirty];
-    this.dirty.clear();
-    for (const taskId of tasks) for (const listener of this.listeners.get(taskId) ?? []) listener();
+    if (!this.listeners.has(taskId) || this.timers.has(taskId)) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(taskId);
+      for (const listener of this.listeners.get(taskId) ?? []) listener();
+    }, this.coalesceMs);
+    this.timers.set(taskId, timer);
   }
 }
