@@ -11,6 +11,25 @@ const optionalString = z
   .optional()
   .transform((v) => (v === "" ? undefined : v));
 
+/** A duration: a number of milliseconds, or a number with ms, s, m, h or d ("90s", "24h"). */
+const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  return match ? Math.round(Number(match[1]) * UNITS[match[2] ?? "ms"]!) : undefined;
+}
+const duration = z
+  .string()
+  .optional()
+  .transform((text, ctx) => {
+    if (text === undefined || text === "" || text === "0") return undefined;
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: "must be a duration: milliseconds, or a number with ms, s, m, h or d (e.g. 90s, 24h)" });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 const providersJson = z
   .string()
   .default("{}")
@@ -45,6 +64,11 @@ export const SETTINGS = {
   modelMaxRetries: { env: "ROOKERY_MODEL_MAX_RETRIES", flag: "--model-max-retries <n>", help: "Retries of a model call on 408/409/429/5xx or connection errors (capped exponential backoff with jitter, honouring Retry-After)", schema: z.coerce.number().int().min(0).max(20).default(4) },
   maxReplyBytes: { env: "ROOKERY_MAX_REPLY_BYTES", flag: "--max-reply-bytes <n>", help: "Largest model reply (text plus tool-call arguments, UTF-8 bytes) a task stores; a longer one is stopped as it streams and the task FAILS saying so", schema: positiveInt.default(1024 * 1024) },
   maxConversationBytes: { env: "ROOKERY_MAX_CONVERSATION_BYTES", flag: "--max-conversation-bytes <n>", help: "Largest conversation (all message text, UTF-8 bytes) a task may build; past it the task FAILS saying so, so that Get stays under every client's 4 MiB message limit", schema: positiveInt.default(1536 * 1024) },
+  maxTotalTokens: { env: "ROOKERY_MAX_TOTAL_TOKENS", flag: "--max-total-tokens <n>", help: "Default max_total_tokens of a task: no model call is made once it has used this many (0: no limit)", schema: z.coerce.number().int().min(0).default(0) },
+  taskTimeout: { env: "ROOKERY_TASK_TIMEOUT", flag: "--task-timeout <duration>", help: "Default timeout of a task, from Submit to a terminal status (e.g. 30m; unset: none)", schema: duration },
+  queueTimeout: { env: "ROOKERY_QUEUE_TIMEOUT", flag: "--queue-timeout <duration>", help: "Default longest time a task may wait in PENDING (e.g. 10m; unset: none)", schema: duration },
+  retention: { env: "ROOKERY_RETENTION", flag: "--retention <duration>", help: "Terminal tasks older than this are deleted with their events and checkpoint, in small batches (e.g. 30d; unset: kept for ever)", schema: duration },
+  sweepMs: { env: "ROOKERY_SWEEP_MS", flag: "--sweep-ms <ms>", help: "How often expired deadlines are enforced and retention purges a batch", schema: z.coerce.number().int().min(10).default(1_000) },
   maxTakeovers: { env: "ROOKERY_MAX_TAKEOVERS", flag: "--max-takeovers <n>", help: "Times in a row a task's run may be taken over from a holder that died (lease expired) before the task FAILS instead (a task that crashes its server is not retried forever)", schema: positiveInt.default(3) },
   concurrency: { env: "ROOKERY_CONCURRENCY", flag: "--concurrency <n>", help: "Tasks this process runs at once; 0 runs none (an API-only replica)", schema: z.coerce.number().int().min(0).max(10_000).default(16) },
   leaseMs: { env: "ROOKERY_LEASE_MS", flag: "--lease-ms <ms>", help: "Lease of a running task; renewed every third of it; an expired lease is taken over", schema: z.coerce.number().int().min(100).default(30_000) },

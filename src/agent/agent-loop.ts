@@ -4,7 +4,7 @@
 // its lease), and returns how the run ended. Aborting `signal` stops it at the
 // next await, the in-flight model call included.
 import { randomUUID } from "node:crypto";
-import { addUsage, type ChatMessage, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
+import { addUsage, type ChatMessage, type ErrorCode, type Checkpoint, type Task, type ToolCall } from "../domain/task.js";
 import type { Progress } from "../domain/transitions.js";
 import type { ModelClient, ReplyDelta } from "./model-client.js";
 import { ModelCallError } from "./model-errors.js";
@@ -14,7 +14,7 @@ import type { ToolRegistry } from "./tools/registry.js";
 export type RunOutcome =
   | { kind: "completed"; result: string; progress: Progress }
   | { kind: "input_required"; calls: ToolCall[]; progress: Progress }
-  | { kind: "failed"; error: string; progress?: Progress };
+  | { kind: "failed"; error: string; code: ErrorCode; progress?: Progress };
 
 export interface AgentDeps {
   models: ModelClient;
@@ -66,6 +66,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
   // Checked after every message the run adds, so that Get stays readable by every client.
   const tooLong = (): RunOutcome => ({
     kind: "failed",
+    code: "output_limit",
     error:
       `the conversation passed ${deps.maxConversationBytes} bytes (ROOKERY_MAX_CONVERSATION_BYTES) in iteration ${iteration}; ` +
       "the task stops so that it stays readable by every client",
@@ -76,7 +77,17 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
     if (iteration >= task.maxIterations) {
       return {
         kind: "failed",
+        code: "max_iterations",
         error: `reached max_iterations (${task.maxIterations}) without a final answer; Resume with additional_iterations to continue`,
+        progress: progress(),
+      };
+    }
+    // No model call once the budget is spent: the iteration that crossed it was the last.
+    if (task.maxTotalTokens !== undefined && usage.totalTokens >= task.maxTotalTokens) {
+      return {
+        kind: "failed",
+        code: "token_budget",
+        error: `used ${usage.totalTokens} of its ${task.maxTotalTokens} tokens (max_total_tokens); Resume with additional_tokens to continue`,
         progress: progress(),
       };
     }
@@ -93,7 +104,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
         ...(ctx.onOutput ? { onDelta: (delta: ReplyDelta, retry: number) => ctx.onOutput!(streaming, retry, delta) } : {}),
       });
     } catch (error) {
-      if (error instanceof ModelCallError) return { kind: "failed", error: error.message, progress: progress() };
+      if (error instanceof ModelCallError) return { kind: "failed", error: error.message, code: error.code, progress: progress() };
       throw error;
     }
     crashPoint("after_model_answer");

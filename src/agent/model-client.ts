@@ -115,12 +115,13 @@ export class ModelClient {
     if (client) return client;
     const settings = this.options.providers[provider];
     if (!settings) {
-      throw new ModelCallError(`unknown provider "${provider}"`);
+      throw new ModelCallError(`unknown provider "${provider}"`, "provider_refused");
     }
     if (!settings.apiKey) {
       throw new ModelCallError(
         `no API key for provider "${provider}": set OPENAI_API_KEY (and OPENAI_BASE_URL for an ` +
           `OpenAI-compatible server such as Ollama), or give it an apiKey in ROOKERY_PROVIDERS, then Resume the task`,
+        "provider_refused",
       );
     }
     client = new OpenAI({
@@ -138,22 +139,27 @@ function describeFailure(error: unknown, request: ModelRequest): ModelCallError 
   const where = `${request.provider}/${request.model}`;
   if (error instanceof ModelCallError) return error;
   if (error instanceof OpenAI.APIConnectionTimeoutError) {
-    return new ModelCallError(`model call to ${where} timed out`, { cause: error });
+    return new ModelCallError(`model call to ${where} timed out`, "provider_error", { cause: error });
   }
   if (error instanceof OpenAI.APIConnectionError) {
-    return new ModelCallError(`could not reach ${where}: ${error.message}`, { cause: error });
+    return new ModelCallError(`could not reach ${where}: ${error.message}`, "provider_error", { cause: error });
   }
   if (error instanceof OpenAI.APIError) {
-    return new ModelCallError(`model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`, {
-      cause: error,
-    });
+    // What the SDK retries (408, 409, 429, 5xx) is the provider failing; any other answer is a refusal.
+    const status = error.status ?? 0;
+    const failing = status === 0 || status === 408 || status === 409 || status === 429 || status >= 500;
+    return new ModelCallError(
+      `model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`,
+      failing ? "provider_error" : "provider_refused",
+      { cause: error },
+    );
   }
   // The SDK reports an unparseable body or stream chunk as a SyntaxError (or an OpenAIError about it).
   if (error instanceof SyntaxError || (error instanceof OpenAI.OpenAIError && /JSON|parse/i.test(error.message))) {
     return new MalformedResponseError(`model call to ${where} returned a malformed response: ${error.message}`, { cause: error });
   }
   const reason = error instanceof Error ? error.message : String(error);
-  return new ModelCallError(`model call to ${where} failed: ${reason}`, { cause: error });
+  return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
 }
 
 function toOpenAiMessage(m: ChatMessage): ChatCompletionMessageParam {

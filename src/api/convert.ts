@@ -1,7 +1,8 @@
 // Domain records <-> generated protobuf-es messages.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { ChatMessage, Checkpoint, Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import type { ChatMessage, Checkpoint, ErrorCode, Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import { DurationSchema, type Duration } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   CheckpointSchema,
@@ -9,6 +10,7 @@ import {
   TaskEventSchema,
   TaskSchema,
   TaskStatus as PbStatus,
+  TaskErrorCode as PbErrorCode,
   type Task as PbTask,
   type TaskEvent as PbTaskEvent,
   type Checkpoint as PbCheckpoint,
@@ -30,6 +32,23 @@ const TO_PB: Record<TaskStatus, PbStatus> = {
 };
 
 const FROM_PB = new Map<PbStatus, TaskStatus>(Object.entries(TO_PB).map(([k, v]) => [v, k as TaskStatus]));
+
+const ERROR_CODE_TO_PB: Record<ErrorCode, PbErrorCode> = {
+  max_iterations: PbErrorCode.MAX_ITERATIONS,
+  token_budget: PbErrorCode.TOKEN_BUDGET,
+  timeout: PbErrorCode.TIMEOUT,
+  queue_timeout: PbErrorCode.QUEUE_TIMEOUT,
+  provider_error: PbErrorCode.PROVIDER_ERROR,
+  provider_refused: PbErrorCode.PROVIDER_REFUSED,
+  malformed_reply: PbErrorCode.MALFORMED_REPLY,
+  output_limit: PbErrorCode.OUTPUT_LIMIT,
+  takeovers: PbErrorCode.TAKEOVERS,
+  internal: PbErrorCode.INTERNAL,
+};
+
+function durationFromMs(ms: number): Duration {
+  return create(DurationSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+}
 
 export function statusToPb(status: TaskStatus): PbStatus {
   return TO_PB[status];
@@ -67,6 +86,11 @@ export function taskToPb(t: Task): PbTask {
     lastEventSequence: BigInt(t.sequence),
     promptTruncated: t.promptTruncated ?? false,
     runs: t.runs ?? 0,
+    errorCode: t.errorCode ? ERROR_CODE_TO_PB[t.errorCode] : PbErrorCode.UNSPECIFIED,
+    maxTotalTokens: BigInt(t.maxTotalTokens ?? 0),
+    ...(t.deadline ? { deadline: timestampFromDate(t.deadline) } : {}),
+    ...(t.queueDeadline ? { queueDeadline: timestampFromDate(t.queueDeadline) } : {}),
+    ...(t.retentionMs !== undefined ? { retention: durationFromMs(t.retentionMs) } : {}),
   });
 }
 

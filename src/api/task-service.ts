@@ -20,6 +20,9 @@ import type { OutputFeed } from "../watch/output-feed.js";
 import type { OutputChunk } from "../domain/output.js";
 import {
   CancelResponseSchema,
+  DeleteResponseSchema,
+  type DeleteRequest,
+  type DeleteResponse,
   GetResponseSchema,
   ListResponseSchema,
   ResumeResponseSchema,
@@ -50,7 +53,16 @@ export interface TaskServiceDeps {
   /** The model output of the tasks this process runs, for Watch with include_output. */
   outputs: OutputFeed;
   limits: Limits;
-  defaults: { provider: string; model: string; maxIterations: number };
+  defaults: {
+    provider: string;
+    model: string;
+    maxIterations: number;
+    /** 0: no limit. */
+    maxTotalTokens: number;
+    timeoutMs?: number;
+    queueTimeoutMs?: number;
+    retentionMs?: number;
+  };
   /** Provider names a task may ask for. */
   providers: string[];
   /** Tool names the server implements (clients may not declare these). */
@@ -60,6 +72,11 @@ export interface TaskServiceDeps {
   watchQueueLimit: number;
   /** True when API keys are required: then each caller sees only its own tasks. */
   authEnabled: boolean;
+}
+
+/** `{ [key]: value }` when the value is defined, else nothing: for optional fields of exact types. */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]: V });
 }
 
 /** A List page stops growing past this many encoded bytes, well under every client's 4 MiB default. */
@@ -109,6 +126,10 @@ export class TaskService {
         model: input.model ?? defaults.model,
         maxIterations: input.maxIterations ?? defaults.maxIterations,
         owner: ctx.principal,
+        maxTotalTokens: input.maxTotalTokens ?? defaults.maxTotalTokens,
+        ...optional("timeoutMs", input.timeoutMs ?? defaults.timeoutMs),
+        ...optional("queueTimeoutMs", input.queueTimeoutMs ?? defaults.queueTimeoutMs),
+        ...optional("retentionMs", input.retentionMs ?? defaults.retentionMs),
       },
       new Date(),
     );
@@ -215,6 +236,14 @@ export class TaskService {
     await this.visibleTask(id, ctx);
     const { task } = await this.deps.store.commit(id, resume(input));
     return create(ResumeResponseSchema, { task: taskToPb(task) });
+  }
+
+  /** Removes the task and all stored for it; a run of it stops (the store tells this process's supervisor, the store's poll any other). */
+  async delete(req: DeleteRequest, ctx: CallContext): Promise<DeleteResponse> {
+    const id = checkId(req.id);
+    await this.visibleTask(id, ctx);
+    if (!(await this.deps.store.delete(id))) throw new TaskNotFoundError(id);
+    return create(DeleteResponseSchema, {});
   }
 
   async cancel(req: CancelRequest, ctx: CallContext): Promise<CancelResponse> {

@@ -11,6 +11,7 @@ import type {
 } from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
 import { TaskView } from "../../gen/rookery/v1/task_pb.js";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 
 export interface Limits {
   maxPromptBytes: number;
@@ -97,6 +98,17 @@ export function checkId(id: string, field = "id"): string {
   return id.toLowerCase();
 }
 
+/** A google.protobuf.Duration as milliseconds; a violation when negative, zero or past `maxDays`. */
+function checkDuration(v: Violations, field: string, d: Duration | undefined, maxDays = 3650): number | undefined {
+  if (!d) return undefined;
+  const ms = Number(d.seconds) * 1000 + Math.floor(d.nanos / 1e6);
+  if (!(ms > 0) || ms > maxDays * 86_400_000) {
+    v.add(field, `must be more than 0 and at most ${maxDays} days`);
+    return undefined;
+  }
+  return ms;
+}
+
 export interface SubmitInput {
   prompt: string;
   systemPrompt: string;
@@ -106,6 +118,10 @@ export interface SubmitInput {
   labels: Record<string, string>;
   requestId?: string;
   tools: ToolDefinition[];
+  maxTotalTokens?: number;
+  timeoutMs?: number;
+  queueTimeoutMs?: number;
+  retentionMs?: number;
 }
 
 export function checkSubmit(
@@ -149,6 +165,12 @@ export function checkSubmit(
   if (totalToolBytes > limits.maxToolsTotalBytes) {
     v.add("tools", `descriptions and schemas must be at most ${limits.maxToolsTotalBytes} bytes together (are ${totalToolBytes})`);
   }
+  if (req.maxTotalTokens !== undefined && (req.maxTotalTokens < 1n || req.maxTotalTokens > 1_000_000_000_000n)) {
+    v.add("max_total_tokens", "must be between 1 and 10^12 when given");
+  }
+  const timeoutMs = checkDuration(v, "timeout", req.timeout);
+  const queueTimeoutMs = checkDuration(v, "queue_timeout", req.queueTimeout);
+  const retentionMs = checkDuration(v, "retention", req.retention);
   v.throwIfAny();
   return {
     prompt: req.prompt,
@@ -163,6 +185,10 @@ export function checkSubmit(
       description: t.description,
       parameters: (t.parameters as Record<string, unknown> | undefined) ?? { type: "object", properties: {} },
     })),
+    ...(req.maxTotalTokens !== undefined ? { maxTotalTokens: Number(req.maxTotalTokens) } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(queueTimeoutMs !== undefined ? { queueTimeoutMs } : {}),
+    ...(retentionMs !== undefined ? { retentionMs } : {}),
   };
 }
 
@@ -207,6 +233,10 @@ export function checkResume(req: ResumeRequest, limits: Limits): { id: string; i
   if (req.additionalIterations !== undefined && (req.additionalIterations < 1 || req.additionalIterations > 10_000)) {
     v.add("additional_iterations", "must be between 1 and 10000 when given");
   }
+  if (req.additionalTokens !== undefined && (req.additionalTokens < 1n || req.additionalTokens > 1_000_000_000_000n)) {
+    v.add("additional_tokens", "must be between 1 and 10^12 when given");
+  }
+  const timeoutMs = checkDuration(v, "timeout", req.timeout);
   if (req.toolResults.length > limits.maxToolResults) {
     v.add("tool_results", `must have at most ${limits.maxToolResults} entries`);
   }
@@ -231,6 +261,8 @@ export function checkResume(req: ResumeRequest, limits: Limits): { id: string; i
       toolResults,
       ...(req.message !== undefined ? { message: req.message } : {}),
       ...(req.additionalIterations !== undefined ? { additionalIterations: req.additionalIterations } : {}),
+      ...(req.additionalTokens !== undefined ? { additionalTokens: Number(req.additionalTokens) } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     },
   };
 }

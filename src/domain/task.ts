@@ -11,6 +11,21 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
+/** Why a task FAILED: a stable code beside the message (TaskErrorCode in the proto). */
+export const ERROR_CODES = [
+  "max_iterations",
+  "token_budget",
+  "timeout",
+  "queue_timeout",
+  "provider_error",
+  "provider_refused",
+  "malformed_reply",
+  "output_limit",
+  "takeovers",
+  "internal",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
 
 export function isTerminal(status: TaskStatus): boolean {
@@ -112,6 +127,20 @@ export interface Task {
   promptTruncated?: boolean;
   /** Runs started so far: every claim (a takeover too) starts one. Numbers output attempts. */
   runs?: number;
+  /** Set when FAILED. */
+  errorCode?: ErrorCode;
+  /** Tokens the task may use in all; no limit when unset. */
+  maxTotalTokens?: number;
+  /** It FAILS with TIMEOUT unless it has ended by then. */
+  deadline?: Date;
+  /** While PENDING: it FAILS with QUEUE_TIMEOUT unless claimed by then. */
+  queueDeadline?: Date;
+  /** Longest stay in PENDING, to set queueDeadline when it enters PENDING again. */
+  queueTimeoutMs?: number;
+  /** Kept this long after it ends, then deleted; kept for ever when unset. */
+  retentionMs?: number;
+  /** When a terminal task is deleted: the end plus retentionMs. */
+  purgeAt?: Date;
 }
 
 export type TaskEventKind = "status_changed" | "iteration_checkpointed";

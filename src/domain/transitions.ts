@@ -11,6 +11,8 @@ import {
 } from "./errors.js";
 import {
   ZERO_USAGE,
+  isTerminal,
+  type ErrorCode,
   basicView,
   type ChatMessage,
   type Checkpoint,
@@ -24,7 +26,7 @@ import {
 } from "./task.js";
 
 /** The named transitions: verbs, each one atomic store write that records one event. */
-export type Verb = "claim" | "checkpoint" | "complete" | "fail" | "require_input" | "release" | "cancel" | "resume";
+export type Verb = "claim" | "checkpoint" | "complete" | "fail" | "expire" | "require_input" | "release" | "cancel" | "resume";
 
 interface Rule {
   /** Statuses the verb may be applied in. */
@@ -47,6 +49,13 @@ const RULES: Record<Verb, Rule> = {
   checkpoint: { from: ["running"], to: "running", fenced: true, refusal: leaseLost },
   complete: { from: ["running"], to: "completed", fenced: true, refusal: leaseLost },
   fail: { from: ["running"], to: "failed", fenced: true, refusal: leaseLost },
+  // A deadline passed while no run held the task (expire() checks which one).
+  expire: {
+    from: ["pending", "input_required"],
+    to: "failed",
+    fenced: false,
+    refusal: (id, status) => `task ${id} is ${status}; only pending or input_required tasks expire outside a run`,
+  },
   require_input: { from: ["running"], to: "input_required", fenced: true, refusal: leaseLost },
   // The worker hands the task back (shutdown) so that another can claim it at once.
   release: { from: ["running"], to: "pending", fenced: true, refusal: leaseLost },
@@ -113,8 +122,15 @@ export function commitTransition(current: Task, decide: Decide, now: Date): Comm
   const { task: next, messages } = decide.apply(current, now);
   if (next.status !== rule.to) throw new Error(`${decide.verb} must lead to ${rule.to}, not ${next.status}`);
   const kind: TaskEventKind = decide.verb === "checkpoint" ? "iteration_checkpointed" : "status_changed";
-  const task: Task = { ...next, updatedAt: now, sequence: current.sequence + 1 };
+  const task: Task = withPurgeTime({ ...next, updatedAt: now, sequence: current.sequence + 1 }, now);
   return { task, event: makeEvent(task, kind, current.status, now, messages) };
+}
+
+/** A terminal task is purged retentionMs after it ends; a task that is not terminal is not purged. */
+function withPurgeTime(task: Task, now: Date): Task {
+  const { purgeAt: _p, ...rest } = task;
+  if (!isTerminal(task.status) || task.retentionMs === undefined) return rest;
+  return { ...rest, purgeAt: new Date(now.getTime() + task.retentionMs) };
 }
 
 function makeEvent(task: Task, kind: TaskEventKind, previous: TaskStatus | undefined, now: Date, messages?: ChatMessage[]): TaskEvent {
@@ -141,6 +157,10 @@ export interface NewTask {
   tools: Task["tools"];
   requestId?: string;
   owner: string;
+  maxTotalTokens?: number;
+  timeoutMs?: number;
+  queueTimeoutMs?: number;
+  retentionMs?: number;
 }
 
 /** The event that records a task's creation, rebuilt from the task as first stored. */
@@ -176,13 +196,17 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
     ...(input.requestId ? { requestId: input.requestId } : {}),
     owner: input.owner,
     sequence: 1,
+    ...(input.maxTotalTokens ? { maxTotalTokens: input.maxTotalTokens } : {}),
+    ...(input.timeoutMs ? { deadline: new Date(now.getTime() + input.timeoutMs) } : {}),
+    ...(input.queueTimeoutMs ? { queueTimeoutMs: input.queueTimeoutMs, queueDeadline: new Date(now.getTime() + input.queueTimeoutMs) } : {}),
+    ...(input.retentionMs !== undefined ? { retentionMs: input.retentionMs } : {}),
   };
   return { task, event: makeEvent(task, "status_changed", undefined, now, openingMessages(task)) };
 }
 
 /** The task without the outcome of its last run; a run that ended also ends any run of takeovers. */
 function withoutOutcome(task: Task): Task {
-  const { result: _r, error: _e, lease: _l, takeovers: _t, ...rest } = task;
+  const { result: _r, error: _e, errorCode: _c, lease: _l, takeovers: _t, queueDeadline: _q, ...rest } = task;
   return { ...rest, pendingToolCalls: [] };
 }
 
@@ -200,7 +224,8 @@ export function claim(owner: string, leaseMs: number, token: string = randomUUID
       }
       const lease = { token, owner, expiresAt: new Date(now.getTime() + leaseMs) };
       const takeovers = t.status === "running" ? (t.takeovers ?? 0) + 1 : 0;
-      return { task: { ...t, status: "running", lease, runs: (t.runs ?? 0) + 1, ...(takeovers > 0 ? { takeovers } : {}) } };
+      const { queueDeadline: _q, ...claimed } = t;
+      return { task: { ...claimed, status: "running", lease, runs: (t.runs ?? 0) + 1, ...(takeovers > 0 ? { takeovers } : {}) } };
     },
   };
 }
@@ -240,14 +265,41 @@ export function complete(token: string, result: string, progress: Progress): Dec
 /** Longest error message stored: a provider's error text is untrusted and may be huge. */
 export const MAX_ERROR_CHARS = 4_096;
 
-export function fail(token: string, error: string, progress?: Progress): Decide {
-  const stored = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}… (truncated)` : error;
+function failed(t: Task, error: string, code: ErrorCode): Task {
+  const message = error.length > MAX_ERROR_CHARS ? `${error.slice(0, MAX_ERROR_CHARS)}… (truncated)` : error;
+  return { ...t, status: "failed", error: message, errorCode: code };
+}
+
+export function fail(token: string, error: string, code: ErrorCode, progress?: Progress): Decide {
   return {
     verb: "fail",
     token,
     apply: (t) => {
-      const task: Task = { ...(progress ? progressed(withoutOutcome(t), progress) : withoutOutcome(t)), status: "failed", error: stored };
+      const task = failed(progress ? progressed(withoutOutcome(t), progress) : withoutOutcome(t), error, code);
       return { task, ...(progress ? { messages: progress.added } : {}) };
+    },
+  };
+}
+
+/** The deadline that a task not held by a run has passed at `now`, if any. */
+export function passedDeadline(t: Task, now: Date): { code: "timeout" | "queue_timeout"; error: string } | undefined {
+  if (t.deadline && t.deadline <= now) {
+    return { code: "timeout", error: `the task passed its deadline (${t.deadline.toISOString()}) before it ended; Resume with a timeout to continue` };
+  }
+  if (t.status === "pending" && t.queueDeadline && t.queueDeadline <= now) {
+    return { code: "queue_timeout", error: `no worker claimed the task before its queue deadline (${t.queueDeadline.toISOString()})` };
+  }
+  return undefined;
+}
+
+/** PENDING | INPUT_REQUIRED -> FAILED when a deadline has passed (the sweeper's verb). */
+export function expire(): Decide {
+  return {
+    verb: "expire",
+    apply: (t, now) => {
+      const passed = passedDeadline(t, now);
+      if (!passed) throw new FailedPreconditionError(t.id, t.status, `task ${t.id} has no deadline that has passed`);
+      return { task: failed(withoutOutcome(t), passed.error, passed.code) };
     },
   };
 }
@@ -279,13 +331,16 @@ export interface ResumeInput {
   message?: string;
   toolResults: ToolResult[];
   additionalIterations?: number;
+  additionalTokens?: number;
+  /** A new deadline, this long from the Resume. */
+  timeoutMs?: number;
 }
 
 /** INPUT_REQUIRED | COMPLETED | FAILED | CANCELLED -> PENDING, continuing from the checkpoint. */
 export function resume(input: ResumeInput): Decide {
   return {
     verb: "resume",
-    apply: (t) => {
+    apply: (t, now) => {
       const violations = resumeViolations(t, input);
       if (violations.length > 0) throw new InvalidArgumentError(violations);
 
@@ -297,6 +352,18 @@ export function resume(input: ResumeInput): Decide {
           `task ${t.id} has used all ${t.maxIterations} iterations; resume with additional_iterations`,
         );
       }
+      const maxTotalTokens = t.maxTotalTokens === undefined ? undefined : t.maxTotalTokens + (input.additionalTokens ?? 0);
+      if (maxTotalTokens !== undefined && t.usage.totalTokens >= maxTotalTokens) {
+        throw new FailedPreconditionError(
+          t.id,
+          t.status,
+          `task ${t.id} has used ${t.usage.totalTokens} of its ${maxTotalTokens} tokens; resume with additional_tokens`,
+        );
+      }
+      const deadline = input.timeoutMs !== undefined ? new Date(now.getTime() + input.timeoutMs) : t.deadline;
+      if (deadline && deadline <= now) {
+        throw new FailedPreconditionError(t.id, t.status, `task ${t.id} is past its deadline; resume with a timeout`);
+      }
       const added: ChatMessage[] = [
         ...orderedToolResults(t.pendingToolCalls, input.toolResults).map(
           (r): ChatMessage => ({
@@ -307,7 +374,14 @@ export function resume(input: ResumeInput): Decide {
         ),
         ...(input.message ? [{ role: "user" as const, content: input.message }] : []),
       ];
-      const next: Task = { ...withoutOutcome(t), status: "pending", maxIterations };
+      const next: Task = {
+        ...withoutOutcome(t),
+        status: "pending",
+        maxIterations,
+        ...(maxTotalTokens !== undefined ? { maxTotalTokens } : {}),
+        ...(deadline ? { deadline } : {}),
+        ...(t.queueTimeoutMs ? { queueDeadline: new Date(now.getTime() + t.queueTimeoutMs) } : {}),
+      };
       if (t.checkpoint) {
         next.checkpoint = { ...t.checkpoint, maxIterations, messages: [...t.checkpoint.messages, ...added] };
       } else if (input.message) {

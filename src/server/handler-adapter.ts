@@ -7,7 +7,7 @@ import { isUnexpected, toConnectError } from "../api/error-codes.js";
 import type { TaskService } from "../api/task-service.js";
 import type { Logger } from "../logger.js";
 
-export type UnaryMethod = "submit" | "get" | "list" | "resume" | "cancel";
+export type UnaryMethod = "submit" | "get" | "list" | "resume" | "cancel" | "delete";
 
 /** Authenticates the `authorization` header; returns the principal or throws UnauthenticatedError. */
 export type Authenticate = (authorization: string | undefined) => string;

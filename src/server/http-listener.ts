@@ -79,6 +79,7 @@ function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServic
     list: unary("list"),
     resume: unary("resume"),
     cancel: unary("cancel"),
+    delete: unary("delete"),
     watch: (request, ctx) => adapter.watch(request, context(ctx)) as AsyncIterable<never>,
   };
 }

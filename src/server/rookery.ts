@@ -15,6 +15,7 @@ import { createMetrics } from "../metrics.js";
 import { openStore } from "../store/open-store.js";
 import { PublishingStore } from "../store/publishing-store.js";
 import { Supervisor } from "../supervisor/supervisor.js";
+import { Sweeper } from "../supervisor/sweeper.js";
 import { EventFeed } from "../watch/event-feed.js";
 import { OutputFeed } from "../watch/output-feed.js";
 import { startGrpcListener } from "./grpc-server.js";
@@ -87,7 +88,15 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
       maxActiveTasksPerKey: config.maxActiveTasksPerKey,
       maxWatchesPerKey: config.maxWatchesPerKey,
     },
-    defaults: { provider: config.provider, model: config.model, maxIterations: config.maxIterations },
+    defaults: {
+      provider: config.provider,
+      model: config.model,
+      maxIterations: config.maxIterations,
+      maxTotalTokens: config.maxTotalTokens,
+      ...(config.taskTimeout !== undefined ? { timeoutMs: config.taskTimeout } : {}),
+      ...(config.queueTimeout !== undefined ? { queueTimeoutMs: config.queueTimeout } : {}),
+      ...(config.retention !== undefined ? { retentionMs: config.retention } : {}),
+    },
     providers: Object.keys(providers),
     serverTools: tools.names(),
     watchPollMs: config.watchPollMs,
@@ -98,6 +107,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   feed.subscribeAll((e) => metrics.observe(e));
 
   const authenticate: Authenticate = keys ? apiKeyAuthenticator(keys) : () => "";
+  if (config.retention === undefined) logger.info("retention is off: tasks are kept until deleted (set ROOKERY_RETENTION to purge old ones)");
   if (keys) logger.info({ keys: keys.length }, "auth is on: each API key sees only its own tasks");
   else logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
 
@@ -128,7 +138,9 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     ...(tls ? { tls } : {}),
   });
   const stopHealth = monitorHealth(store, health, logger, 2_000);
+  const sweeper = new Sweeper({ store, logger, everyMs: config.sweepMs });
   supervisor.start();
+  sweeper.start();
   logger.info(
     {
       grpc: `${config.host}:${grpcListener.port}`,
@@ -158,6 +170,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
       closing ??= (async () => {
         logger.info("shutting down: handing running tasks back");
         await step("supervisor", () => supervisor.stop());
+        await step("sweeper", () => sweeper.stop());
         await step("health", () => {
           stopHealth();
           for (const s of HEALTH_SERVICES) health.setStatus(s, "NOT_SERVING");

@@ -37,7 +37,16 @@ export class PublishingStore implements TaskStore {
   readOutput = (taskId: string, iteration: number, minAttempt: number, from: number) =>
     this.inner.readOutput(taskId, iteration, minAttempt, from);
   deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
+  expired = (now: Date, limit: number) => this.inner.expired(now, limit);
+  purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);
   ping = () => this.inner.ping();
+
+  /** Deletes, then tells this process's watchers and runs of the task that it is gone. */
+  async delete(id: string): Promise<boolean> {
+    const deleted = await this.inner.delete(id);
+    if (deleted) this.feed.publishDeleted(id);
+    return deleted;
+  }
   close = () => this.inner.close();
 
   private published(committed: Committed): Committed {

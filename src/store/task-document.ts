@@ -30,6 +30,13 @@ export interface TaskDocument {
   follow_ups?: string[];
   prompt_truncated?: boolean;
   runs?: number;
+  error_code?: Task["errorCode"];
+  max_total_tokens?: number;
+  deadline?: Date;
+  queue_deadline?: Date;
+  queue_timeout_ms?: number;
+  retention_ms?: number;
+  purge_at?: Date;
 }
 
 interface MessageDocument {
@@ -104,6 +111,13 @@ export function toTaskDocument(t: Task): TaskDocument {
     follow_ups: t.followUps,
     prompt_truncated: t.promptTruncated,
     runs: t.runs,
+    error_code: t.errorCode,
+    max_total_tokens: t.maxTotalTokens,
+    deadline: t.deadline,
+    queue_deadline: t.queueDeadline,
+    queue_timeout_ms: t.queueTimeoutMs,
+    retention_ms: t.retentionMs,
+    purge_at: t.purgeAt,
   });
 }
 
@@ -140,6 +154,13 @@ export function fromTaskDocument(d: TaskDocument): Task {
     followUps: d.follow_ups ?? undefined,
     promptTruncated: d.prompt_truncated ?? undefined,
     runs: d.runs ?? undefined,
+    errorCode: d.error_code ?? undefined,
+    maxTotalTokens: d.max_total_tokens ?? undefined,
+    deadline: d.deadline ? date(d.deadline) : undefined,
+    queueDeadline: d.queue_deadline ? date(d.queue_deadline) : undefined,
+    queueTimeoutMs: d.queue_timeout_ms ?? undefined,
+    retentionMs: d.retention_ms ?? undefined,
+    purgeAt: d.purge_at ? date(d.purge_at) : undefined,
   });
 }
 

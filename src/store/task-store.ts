@@ -60,6 +60,15 @@ export interface TaskStore {
   readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]>;
   /** Removes the task's chunks of iterations before `beforeIteration` (every one when undefined). */
   deleteOutput(taskId: string, beforeIteration?: number): Promise<void>;
+  /** Ids of PENDING and INPUT_REQUIRED tasks a deadline of which has passed at `now` (see passedDeadline). */
+  expired(now: Date, limit: number): Promise<string[]>;
+  /** Ids of tasks to delete at `now`: terminal ones past their purge time, and any left half-deleted. */
+  purgeable(now: Date, limit: number): Promise<string[]>;
+  /**
+   * Removes the task and everything stored for it, as one step: afterwards no read finds
+   * any of it and every write of it throws TaskNotFoundError. False when there was none.
+   */
+  delete(id: string): Promise<boolean>;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

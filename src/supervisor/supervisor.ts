@@ -3,9 +3,9 @@
 // (RUNNING -> PENDING) so another process can take them at once.
 import { randomUUID } from "node:crypto";
 import { runAgent, type AgentDeps, type RunOutcome } from "../agent/agent-loop.js";
-import { isLeaseLost, LeaseLostError } from "../domain/errors.js";
+import { isLeaseLost, LeaseLostError, TaskNotFoundError } from "../domain/errors.js";
 import type { Task, TaskEvent } from "../domain/task.js";
-import { checkpoint, claim, complete, fail, release, requireInput, type Decide } from "../domain/transitions.js";
+import { checkpoint, claim, complete, fail, passedDeadline, release, requireInput, type Decide } from "../domain/transitions.js";
 import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
@@ -41,7 +41,7 @@ export interface SupervisorOptions {
 /** Why a run was aborted: the reason given to its AbortController. */
 export class RunStopped extends Error {
   override readonly name = "RunStopped";
-  constructor(readonly why: "cancelled" | "shutdown" | "lease_lost", detail: string) {
+  constructor(readonly why: "cancelled" | "shutdown" | "lease_lost" | "deleted" | "timeout", detail: string) {
     super(detail);
   }
 }
@@ -56,6 +56,7 @@ export class Supervisor {
   private readonly active = new Map<string, ActiveRun>();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeDeletions: (() => void) | undefined;
   private filling = false;
   private fillAgain = false;
   private stopping: Promise<void> | undefined;
@@ -66,6 +67,9 @@ export class Supervisor {
 
   start(): void {
     this.unsubscribe = this.o.feed.subscribeAll((e) => this.onEvent(e));
+    this.unsubscribeDeletions = this.o.feed.subscribeDeletions((id) =>
+      this.active.get(id)?.controller.abort(new RunStopped("deleted", "the task was deleted")),
+    );
     this.timer = setInterval(() => void this.fill(), this.o.pollMs);
     void this.fill();
   }
@@ -80,6 +84,7 @@ export class Supervisor {
     this.stopping ??= (async () => {
       clearInterval(this.timer);
       this.unsubscribe?.();
+      this.unsubscribeDeletions?.();
       const runs = [...this.active.values()];
       for (const run of runs) run.controller.abort(new RunStopped("shutdown", "server is shutting down"));
       await Promise.all(runs.map((r) => r.done));
@@ -155,9 +160,20 @@ export class Supervisor {
       // Its holders keep dying mid-run (a reply that crashes the process would do that):
       // stop here rather than take every replica down in turn.
       log.error({ takeovers: task.takeovers }, "task taken over too many times in a row; failing it");
-      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.o.maxTakeovers)), log, "failed");
+      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.o.maxTakeovers), "takeovers"), log, "failed");
       return;
     }
+    // A deadline that passed before the run began (while queued, or while no server was up).
+    const passed = passedDeadline(task, new Date());
+    if (passed) {
+      await this.tryCommit(commit, fail(token, passed.error, passed.code), log, "failed");
+      return;
+    }
+    // At the deadline the in-flight model call is aborted and the task FAILS with TIMEOUT.
+    const deadline = task.deadline
+      ? setTimeout(() => controller.abort(new RunStopped("timeout", passedDeadline(task, task.deadline!)!.error)), task.deadline.getTime() - Date.now())
+      : undefined;
+    deadline?.unref();
     const keeper = new LeaseKeeper({
       renew: (expiresAt) => writes.run(() => this.o.store.renewLease(task.id, token, expiresAt)),
       leaseMs: this.o.leaseMs,
@@ -171,9 +187,11 @@ export class Supervisor {
       pollMs: this.o.stopPollMs,
       onStop: (now) =>
         controller.abort(
-          now?.status === "cancelled"
-            ? new RunStopped("cancelled", "cancelled by caller (seen in the store)")
-            : new RunStopped("lease_lost", "the task left RUNNING under this lease"),
+          !now
+            ? new RunStopped("deleted", "the task was deleted")
+            : now.status === "cancelled"
+              ? new RunStopped("cancelled", "cancelled by caller (seen in the store)")
+              : new RunStopped("lease_lost", "the task left RUNNING under this lease"),
         ),
     });
     const runs = task.runs ?? 1;
@@ -211,6 +229,7 @@ export class Supervisor {
       poller.stop();
       await this.stopped(token, controller.signal.reason ?? error, commit, log);
     } finally {
+      clearTimeout(deadline);
       sharer?.stop();
       this.o.outputs.release(task.id, OUTPUT_GRACE_MS);
       // Watchers elsewhere have had the closing event for a while by then.
@@ -222,12 +241,14 @@ export class Supervisor {
   private async stopped(token: string, reason: unknown, commit: (decide: Decide) => Promise<unknown>, log: Logger): Promise<void> {
     if (reason instanceof RunStopped && reason.why === "shutdown") {
       await this.tryCommit(commit, release(token), log, "handed back");
-    } else if (reason instanceof RunStopped || isLeaseLost(reason)) {
-      // Cancelled (already recorded by the caller) or taken over: the task is no longer ours.
+    } else if (reason instanceof RunStopped && reason.why === "timeout") {
+      await this.tryCommit(commit, fail(token, reason.message, "timeout"), log, "failed");
+    } else if (reason instanceof RunStopped || isLeaseLost(reason) || reason instanceof TaskNotFoundError) {
+      // Cancelled (already recorded by the caller), taken over or deleted: the task is no longer ours.
       log.info({ why: errorMessage(reason) }, "task run stopped");
     } else {
       log.error({ err: errorMessage(reason) }, "task run failed unexpectedly");
-      await this.tryCommit(commit, fail(token, `internal error: ${errorMessage(reason)}`), log, "failed");
+      await this.tryCommit(commit, fail(token, `internal error: ${errorMessage(reason)}`, "internal"), log, "failed");
     }
   }
 
@@ -236,8 +257,8 @@ export class Supervisor {
       await commit(decide);
       log.info(`task ${what}`);
     } catch (error) {
-      // The lease will expire and another worker (or this one) will take the task over.
-      if (!(error instanceof LeaseLostError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
+      // The lease will expire and another worker (or this one) will take the task over; or it was deleted.
+      if (!(error instanceof LeaseLostError) && !(error instanceof TaskNotFoundError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
     }
   }
 }
@@ -275,6 +296,6 @@ function finish(token: string, outcome: RunOutcome): Decide {
     case "input_required":
       return requireInput(token, outcome.calls, outcome.progress);
     case "failed":
-      return fail(token, outcome.error, outcome.progress);
+      return fail(token, outcome.error, outcome.code, outcome.progress);
   }
 }

@@ -8,7 +8,8 @@ export type CrashPoint =
   | "after_model_answer"
   | "after_checkpoint"
   | "during_tool_call"
-  | "during_cancel";
+  | "during_cancel"
+  | "during_purge";
 
 const target = process.env.ROOKERY_TEST_CRASH_AT;
 

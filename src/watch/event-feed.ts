@@ -11,25 +11,39 @@ export type EventListener = (event: TaskEvent) => void;
 interface Subscription {
   listener: EventListener;
   queued?: () => number;
+  deleted?: () => void;
 }
 
 export class EventFeed {
   private readonly byTask = new Map<string, Set<Subscription>>();
   private readonly everyTask = new Set<EventListener>();
+  private readonly deletions = new Set<(taskId: string) => void>();
 
   publish(event: TaskEvent): void {
     for (const { listener } of this.byTask.get(event.taskId) ?? []) listener(event);
     for (const listener of this.everyTask) listener(event);
   }
 
-  /** Events of one task; returns the unsubscribe function. */
-  subscribe(taskId: string, listener: EventListener, queued?: () => number): () => void {
+  /** The task was deleted: its subscribers hear it once. */
+  publishDeleted(taskId: string): void {
+    for (const { deleted } of this.byTask.get(taskId) ?? []) deleted?.();
+    for (const listener of this.deletions) listener(taskId);
+  }
+
+  /** Deletions of every task; returns the unsubscribe function. */
+  subscribeDeletions(listener: (taskId: string) => void): () => void {
+    this.deletions.add(listener);
+    return () => this.deletions.delete(listener);
+  }
+
+  /** Events of one task (and its deletion); returns the unsubscribe function. */
+  subscribe(taskId: string, listener: EventListener, queued?: () => number, deleted?: () => void): () => void {
     let subscriptions = this.byTask.get(taskId);
     if (!subscriptions) {
       subscriptions = new Set();
       this.byTask.set(taskId, subscriptions);
     }
-    const subscription: Subscription = { listener, ...(queued ? { queued } : {}) };
+    const subscription: Subscription = { listener, ...(queued ? { queued } : {}), ...(deleted ? { deleted } : {}) };
     subscriptions.add(subscription);
     return () => {
       subscriptions.delete(subscription);

@@ -9,6 +9,7 @@
 //
 // With an OutputCursor (Watch with include_output) the same loop also sends
 // the model's output between the events: see output-cursor.ts for its rules.
+import { TaskNotFoundError } from "../domain/errors.js";
 import type { OutputChunk } from "../domain/output.js";
 import { isTerminal, type TaskEvent } from "../domain/task.js";
 import type { TaskStore } from "../store/task-store.js";
@@ -43,7 +44,7 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
   const { store, feed, taskId, signal, pollMs } = options;
   const batch = options.batch ?? 256;
   const inbox = new Inbox(options.inboxLimit ?? 256, signal);
-  const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length);
+  const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length, () => inbox.markDeleted());
   const unsubscribeOutput = cursor?.subscribe(() => inbox.poke());
   let last = options.afterSequence;
   let readStore = true; // first the stored events after afterSequence
@@ -51,6 +52,7 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
   try {
     if (cursor) await cursor.start();
     for (;;) {
+      if (inbox.deleted) throw new TaskNotFoundError(taskId);
       let delivered = false;
       for (let next = inbox.take(last); next; next = inbox.take(last)) {
         const rest = cursor && (await cursor.before(next));
@@ -75,6 +77,8 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
           if (endsWatch(event)) return;
         }
         if (stored.length === batch) continue;
+        // Another replica may have deleted it: a shared store is asked when a poll finds nothing.
+        if (stored.length === 0 && store.sharesOutput && readStore && !(await store.get(taskId))) throw new TaskNotFoundError(taskId);
       }
       const output = cursor && (await cursor.next());
       if (output) {
@@ -106,6 +110,8 @@ class Inbox {
   private wake: ((why: Woke) => void) | undefined;
   private overflowed = false;
   private pokedMeanwhile = false;
+  /** The task was deleted in this process. */
+  deleted = false;
 
   /** Wakes a wait when the stream's signal aborts; registered once per stream, not per wait. */
   private readonly onAbort = () => this.wake?.("timeout");
@@ -128,6 +134,11 @@ class Inbox {
       this.events.length = 0;
       this.overflowed = true;
     }
+    this.wake?.("pushed");
+  }
+
+  markDeleted(): void {
+    this.deleted = true;
     this.wake?.("pushed");
   }
 

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file rookery/v1/task.proto.
  */
 export const file_rookery_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEi0AUKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgSDAoEcnVucxgVIAEoDRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19yZXN1bHRCCAoGX2Vycm9yQgsKCV9wcm92aWRlckIICgZfbW9kZWwikwIKCkNoZWNrcG9pbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIRCglpdGVyYXRpb24YAiABKA0SFgoObWF4X2l0ZXJhdGlvbnMYAyABKA0SJQoIbWVzc2FnZXMYBCADKAsyEy5yb29rZXJ5LnYxLk1lc3NhZ2USFgoOaW5pdGlhbF9wcm9tcHQYBSABKAkSFQoNc3lzdGVtX3Byb21wdBgGIAEoCRIQCghwcm92aWRlchgHIAEoCRINCgVtb2RlbBgIIAEoCRIVCg10b29sc19lbmFibGVkGAkgAygJEjgKFGxhc3RfY2hlY2twb2ludF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJoCgdNZXNzYWdlEgwKBHJvbGUYASABKAkSDwoHY29udGVudBgCIAEoCRIoCgp0b29sX2NhbGxzGAMgAygLMhQucm9va2VyeS52MS5Ub29sQ2FsbBIUCgx0b29sX2NhbGxfaWQYBCABKAkiNwoIVG9vbENhbGwSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRIRCglhcmd1bWVudHMYAyABKAkiYAoOVG9vbERlZmluaXRpb24SDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIrCgpwYXJhbWV0ZXJzGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJFCgpUb29sUmVzdWx0EhQKDHRvb2xfY2FsbF9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgJEhAKCGlzX2Vycm9yGAMgASgIIk8KBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAQSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAQSFAoMdG90YWxfdG9rZW5zGAMgASgEIrUCCglUYXNrRXZlbnQSDwoHdGFza19pZBgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCgRraW5kGAQgASgOMhkucm9va2VyeS52MS5UYXNrRXZlbnRLaW5kEiYKBnN0YXR1cxgFIAEoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxIvCg9wcmV2aW91c19zdGF0dXMYBiABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSEgoKaXRlcmF0aW9ucxgHIAEoDRIeCgR0YXNrGAggASgLMhAucm9va2VyeS52MS5UYXNrEiUKCG1lc3NhZ2VzGAkgAygLMhMucm9va2VyeS52MS5NZXNzYWdlIpIBCgtPdXRwdXREZWx0YRIRCglpdGVyYXRpb24YASABKA0SDwoHYXR0ZW1wdBgCIAEoDRIOCgZvZmZzZXQYAyABKAQSEgoKZW5kX29mZnNldBgEIAEoBBIMCgR0ZXh0GAUgASgJEi0KCnRvb2xfY2FsbHMYBiADKAsyGS5yb29rZXJ5LnYxLlRvb2xDYWxsRGVsdGEiSwoNVG9vbENhbGxEZWx0YRINCgVpbmRleBgBIAEoDRIKCgJpZBgCIAEoCRIMCgRuYW1lGAMgASgJEhEKCWFyZ3VtZW50cxgEIAEoCSrJAQoKVGFza1N0YXR1cxIbChdUQVNLX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1RBU0tfU1RBVFVTX1BFTkRJTkcQARIXChNUQVNLX1NUQVRVU19SVU5OSU5HEAISHgoaVEFTS19TVEFUVVNfSU5QVVRfUkVRVUlSRUQQAxIZChVUQVNLX1NUQVRVU19DT01QTEVURUQQBBIWChJUQVNLX1NUQVRVU19GQUlMRUQQBRIZChVUQVNLX1NUQVRVU19DQU5DRUxMRUQQBipOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACKoABCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVZFTlRfS0lORF9TVEFUVVNfQ0hBTkdFRBABEioKJlRBU0tfRVZFTlRfS0lORF9JVEVSQVRJT05fQ0hFQ0tQT0lOVEVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEiqQcKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgSDAoEcnVucxgVIAEoDRItCgplcnJvcl9jb2RlGBYgASgOMhkucm9va2VyeS52MS5UYXNrRXJyb3JDb2RlEhgKEG1heF90b3RhbF90b2tlbnMYFyABKAQSLAoIZGVhZGxpbmUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDnF1ZXVlX2RlYWRsaW5lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglyZXRlbnRpb24YGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcmVzdWx0QggKBl9lcnJvckILCglfcHJvdmlkZXJCCAoGX21vZGVsIpMCCgpDaGVja3BvaW50EhIKCnNlc3Npb25faWQYASABKAkSEQoJaXRlcmF0aW9uGAIgASgNEhYKDm1heF9pdGVyYXRpb25zGAMgASgNEiUKCG1lc3NhZ2VzGAQgAygLMhMucm9va2VyeS52MS5NZXNzYWdlEhYKDmluaXRpYWxfcHJvbXB0GAUgASgJEhUKDXN5c3RlbV9wcm9tcHQYBiABKAkSEAoIcHJvdmlkZXIYByABKAkSDQoFbW9kZWwYCCABKAkSFQoNdG9vbHNfZW5hYmxlZBgJIAMoCRI4ChRsYXN0X2NoZWNrcG9pbnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoHTWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSKAoKdG9vbF9jYWxscxgDIAMoCzIULnJvb2tlcnkudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJImAKDlRvb2xEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiRQoKVG9vbFJlc3VsdBIUCgx0b29sX2NhbGxfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghpc19lcnJvchgDIAEoCCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgEEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgEEhQKDHRvdGFsX3Rva2VucxgDIAEoBCK1AgoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEa2luZBgEIAEoDjIZLnJvb2tlcnkudjEuVGFza0V2ZW50S2luZBImCgZzdGF0dXMYBSABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSLwoPcHJldmlvdXNfc3RhdHVzGAYgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhIKCml0ZXJhdGlvbnMYByABKA0SHgoEdGFzaxgIIAEoCzIQLnJvb2tlcnkudjEuVGFzaxIlCghtZXNzYWdlcxgJIAMoCzITLnJvb2tlcnkudjEuTWVzc2FnZSKSAQoLT3V0cHV0RGVsdGESEQoJaXRlcmF0aW9uGAEgASgNEg8KB2F0dGVtcHQYAiABKA0SDgoGb2Zmc2V0GAMgASgEEhIKCmVuZF9vZmZzZXQYBCABKAQSDAoEdGV4dBgFIAEoCRItCgp0b29sX2NhbGxzGAYgAygLMhkucm9va2VyeS52MS5Ub29sQ2FsbERlbHRhIksKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKA0SCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIRCglhcmd1bWVudHMYBCABKAkqyQEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNUQVNLX1NUQVRVU19QRU5ESU5HEAESFwoTVEFTS19TVEFUVVNfUlVOTklORxACEh4KGlRBU0tfU1RBVFVTX0lOUFVUX1JFUVVJUkVEEAMSGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAQSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAUSGQoVVEFTS19TVEFUVVNfQ0FOQ0VMTEVEEAYqhAMKDVRhc2tFcnJvckNvZGUSHwobVEFTS19FUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASIgoeVEFTS19FUlJPUl9DT0RFX01BWF9JVEVSQVRJT05TEAESIAocVEFTS19FUlJPUl9DT0RFX1RPS0VOX0JVREdFVBACEhsKF1RBU0tfRVJST1JfQ09ERV9USU1FT1VUEAMSIQodVEFTS19FUlJPUl9DT0RFX1FVRVVFX1RJTUVPVVQQBBIiCh5UQVNLX0VSUk9SX0NPREVfUFJPVklERVJfRVJST1IQBRIkCiBUQVNLX0VSUk9SX0NPREVfUFJPVklERVJfUkVGVVNFRBAGEiMKH1RBU0tfRVJST1JfQ09ERV9NQUxGT1JNRURfUkVQTFkQBxIgChxUQVNLX0VSUk9SX0NPREVfT1VUUFVUX0xJTUlUEAgSHQoZVEFTS19FUlJPUl9DT0RFX1RBS0VPVkVSUxAJEhwKGFRBU0tfRVJST1JfQ09ERV9JTlRFUk5BTBAKKk4KCFRhc2tWaWV3EhkKFVRBU0tfVklFV19VTlNQRUNJRklFRBAAEhMKD1RBU0tfVklFV19CQVNJQxABEhIKDlRBU0tfVklFV19GVUxMEAIqgAEKDVRhc2tFdmVudEtpbmQSHwobVEFTS19FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIgoeVEFTS19FVkVOVF9LSU5EX1NUQVRVU19DSEFOR0VEEAESKgomVEFTS19FVkVOVF9LSU5EX0lURVJBVElPTl9DSEVDS1BPSU5URUQQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A background agent task. Mirrors the BackgroundTask record of the Rust
@@ -149,6 +149,41 @@ export type Task = Message$1<"rookery.v1.Task"> & {
    * @generated from field: uint32 runs = 21;
    */
   runs: number;
+
+  /**
+   * Set when FAILED: why, as a stable code (the message is in `error`).
+   *
+   * @generated from field: rookery.v1.TaskErrorCode error_code = 22;
+   */
+  errorCode: TaskErrorCode;
+
+  /**
+   * Tokens the task may use in all (0: no limit). Checked before each model call.
+   *
+   * @generated from field: uint64 max_total_tokens = 23;
+   */
+  maxTotalTokens: bigint;
+
+  /**
+   * When the task FAILS with TIMEOUT unless it has ended (Submit time + timeout).
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 24;
+   */
+  deadline?: Timestamp | undefined;
+
+  /**
+   * While PENDING: when it FAILS with QUEUE_TIMEOUT unless a worker has claimed it.
+   *
+   * @generated from field: google.protobuf.Timestamp queue_deadline = 25;
+   */
+  queueDeadline?: Timestamp | undefined;
+
+  /**
+   * Terminal tasks are deleted by retention this long after they end (unset: kept).
+   *
+   * @generated from field: google.protobuf.Duration retention = 26;
+   */
+  retention?: Duration | undefined;
 };
 
 /**
@@ -627,6 +662,94 @@ export const TaskStatusSchema: GenEnum<TaskStatus> = /*@__PURE__*/
   enumDesc(file_rookery_v1_task, 0);
 
 /**
+ * Why a task FAILED, as a stable code beside the message in Task.error.
+ *
+ * @generated from enum rookery.v1.TaskErrorCode
+ */
+export enum TaskErrorCode {
+  /**
+   * @generated from enum value: TASK_ERROR_CODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * It used max_iterations without a final answer (Resume with additional_iterations).
+   *
+   * @generated from enum value: TASK_ERROR_CODE_MAX_ITERATIONS = 1;
+   */
+  MAX_ITERATIONS = 1,
+
+  /**
+   * It spent max_total_tokens (Resume with additional_tokens).
+   *
+   * @generated from enum value: TASK_ERROR_CODE_TOKEN_BUDGET = 2;
+   */
+  TOKEN_BUDGET = 2,
+
+  /**
+   * It was not done within its timeout, counted from Submit (Resume with a new timeout).
+   *
+   * @generated from enum value: TASK_ERROR_CODE_TIMEOUT = 3;
+   */
+  TIMEOUT = 3,
+
+  /**
+   * It waited in PENDING longer than its queue_timeout.
+   *
+   * @generated from enum value: TASK_ERROR_CODE_QUEUE_TIMEOUT = 4;
+   */
+  QUEUE_TIMEOUT = 4,
+
+  /**
+   * The model endpoint failed after the retries: 5xx, 429, a timeout, unreachable.
+   *
+   * @generated from enum value: TASK_ERROR_CODE_PROVIDER_ERROR = 5;
+   */
+  PROVIDER_ERROR = 5,
+
+  /**
+   * The model endpoint refused the request (400, 401, 403, 404, 422, no provider key).
+   *
+   * @generated from enum value: TASK_ERROR_CODE_PROVIDER_REFUSED = 6;
+   */
+  PROVIDER_REFUSED = 6,
+
+  /**
+   * The model's reply could not be read (after the retries).
+   *
+   * @generated from enum value: TASK_ERROR_CODE_MALFORMED_REPLY = 7;
+   */
+  MALFORMED_REPLY = 7,
+
+  /**
+   * A reply or the conversation passed ROOKERY_MAX_REPLY_BYTES / ROOKERY_MAX_CONVERSATION_BYTES.
+   *
+   * @generated from enum value: TASK_ERROR_CODE_OUTPUT_LIMIT = 8;
+   */
+  OUTPUT_LIMIT = 8,
+
+  /**
+   * Its run was taken over from dead holders ROOKERY_MAX_TAKEOVERS times in a row.
+   *
+   * @generated from enum value: TASK_ERROR_CODE_TAKEOVERS = 9;
+   */
+  TAKEOVERS = 9,
+
+  /**
+   * Anything else that went wrong in the server.
+   *
+   * @generated from enum value: TASK_ERROR_CODE_INTERNAL = 10;
+   */
+  INTERNAL = 10,
+}
+
+/**
+ * Describes the enum rookery.v1.TaskErrorCode.
+ */
+export const TaskErrorCodeSchema: GenEnum<TaskErrorCode> = /*@__PURE__*/
+  enumDesc(file_rookery_v1_task, 1);
+
+/**
  * How much of a task a response carries (AIP-157).
  *
  * @generated from enum rookery.v1.TaskView
@@ -660,7 +783,7 @@ export enum TaskView {
  * Describes the enum rookery.v1.TaskView.
  */
 export const TaskViewSchema: GenEnum<TaskView> = /*@__PURE__*/
-  enumDesc(file_rookery_v1_task, 1);
+  enumDesc(file_rookery_v1_task, 2);
 
 /**
  * @generated from enum rookery.v1.TaskEventKind
@@ -690,5 +813,5 @@ export enum TaskEventKind {
  * Describes the enum rookery.v1.TaskEventKind.
  */
 export const TaskEventKindSchema: GenEnum<TaskEventKind> = /*@__PURE__*/
-  enumDesc(file_rookery_v1_task, 2);
+  enumDesc(file_rookery_v1_task, 3);
 

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { OutputDelta, Task, TaskEvent, TaskStatus, TaskView, ToolDefinition, ToolResult } from "./task_pb.js";
 import { file_rookery_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task_service.proto.
  */
 export const file_rookery_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSLNAgoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfcHJvdmlkZXJCCAoGX21vZGVsQhEKD19tYXhfaXRlcmF0aW9ucyIwCg5TdWJtaXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhgKCkdldFJlcXVlc3QSCgoCaWQYASABKAkiLQoLR2V0UmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayLmAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIc3RhdHVzZXMYAyADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSMwoGbGFiZWxzGAQgAygLMiMucm9va2VyeS52MS5MaXN0UmVxdWVzdC5MYWJlbHNFbnRyeRIiCgR2aWV3GAUgASgOMhQucm9va2VyeS52MS5UYXNrVmlldxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkgKDExpc3RSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnJvb2tlcnkudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYQoMV2F0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEEhYKDmluY2x1ZGVfb3V0cHV0GAMgASgIEhUKDW91dHB1dF9vZmZzZXQYBCABKAQiXgoNV2F0Y2hSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnJvb2tlcnkudjEuVGFza0V2ZW50EicKBm91dHB1dBgCIAEoCzIXLnJvb2tlcnkudjEuT3V0cHV0RGVsdGEiqQEKDVJlc3VtZVJlcXVlc3QSCgoCaWQYASABKAkSFAoHbWVzc2FnZRgCIAEoCUgAiAEBEiwKDHRvb2xfcmVzdWx0cxgDIAMoCzIWLnJvb2tlcnkudjEuVG9vbFJlc3VsdBIiChVhZGRpdGlvbmFsX2l0ZXJhdGlvbnMYBCABKA1IAYgBAUIKCghfbWVzc2FnZUIYChZfYWRkaXRpb25hbF9pdGVyYXRpb25zIjAKDlJlc3VtZVJlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5yb29rZXJ5LnYxLlRhc2siKwoNQ2FuY2VsUmVxdWVzdBIKCgJpZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiMAoOQ2FuY2VsUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzazKDAwoLVGFza1NlcnZpY2USPwoGU3VibWl0Ehkucm9va2VyeS52MS5TdWJtaXRSZXF1ZXN0Ghoucm9va2VyeS52MS5TdWJtaXRSZXNwb25zZRI2CgNHZXQSFi5yb29rZXJ5LnYxLkdldFJlcXVlc3QaFy5yb29rZXJ5LnYxLkdldFJlc3BvbnNlEjkKBExpc3QSFy5yb29rZXJ5LnYxLkxpc3RSZXF1ZXN0Ghgucm9va2VyeS52MS5MaXN0UmVzcG9uc2USPgoFV2F0Y2gSGC5yb29rZXJ5LnYxLldhdGNoUmVxdWVzdBoZLnJvb2tlcnkudjEuV2F0Y2hSZXNwb25zZTABEj8KBlJlc3VtZRIZLnJvb2tlcnkudjEuUmVzdW1lUmVxdWVzdBoaLnJvb2tlcnkudjEuUmVzdW1lUmVzcG9uc2USPwoGQ2FuY2VsEhkucm9va2VyeS52MS5DYW5jZWxSZXF1ZXN0Ghoucm9va2VyeS52MS5DYW5jZWxSZXNwb25zZWIGcHJvdG8z", [file_rookery_v1_task]);
+  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSKNBAoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SHQoQbWF4X3RvdGFsX3Rva2VucxgJIAEoBEgDiAEBEioKB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcXVldWVfdGltZW91dBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglyZXRlbnRpb24YDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfcHJvdmlkZXJCCAoGX21vZGVsQhEKD19tYXhfaXRlcmF0aW9uc0ITChFfbWF4X3RvdGFsX3Rva2VucyIwCg5TdWJtaXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhgKCkdldFJlcXVlc3QSCgoCaWQYASABKAkiLQoLR2V0UmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayLmAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIc3RhdHVzZXMYAyADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSMwoGbGFiZWxzGAQgAygLMiMucm9va2VyeS52MS5MaXN0UmVxdWVzdC5MYWJlbHNFbnRyeRIiCgR2aWV3GAUgASgOMhQucm9va2VyeS52MS5UYXNrVmlldxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkgKDExpc3RSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnJvb2tlcnkudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYQoMV2F0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEEhYKDmluY2x1ZGVfb3V0cHV0GAMgASgIEhUKDW91dHB1dF9vZmZzZXQYBCABKAQiXgoNV2F0Y2hSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnJvb2tlcnkudjEuVGFza0V2ZW50EicKBm91dHB1dBgCIAEoCzIXLnJvb2tlcnkudjEuT3V0cHV0RGVsdGEiiwIKDVJlc3VtZVJlcXVlc3QSCgoCaWQYASABKAkSFAoHbWVzc2FnZRgCIAEoCUgAiAEBEiwKDHRvb2xfcmVzdWx0cxgDIAMoCzIWLnJvb2tlcnkudjEuVG9vbFJlc3VsdBIiChVhZGRpdGlvbmFsX2l0ZXJhdGlvbnMYBCABKA1IAYgBARIeChFhZGRpdGlvbmFsX3Rva2VucxgFIAEoBEgCiAEBEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCgoIX21lc3NhZ2VCGAoWX2FkZGl0aW9uYWxfaXRlcmF0aW9uc0IUChJfYWRkaXRpb25hbF90b2tlbnMiMAoOUmVzdW1lUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayIrCg1DYW5jZWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIwCg5DYW5jZWxSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhsKDURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiEAoORGVsZXRlUmVzcG9uc2UyxAMKC1Rhc2tTZXJ2aWNlEj8KBlN1Ym1pdBIZLnJvb2tlcnkudjEuU3VibWl0UmVxdWVzdBoaLnJvb2tlcnkudjEuU3VibWl0UmVzcG9uc2USNgoDR2V0EhYucm9va2VyeS52MS5HZXRSZXF1ZXN0Ghcucm9va2VyeS52MS5HZXRSZXNwb25zZRI5CgRMaXN0Ehcucm9va2VyeS52MS5MaXN0UmVxdWVzdBoYLnJvb2tlcnkudjEuTGlzdFJlc3BvbnNlEj4KBVdhdGNoEhgucm9va2VyeS52MS5XYXRjaFJlcXVlc3QaGS5yb29rZXJ5LnYxLldhdGNoUmVzcG9uc2UwARI/CgZSZXN1bWUSGS5yb29rZXJ5LnYxLlJlc3VtZVJlcXVlc3QaGi5yb29rZXJ5LnYxLlJlc3VtZVJlc3BvbnNlEj8KBkNhbmNlbBIZLnJvb2tlcnkudjEuQ2FuY2VsUmVxdWVzdBoaLnJvb2tlcnkudjEuQ2FuY2VsUmVzcG9uc2USPwoGRGVsZXRlEhkucm9va2VyeS52MS5EZWxldGVSZXF1ZXN0Ghoucm9va2VyeS52MS5EZWxldGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_rookery_v1_task]);
 
 /**
  * @generated from message rookery.v1.SubmitRequest
@@ -67,6 +69,35 @@ export type SubmitRequest = Message<"rookery.v1.SubmitRequest"> & {
    * @generated from field: repeated rookery.v1.ToolDefinition tools = 8;
    */
   tools: ToolDefinition[];
+
+  /**
+   * Tokens the task may use in all; defaults to ROOKERY_MAX_TOTAL_TOKENS (0: no limit).
+   *
+   * @generated from field: optional uint64 max_total_tokens = 9;
+   */
+  maxTotalTokens?: bigint | undefined;
+
+  /**
+   * From Submit to a terminal status, PENDING and INPUT_REQUIRED included; an
+   * in-flight model call is aborted at the deadline. Defaults to ROOKERY_TASK_TIMEOUT.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 10;
+   */
+  timeout?: Duration | undefined;
+
+  /**
+   * Longest time in PENDING before a worker claims it. Defaults to ROOKERY_QUEUE_TIMEOUT.
+   *
+   * @generated from field: google.protobuf.Duration queue_timeout = 11;
+   */
+  queueTimeout?: Duration | undefined;
+
+  /**
+   * How long the task is kept after it ends; overrides ROOKERY_RETENTION.
+   *
+   * @generated from field: google.protobuf.Duration retention = 12;
+   */
+  retention?: Duration | undefined;
 };
 
 /**
@@ -295,6 +326,21 @@ export type ResumeRequest = Message<"rookery.v1.ResumeRequest"> & {
    * @generated from field: optional uint32 additional_iterations = 4;
    */
   additionalIterations?: number | undefined;
+
+  /**
+   * Raises max_total_tokens by this much (e.g. after TOKEN_BUDGET).
+   *
+   * @generated from field: optional uint64 additional_tokens = 5;
+   */
+  additionalTokens?: bigint | undefined;
+
+  /**
+   * A new deadline, this long from now. Without it the task keeps its deadline;
+   * a task whose deadline has passed needs one.
+   *
+   * @generated from field: google.protobuf.Duration timeout = 6;
+   */
+  timeout?: Duration | undefined;
 };
 
 /**
@@ -361,6 +407,36 @@ export type CancelResponse = Message<"rookery.v1.CancelResponse"> & {
  */
 export const CancelResponseSchema: GenMessage<CancelResponse> = /*@__PURE__*/
   messageDesc(file_rookery_v1_task_service, 11);
+
+/**
+ * @generated from message rookery.v1.DeleteRequest
+ */
+export type DeleteRequest = Message<"rookery.v1.DeleteRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message rookery.v1.DeleteRequest.
+ * Use `create(DeleteRequestSchema)` to create a new message.
+ */
+export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task_service, 12);
+
+/**
+ * @generated from message rookery.v1.DeleteResponse
+ */
+export type DeleteResponse = Message<"rookery.v1.DeleteResponse"> & {
+};
+
+/**
+ * Describes the message rookery.v1.DeleteResponse.
+ * Use `create(DeleteResponseSchema)` to create a new message.
+ */
+export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task_service, 13);
 
 /**
  * Runs LLM agent loops in the background, durably.
@@ -430,6 +506,18 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof CancelRequestSchema;
     output: typeof CancelResponseSchema;
+  },
+  /**
+   * Removes the task and everything stored for it (events, checkpoint, output);
+   * a run in progress is stopped first. Afterwards the task is NOT_FOUND
+   * everywhere and open Watch streams of it end with NOT_FOUND.
+   *
+   * @generated from rpc rookery.v1.TaskService.Delete
+   */
+  delete: {
+    methodKind: "unary";
+    input: typeof DeleteRequestSchema;
+    output: typeof DeleteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rookery_v1_task_service, 0);

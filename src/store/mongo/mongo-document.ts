@@ -29,6 +29,8 @@ export interface MongoEventDocument extends Omit<EventDocument, "task"> {
   task: MongoTaskDocument;
   /** The full task (checkpoint and lease included) after this event; kept on the newest event only. */
   state?: MongoTaskDocument;
+  /** Set on a tombstone: the task is being deleted (see MongoTaskStore.delete). */
+  deleted?: true;
 }
 
 export const labelPair = (key: string, value: string) => `${key}=${value}`;

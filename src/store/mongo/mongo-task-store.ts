@@ -45,6 +45,7 @@ import {
 import { isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 import { MongoOutputChunks, type OutputChunkDocument } from "./mongo-output.js";
+import { crashPoint } from "../../testing/crash-points.js";
 import type { OutputChunk } from "../../domain/output.js";
 
 export interface MongoStoreOptions {
@@ -123,6 +124,9 @@ export class MongoTaskStore implements TaskStore {
       [{ owner: 1, created_at: -1, _id: -1 }, "list_by_owner"],
       [{ owner: 1, status: 1, created_at: -1, _id: -1 }, "list_by_owner_status"],
       [{ label_pairs: 1 }, "list_by_label"],
+      [{ deadline: 1 }, "expiry"],
+      [{ queue_deadline: 1 }, "queue_expiry"],
+      [{ purge_at: 1 }, "purge"],
     ];
     // One at a time: FerretDB 1.24 drops the connection when one createIndexes
     // command names several indexes that already exist (every restart does).
@@ -205,7 +209,7 @@ export class MongoTaskStore implements TaskStore {
           this.taskEvents.findOne({ _id: eventId(taskId, next + i) }, { projection: { state: 0 } }),
         );
         for (const doc of await Promise.all(reads)) {
-          if (!doc) return events;
+          if (!doc || doc.deleted) return events;
           events.push(fromEventDocument(fromMongoEvent(doc)));
         }
       }
@@ -234,7 +238,10 @@ export class MongoTaskStore implements TaskStore {
       while (this.candidates.length > 0) {
         const id = this.candidates.shift()!;
         const current = await this.head(id);
-        if (!current) continue;
+        if (!current) {
+          await this.queue.deleteOne({ _id: id }); // a deleted task's entry
+          continue;
+        }
         try {
           const claimed = await this.tryCommit(current.task, decide);
           if (claimed) return claimed;
@@ -299,6 +306,61 @@ export class MongoTaskStore implements TaskStore {
     await this.guard(() => this.output.delete(taskId, beforeIteration));
   }
 
+  async expired(now: Date, limit: number): Promise<string[]> {
+    // From the view, which may lag: the expire verb checks the task's head before it fails it.
+    return this.guard(async () => {
+      const docs = await this.tasks
+        .find(
+          {
+            status: { $in: ["pending", "input_required"] },
+            $or: [{ deadline: { $lte: now } }, { status: "pending", queue_deadline: { $lte: now } }],
+          },
+          { projection: { _id: 1 } },
+        )
+        .limit(limit)
+        .toArray();
+      return docs.map((d) => d._id);
+    });
+  }
+
+  async purgeable(now: Date, limit: number): Promise<string[]> {
+    return this.guard(async () => {
+      const due = await this.tasks.find({ purge_at: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
+      const halfDeleted = await this.taskEvents.find({ deleted: true }, { projection: { task_id: 1 } }).limit(limit).toArray();
+      return [...new Set([...halfDeleted.map((d) => d.task_id), ...due.map((d) => d._id)])];
+    });
+  }
+
+  /**
+   * The commit point of a delete is a tombstone inserted as the task's next event: no
+   * writer can add an event after it, and every read stops at it (the task is gone). The
+   * task's documents are removed after it, the tombstone last; one left behind by a crash
+   * is found by purgeable() and the removal finished.
+   */
+  async delete(id: string): Promise<boolean> {
+    return this.guard(async () => {
+      for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+        const current = await this.head(id);
+        if (!current) {
+          if (!(await this.taskEvents.findOne({ task_id: id, deleted: true }))) return false;
+          break; // deleted before, not finished: finish it
+        }
+        const sequence = current.task.sequence + 1;
+        const tombstone = { _id: eventId(id, sequence), task_id: id, sequence, deleted: true } as unknown as MongoEventDocument;
+        if (await this.insertIgnoringDuplicate(this.taskEvents, tombstone)) break;
+        await backoff(attempt);
+      }
+      await this.tasks.deleteOne({ _id: id });
+      await this.queue.deleteOne({ _id: id });
+      await this.requestIds.deleteMany({ task_id: id });
+      await this.output.delete(id);
+      crashPoint("during_purge");
+      await this.taskEvents.deleteMany({ task_id: id, deleted: { $ne: true } });
+      await this.taskEvents.deleteMany({ task_id: id });
+      return true;
+    });
+  }
+
   async ping(): Promise<void> {
     await this.guard(() => this.client.db("admin").command({ ping: 1 }));
   }
@@ -324,6 +386,7 @@ export class MongoTaskStore implements TaskStore {
     for (let sequence = view.sequence; ; sequence++) {
       const event = await this.taskEvents.findOne({ _id: eventId(id, sequence) });
       if (!event) break;
+      if (event.deleted) return undefined; // a delete in progress: the task is gone
       state = event.state ?? state;
     }
     if (!state) {

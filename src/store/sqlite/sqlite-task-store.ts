@@ -10,6 +10,7 @@ import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "
 import type { OutputChunk } from "../../domain/output.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
+import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import {
@@ -51,6 +52,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly statements = new Map<string, Database.Statement>();
   private pendingWrites: PendingWrite[] = [];
   private readonly output: SqliteOutputChunks;
+  private readonly lifetime: SqliteLifetime;
   /** One process serves a SQLite file: there are no other replicas to share output with. */
   readonly sharesOutput = false;
 
@@ -63,6 +65,7 @@ export class SqliteTaskStore implements TaskStore {
     this.now = options.now ?? (() => new Date());
     migrate(this.db);
     this.output = new SqliteOutputChunks(this.db);
+    this.lifetime = new SqliteLifetime(this.db);
   }
 
   create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -137,8 +140,8 @@ export class SqliteTaskStore implements TaskStore {
       throw new ActiveTaskQuotaError(options.maxActive);
     }
     this.statement(
-        `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc)
-         VALUES (?, ?, ?, ?, ?, NULL, ?, ?)`,
+        `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, expires_at, purge_at)
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)`,
       )
       .run(
         task.id,
@@ -148,6 +151,7 @@ export class SqliteTaskStore implements TaskStore {
         task.requestId ?? null,
         task.sequence,
         JSON.stringify(toTaskDocument(task)),
+        expiresAt(task),
       );
     this.insertEvent(draft.event);
     return { ...draft, created: true };
@@ -252,6 +256,19 @@ export class SqliteTaskStore implements TaskStore {
     this.guard(() => this.output.delete(taskId, beforeIteration));
   }
 
+  async expired(now: Date, limit: number): Promise<string[]> {
+    return this.guard(() => this.lifetime.expired(now, limit));
+  }
+
+  async purgeable(now: Date, limit: number): Promise<string[]> {
+    return this.guard(() => this.lifetime.purgeable(now, limit));
+  }
+
+  /** In the group commit: with the writes around it, one transaction; never half done. */
+  delete(id: string): Promise<boolean> {
+    return this.enqueue(() => this.lifetime.delete(id));
+  }
+
   async ping(): Promise<void> {
     this.guard(() => this.statement("SELECT 1").get());
   }
@@ -273,12 +290,14 @@ export class SqliteTaskStore implements TaskStore {
 
   private write(committed: Committed): Committed {
     const { task, event } = committed;
-    this.statement("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ? WHERE id = ?")
+    this.statement("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, expires_at = ?, purge_at = ? WHERE id = ?")
       .run(
         task.status,
         task.lease ? task.lease.expiresAt.getTime() : null,
         task.sequence,
         JSON.stringify(toTaskDocument(task)),
+        expiresAt(task),
+        purgeAt(task),
         task.id,
       );
     this.insertEvent(event);

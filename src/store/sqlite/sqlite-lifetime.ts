@@ -1,0 +1,53 @@
+// The end of a task's life in the embedded store: deadlines that expire it and
+// the purge that deletes it (columns expires_at and purge_at of migration 0004),
+// and the delete itself, which runs in one transaction: a task is never half-deleted.
+import type Database from "better-sqlite3";
+import type { Task } from "../../domain/task.js";
+
+/** When the task expires if no run holds it: its deadline, or while PENDING its queue deadline if sooner. */
+export function expiresAt(t: Task): number | null {
+  const deadlines =
+    t.status === "pending" ? [t.deadline, t.queueDeadline] : t.status === "input_required" ? [t.deadline] : [];
+  const times = deadlines.flatMap((d) => (d ? [d.getTime()] : []));
+  return times.length > 0 ? Math.min(...times) : null;
+}
+
+export function purgeAt(t: Task): number | null {
+  return t.purgeAt ? t.purgeAt.getTime() : null;
+}
+
+export class SqliteLifetime {
+  private readonly expiredIds: Database.Statement<[number, number], { id: string }>;
+  private readonly purgeableIds: Database.Statement<[number, number], { id: string }>;
+  private readonly taskNo: Database.Statement<[string], { task_no: number }>;
+  private readonly deleteEvents: Database.Statement<[number]>;
+  private readonly deleteChunks: Database.Statement<[string]>;
+  private readonly deleteTask: Database.Statement<[number]>;
+
+  constructor(db: Database.Database) {
+    this.expiredIds = db.prepare("SELECT id FROM tasks WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
+    this.purgeableIds = db.prepare("SELECT id FROM tasks WHERE purge_at <= ? ORDER BY purge_at LIMIT ?");
+    this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
+    this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_no = ?");
+    this.deleteChunks = db.prepare("DELETE FROM output_chunks WHERE task_id = ?");
+    this.deleteTask = db.prepare("DELETE FROM tasks WHERE task_no = ?");
+  }
+
+  expired(now: Date, limit: number): string[] {
+    return this.expiredIds.all(now.getTime(), limit).map((r) => r.id);
+  }
+
+  purgeable(now: Date, limit: number): string[] {
+    return this.purgeableIds.all(now.getTime(), limit).map((r) => r.id);
+  }
+
+  /** Call inside a transaction. False when there is no such task. */
+  delete(id: string): boolean {
+    const row = this.taskNo.get(id);
+    if (!row) return false;
+    this.deleteEvents.run(row.task_no);
+    this.deleteChunks.run(id);
+    this.deleteTask.run(row.task_no);
+    return true;
+  }
+}
