@@ -10,6 +10,7 @@ import {
   claim,
   complete,
   createTask,
+  expire,
   type NewTask,
 } from "../../src/domain/transitions.js";
 import type { TaskStore } from "../../src/store/task-store.js";
@@ -244,6 +245,46 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(byStatus.map((t) => t.id)).toEqual([a.task.id]);
         expect(await store.list({ owner: "k1", statuses: ["pending"], labels: { env: "prod" }, limit: 10 })).toEqual([]);
         expect(await store.list({ statuses: [], labels: { team: "a" }, limit: 10 })).toHaveLength(2);
+      });
+    });
+
+    describe("deadlines, purge and delete", () => {
+      it("should list PENDING tasks past their deadline or queue deadline, and INPUT_REQUIRED ones past their deadline", async () => {
+        const now = new Date();
+        const queued = await store.create(draft({ queueTimeoutMs: 1_000 }, new Date(now.getTime() - 2_000)));
+        const late = await store.create(draft({ timeoutMs: 1_000 }, new Date(now.getTime() - 2_000)));
+        await store.create(draft({ timeoutMs: 60_000, queueTimeoutMs: 60_000 }, now));
+        expect((await store.expired(now, 10)).sort()).toEqual([queued.task.id, late.task.id].sort());
+        const { task } = await store.commit(queued.task.id, expire());
+        expect(task).toMatchObject({ status: "failed", errorCode: "queue_timeout" });
+        expect(await store.expired(now, 10)).toEqual([late.task.id]);
+      });
+
+      it("should list terminal tasks past their retention, and delete one with its events and output in one step", async () => {
+        const kept = await store.create(draft({ retentionMs: 60_000 }));
+        const short = await store.create(draft({ retentionMs: 1 }));
+        await store.commit(kept.task.id, cancel(""));
+        await store.commit(short.task.id, cancel(""));
+        await store.appendOutput({ taskId: short.task.id, iteration: 1, attempt: 32, offset: 0, endOffset: 1, parts: [{ text: "x" }] });
+        const later = new Date(Date.now() + 1_000);
+        expect(await store.purgeable(later, 10)).toEqual([short.task.id]);
+        expect(await store.delete(short.task.id)).toBe(true);
+        expect(await store.get(short.task.id)).toBeUndefined();
+        expect(await store.events(short.task.id, 0, 10)).toEqual([]);
+        expect(await store.readOutput(short.task.id, 1, 0, 0)).toEqual([]);
+        expect((await store.list({ statuses: [], labels: {}, limit: 10 })).map((t) => t.id)).toEqual([kept.task.id]);
+        await expect(store.commit(short.task.id, cancel(""))).rejects.toThrow(TaskNotFoundError);
+        expect(await store.delete(short.task.id)).toBe(false);
+        expect(await store.purgeable(later, 10)).toEqual([]);
+      });
+
+      it("should refuse every write of a running task once it is deleted", async () => {
+        const { task } = await store.create(draft());
+        const claimed = await store.claimNext(claim("w", 60_000, "token"));
+        expect(claimed?.task.id).toBe(task.id);
+        await store.delete(task.id);
+        await expect(store.commit(task.id, checkpoint("token", progress(task, 1)))).rejects.toThrow(TaskNotFoundError);
+        expect(await store.claimNext(claim("w2", 60_000))).toBeUndefined();
       });
     });
 
