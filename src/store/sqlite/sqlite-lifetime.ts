@@ -3,6 +3,7 @@
 // and the delete itself, which runs in one transaction: a task is never half-deleted.
 import type Database from "better-sqlite3";
 import type { Task } from "../../domain/task.js";
+import { crashPoint } from "../../testing/crash-points.js";
 
 /** When the task expires if no run holds it: its deadline, or while PENDING its queue deadline if sooner. */
 export function expiresAt(t: Task): number | null {
@@ -46,6 +47,7 @@ export class SqliteLifetime {
     const row = this.taskNo.get(id);
     if (!row) return false;
     this.deleteEvents.run(row.task_no);
+    crashPoint("during_purge"); // inside the transaction: a crash here rolls all of it back
     this.deleteChunks.run(id);
     this.deleteTask.run(row.task_no);
     return true;
