@@ -1,12 +1,16 @@
 // How the CLI prints tasks and events for people (--json prints the proto JSON instead).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { TaskEventKind, TaskStatus, type Message, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
+import { TaskErrorCode, TaskEventKind, TaskStatus, type Message, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
 
 /** Bad command-line input: exit code 2. */
 export class UsageError extends Error {}
 
 export function statusName(status: TaskStatus): string {
   return (TaskStatus[status] ?? String(status)).toLowerCase();
+}
+
+export function errorCodeName(code: TaskErrorCode): string {
+  return (TaskErrorCode[code] ?? String(code)).toLowerCase();
 }
 
 export function statusFromName(name: string): TaskStatus {
@@ -28,10 +32,11 @@ export function formatTask(t: Task): string {
     `updated:     ${t.updateTime ? timestampDate(t.updateTime).toISOString() : "-"}`,
   ];
   if (Object.keys(t.labels).length) lines.push(`labels:      ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`);
-  if (t.usage) lines.push(`tokens:      ${t.usage.totalTokens}`);
+  if (t.usage) lines.push(`tokens:      ${t.usage.totalTokens}${t.maxTotalTokens ? ` of ${t.maxTotalTokens}` : ""}`);
+  if (t.deadline) lines.push(`deadline:    ${timestampDate(t.deadline).toISOString()}`);
   for (const c of t.pendingToolCalls) lines.push(`tool call:   ${c.id} ${c.name}(${c.arguments})`);
   if (t.result !== undefined) lines.push(`result:\n${t.result}`);
-  if (t.error !== undefined) lines.push(`error:       ${t.error}`);
+  if (t.error !== undefined) lines.push(`error:       ${t.error}${t.errorCode ? ` (${errorCodeName(t.errorCode)})` : ""}`);
   return lines.join("\n");
 }
 
@@ -48,7 +53,8 @@ export function formatEvent(e: TaskEvent): string {
       : e.previousStatus === TaskStatus.UNSPECIFIED
         ? "submitted"
         : `${statusName(e.previousStatus)} -> ${statusName(e.status)}`;
-  return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})`;
+  const code = e.status === TaskStatus.FAILED && e.task?.errorCode ? ` [${errorCodeName(e.task.errorCode)}]` : "";
+  return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})${code}`;
 }
 
 /** At most `max` characters on one line, with an ellipsis when cut. */

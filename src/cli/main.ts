@@ -5,13 +5,13 @@ import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, Option } from "commander";
 import { ApiKeyFormatError, createApiKey } from "../auth/api-keys.js";
-import { ConfigError, SETTINGS, loadConfig, type SettingName } from "../config.js";
+import { ConfigError, SETTINGS, loadConfig, parseDuration, type SettingName } from "../config.js";
 import { createLogger } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { UsageError, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import { UsageError, errorCodeName, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -27,6 +27,12 @@ const printTask = (task: Task | undefined) => {
   console.log(json() ? JSON.stringify(toJson(TaskSchema, task)) : formatTask(task));
 };
 const collect = (value: string, previous: string[] = []) => [...previous, value];
+/** "90s", "10m", "24h", "7d" (or milliseconds) as a google.protobuf.Duration. */
+const durationOption = (value: string) => {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) throw new UsageError(`expected a duration such as 90s, 10m or 24h, got "${value}"`);
+  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+};
 const keyValues = (pairs: string[] = []): Record<string, string> =>
   Object.fromEntries(
     pairs.map((p) => {
@@ -74,6 +80,10 @@ program
   .option("--max-iterations <n>", "max iterations", (v) => Number.parseInt(v, 10))
   .option("--label <key=value>", "label (repeatable)", collect)
   .option("--request-id <key>", "idempotency key")
+  .option("--max-tokens <n>", "tokens the task may use in all", (v) => BigInt(v))
+  .option("--timeout <duration>", "from now to a terminal status, e.g. 10m (FAILS with TIMEOUT past it)", durationOption)
+  .option("--queue-timeout <duration>", "longest wait in PENDING, e.g. 1m", durationOption)
+  .option("--retention <duration>", "keep the task this long after it ends, e.g. 7d", durationOption)
   .option("--watch", "watch the task until it ends")
   .action(async (prompt: string, o) => {
     const { task } = await client().submit({
@@ -84,6 +94,10 @@ program
       maxIterations: o.maxIterations,
       labels: keyValues(o.label),
       requestId: o.requestId ?? "",
+      maxTotalTokens: o.maxTokens,
+      timeout: o.timeout,
+      queueTimeout: o.queueTimeout,
+      retention: o.retention,
     });
     if (!o.watch) return printTask(task);
     if (!json()) console.log(`submitted ${task!.id}`);
@@ -126,6 +140,8 @@ program
   .option("--message <text>", "a user message to add")
   .option("--tool-result <call_id=content>", "the answer to a pending tool call (repeatable)", collect)
   .option("--additional-iterations <n>", "raise max iterations by n", (v) => Number.parseInt(v, 10))
+  .option("--additional-tokens <n>", "raise max total tokens by n", (v) => BigInt(v))
+  .option("--timeout <duration>", "a new deadline, this long from now", durationOption)
   .action(async (id: string, o) => {
     const results = Object.entries(keyValues(o.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
     const { task } = await client().resume({
@@ -133,8 +149,19 @@ program
       message: o.message,
       toolResults: results,
       additionalIterations: o.additionalIterations,
+      additionalTokens: o.additionalTokens,
+      timeout: o.timeout,
     });
     printTask(task);
+  });
+
+program
+  .command("delete <id>")
+  .description("delete a task and everything stored for it (a run of it stops)")
+  .action(async (id: string) => {
+    await client().delete({ id });
+    if (json()) console.log(JSON.stringify({ id, deleted: true }));
+    else console.log(`deleted ${id}`);
   });
 
 program
@@ -179,7 +206,7 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
   }
   if (!json()) {
     const final = (await client().get({ id })).task;
-    if (final?.error !== undefined) console.error(`error: ${final.error}`);
+    if (final?.error !== undefined) console.error(`error: ${final.error}${final.errorCode ? ` (${errorCodeName(final.errorCode)})` : ""}`);
   }
   if (last === TaskStatus.FAILED || last === TaskStatus.CANCELLED) {
     process.exitCode = 1;

@@ -64,6 +64,22 @@ describe("rookery CLI", () => {
     expect(lines.filter((l) => l.output?.iteration === 2).map((l) => l.output?.text ?? "").join("")).toBe("6*7 is 42.");
   });
 
+  it("should stop a task at its --max-tokens with the failure code, and delete it", async () => {
+    const submitted = await cli("--json", "submit", "what is 6*7, use the calculator", "--max-tokens", "10", "--timeout", "5m");
+    const id = (JSON.parse(submitted.stdout) as { id: string }).id;
+    const watched = await cli("watch", id);
+    expect(watched.code).toBe(1);
+    expect(watched.stdout).toMatch(/running -> failed \(iterations 1\) \[token_budget\]/);
+    expect(watched.stderr).toMatch(/error: used 15 of its 10 tokens.*\(token_budget\)/);
+    const got = await cli("get", id);
+    expect(got.stdout).toMatch(/tokens:\s+15 of 10/);
+    expect(got.stdout).toMatch(/deadline:\s+\d{4}-/);
+    expect((await cli("delete", id)).stdout.trim()).toBe(`deleted ${id}`);
+    const gone = await cli("get", id);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/NotFound/);
+  });
+
   it("should show a task with get and find it with list --status", async () => {
     const submitted = await cli("--json", "submit", "listed task", "--request-id", "cli-1");
     const id = (JSON.parse(submitted.stdout) as { id: string }).id;
