@@ -158,6 +158,16 @@ const cases: Case[] = [
   ["Cancel of a completed task", Code.FailedPrecondition, () => clients.a.cancel({ id: ids.completed })],
   ["Cancel with a 2000-character reason", Code.InvalidArgument, () => clients.a.cancel({ id: ids.running, reason: big(2000) })],
   ["Cancel of another key's task", Code.NotFound, () => clients.a.cancel({ id: ids.otherKeys })],
+  // Delete
+  ["Delete with an id that is not a UUID", Code.InvalidArgument, () => clients.a.delete({ id: "x" })],
+  ["Delete of an unknown task", Code.NotFound, () => clients.a.delete({ id: MISSING })],
+  ["Delete of another key's task", Code.NotFound, () => clients.a.delete({ id: ids.otherKeys })],
+  ["Delete without an API key", Code.Unauthenticated, () => clients.none.delete({ id: ids.completed })],
+  // Bounds
+  ["Submit with a zero timeout", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", timeout: { seconds: 0n, nanos: 0 } })],
+  ["Submit with a negative queue_timeout", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", queueTimeout: { seconds: -5n, nanos: 0 } })],
+  ["Submit with max_total_tokens 0", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", maxTotalTokens: 0n })],
+  ["Resume with additional_tokens 0", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed, message: "m", additionalTokens: 0n })],
   // Auth
   ["Submit without an API key", Code.Unauthenticated, () => clients.none.submit({ prompt: "p" })],
   ["Get with a wrong API key", Code.Unauthenticated, () => clients.wrong.get({ id: ids.completed })],
