@@ -82,30 +82,24 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]
 /** A List page stops growing past this many encoded bytes, well under every client's 4 MiB default. */
 const MAX_LIST_PAGE_BYTES = 3 * 1024 * 1024;
 
-// One message per event, shared by every watcher that receives the same event
-// object from the feed (and so encoded once, see grpc-server.ts).
-const responses = new WeakMap<TaskEvent, WatchResponse>();
-
+// One message per event (and per output chunk), shared by every watcher that receives
+// the same object, and so encoded once for all of them (see grpc-server.ts). Watchers
+// woken together read the same output chunk object (output-log.ts).
+const eventResponses = new WeakMap<TaskEvent, WatchResponse>();
 const outputResponses = new WeakMap<OutputChunk, WatchResponse>();
 
-/** Likewise for output: watchers woken together read the same chunk object (output-log.ts). */
-function outputResponse(chunk: OutputChunk): WatchResponse {
-  let response = outputResponses.get(chunk);
+function shared<K extends object>(cache: WeakMap<K, WatchResponse>, key: K, make: () => WatchResponse): WatchResponse {
+  let response = cache.get(key);
   if (!response) {
-    response = create(WatchResponseSchema, { output: outputToPb(chunk) });
-    outputResponses.set(chunk, response);
+    response = make();
+    cache.set(key, response);
   }
   return response;
 }
 
-function watchResponse(event: TaskEvent): WatchResponse {
-  let response = responses.get(event);
-  if (!response) {
-    response = create(WatchResponseSchema, { event: eventToPb(event) });
-    responses.set(event, response);
-  }
-  return response;
-}
+const watchResponse = (event: TaskEvent) => shared(eventResponses, event, () => create(WatchResponseSchema, { event: eventToPb(event) }));
+const outputResponse = (chunk: OutputChunk) =>
+  shared(outputResponses, chunk, () => create(WatchResponseSchema, { output: outputToPb(chunk) }));
 
 export class TaskService {
   /** Open Watch streams on this process, by principal. */

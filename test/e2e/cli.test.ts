@@ -3,9 +3,20 @@ import { execFile } from "node:child_process";
 import { tmpdir } from "node:os";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Script } from "../support/fake-openai.js";
 import { startHarness, type Harness } from "../support/harness.js";
 
 const run = promisify(execFile);
+
+/** The model of these tests: a calculator call then a slowly streamed answer, or an echo. */
+const script: Script = (c) => {
+  if (c.prompt === "what is 6*7, use the calculator") {
+    return c.turn === 0
+      ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
+      : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
+  }
+  return { content: `answer to ${c.prompt}` };
+};
 
 describe("rookery CLI", () => {
   let h: Harness;
@@ -16,14 +27,7 @@ describe("rookery CLI", () => {
     );
   beforeAll(async () => {
     h = await startHarness();
-    h.fake.respond((c) => {
-      if (c.prompt === "what is 6*7, use the calculator") {
-        return c.turn === 0
-          ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
-          : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
-      }
-      return { content: `answer to ${c.prompt}` };
-    });
+    h.fake.respond(script);
   });
   afterAll(async () => {
     await h.close();
@@ -107,14 +111,7 @@ describe("rookery CLI", () => {
     const r = await watching;
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("task ended cancelled");
-    h.fake.respond((c) => {
-      if (c.prompt === "what is 6*7, use the calculator") {
-        return c.turn === 0
-          ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
-          : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
-      }
-      return { content: `answer to ${c.prompt}` };
-    });
+    h.fake.respond(script);
   });
 
   it("should exit 2 on bad usage", async () => {
