@@ -36,6 +36,8 @@ export class PublishingStore implements TaskStore {
   appendOutput = (chunk: OutputChunk) => this.inner.appendOutput(chunk);
   readOutput = (taskId: string, iteration: number, minAttempt: number, from: number) =>
     this.inner.readOutput(taskId, iteration, minAttempt, from);
+  noteOutputWatcher = (taskId: string, until: Date) => this.inner.noteOutputWatcher(taskId, until);
+  hasOutputWatcher = (taskId: string, now: Date) => this.inner.hasOutputWatcher(taskId, now);
   deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
   expired = (now: Date, limit: number) => this.inner.expired(now, limit);
   purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);

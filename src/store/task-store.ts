@@ -58,6 +58,10 @@ export interface TaskStore {
   appendOutput(chunk: OutputChunk): Promise<void>;
   /** The chunks of the task's iteration with attempt >= minAttempt that end after `from`, by attempt and offset. */
   readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]>;
+  /** A watcher on another replica wants the task's output until `until`: only then are chunks written. */
+  noteOutputWatcher(taskId: string, until: Date): Promise<void>;
+  /** True when some watcher noted it wants the task's output past `now`. */
+  hasOutputWatcher(taskId: string, now: Date): Promise<boolean>;
   /** Removes the task's chunks of iterations before `beforeIteration` (every one when undefined). */
   deleteOutput(taskId: string, beforeIteration?: number): Promise<void>;
   /** Ids of PENDING and INPUT_REQUIRED tasks a deadline of which has passed at `now` (see passedDeadline). */

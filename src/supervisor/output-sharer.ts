@@ -1,7 +1,9 @@
 // Writes a run's output to the store, coalesced, for Watch streams on other
-// replicas (a store that sharesOutput). At most one chunk per `flushMs` per
-// running task, plus one when an iteration closes; each holds what the model
-// streamed since the previous one.
+// replicas (a store that sharesOutput), while one of them wants it (it notes so
+// in the store; the runner reads the note at each flush until there is one). Then at most one chunk
+// per `flushMs` per running task, plus one when an iteration closes; each holds
+// what the model streamed since the previous one. Without such a watcher,
+// nothing is written.
 import type { TaskStore } from "../store/task-store.js";
 import type { OutputFeed } from "../watch/output-feed.js";
 import { OneAtATime } from "./one-at-a-time.js";
@@ -19,6 +21,9 @@ export class OutputSharer {
   private written = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly writes = new OneAtATime();
+  /** Whether anything was written: only then is there anything to delete. */
+  wrote = false;
+  private wanted = { at: 0, value: false };
 
   constructor(private readonly o: OutputSharerOptions) {}
 
@@ -37,11 +42,22 @@ export class OutputSharer {
   /** Writes what is not written yet; resolves once it is stored. */
   flush(): Promise<void> {
     return this.writes.run(async () => {
+      if (!(await this.someoneWatches())) return;
       const chunk = this.o.feed.read(this.o.taskId, this.iteration, 0, this.written);
       if (!chunk) return;
       await this.o.store.appendOutput(chunk);
       this.written = chunk.endOffset;
+      this.wrote = true;
     });
+  }
+
+  /** Asked at every flush until a watcher is there, then once a second: one point read per flush at most. */
+  private async someoneWatches(): Promise<boolean> {
+    const now = Date.now();
+    if (!this.wanted.value || now - this.wanted.at >= 1_000) {
+      this.wanted = { at: now, value: await this.o.store.hasOutputWatcher(this.o.taskId, new Date(now)) };
+    }
+    return this.wanted.value;
   }
 
   stop(): void {

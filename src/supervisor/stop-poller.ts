@@ -1,17 +1,20 @@
 // Notices that a run must stop because of a write made by another process: a
-// Cancel recorded by another replica, or a takeover. Cancels made in this
-// process arrive at once through the event feed; this poll bounds the delay
-// for the others to `pollMs` (the Watch poll interval), at the cost of one
-// point read per running task per interval.
-import type { Task } from "../domain/task.js";
+// Cancel recorded by another replica, a takeover, a delete. Those made in this
+// process arrive at once through the event feed; this poll bounds the delay for
+// the others to `pollMs` (the Watch poll interval), at the cost of one point
+// read per running task per interval: is there an event after the run's own last?
+import { TaskNotFoundError } from "../domain/errors.js";
+import type { TaskEvent } from "../domain/task.js";
 
 export interface StopPollerOptions {
-  /** The task as stored now (undefined when it is gone). */
-  read: () => Promise<Task | undefined>;
-  token: string;
+  /**
+   * The first event after the run's own last one, if any: one written by someone else.
+   * The caller runs it between the run's own writes, never during one.
+   */
+  next: () => Promise<TaskEvent | undefined>;
   pollMs: number;
-  /** Called once, with the task as read, when it is no longer RUNNING under `token`. */
-  onStop: (task: Task | undefined) => void;
+  /** Called once: with the event another process wrote, or undefined when the task was deleted. */
+  onStop: (event: TaskEvent | undefined) => void;
   onError?: (error: unknown) => void;
 }
 
@@ -34,13 +37,16 @@ export class StopPoller {
     if (this.stopped || this.polling) return;
     this.polling = true;
     try {
-      const task = await this.o.read();
-      if (this.stopped) return;
-      if (task?.status !== "running" || task.lease?.token !== this.o.token) {
-        this.stop();
-        this.o.onStop(task);
-      }
+      const event = await this.o.next();
+      if (this.stopped || !event) return;
+      this.stop();
+      this.o.onStop(event);
     } catch (error) {
+      if (error instanceof TaskNotFoundError && !this.stopped) {
+        this.stop();
+        this.o.onStop(undefined);
+        return;
+      }
       // The lease keeper decides what an unreachable store means for the run.
       this.o.onError?.(error);
     } finally {

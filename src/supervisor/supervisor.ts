@@ -155,7 +155,14 @@ export class Supervisor {
     // time: a renewal interleaved with a commit could be lost (the MongoDB adapter renews
     // the event it read as newest, which a concurrent commit may have just superseded).
     const writes = new OneAtATime();
-    const commit = (decide: Decide) => writes.run(() => this.o.store.commit(task.id, decide));
+    // The sequence of the run's own last event: anything after it was written by someone else.
+    let own = task.sequence;
+    const commit = (decide: Decide) =>
+      writes.run(async () => {
+        const committed = await this.o.store.commit(task.id, decide);
+        own = committed.task.sequence;
+        return committed;
+      });
     if ((task.takeovers ?? 0) >= this.o.maxTakeovers) {
       // Its holders keep dying mid-run (a reply that crashes the process would do that):
       // stop here rather than take every replica down in turn.
@@ -182,16 +189,15 @@ export class Supervisor {
       onError: (error) => log.warn({ err: errorMessage(error) }, "could not renew lease"),
     });
     const poller = new StopPoller({
-      read: () => this.o.store.get(task.id),
-      token,
+      next: () => writes.run(async () => (await this.o.store.events(task.id, own, 1))[0]),
       pollMs: this.o.stopPollMs,
-      onStop: (now) =>
+      onStop: (event) =>
         controller.abort(
-          !now
+          !event
             ? new RunStopped("deleted", "the task was deleted")
-            : now.status === "cancelled"
+            : event.status === "cancelled"
               ? new RunStopped("cancelled", "cancelled by caller (seen in the store)")
-              : new RunStopped("lease_lost", "the task left RUNNING under this lease"),
+              : new RunStopped("lease_lost", `another process wrote event ${event.sequence} (${event.status})`),
         ),
     });
     const runs = task.runs ?? 1;
@@ -216,7 +222,7 @@ export class Supervisor {
           await sharer?.flush();
           await commit(checkpoint(token, progress));
           crashPoint("after_checkpoint");
-          if (sharer) void this.o.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
+          if (sharer?.wrote) void this.o.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
         },
       });
       keeper.stop();
@@ -233,7 +239,7 @@ export class Supervisor {
       sharer?.stop();
       this.o.outputs.release(task.id, OUTPUT_GRACE_MS);
       // Watchers elsewhere have had the closing event for a while by then.
-      if (sharer) setTimeout(() => void this.o.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
+      if (sharer?.wrote) setTimeout(() => void this.o.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
     }
   }
 

@@ -34,11 +34,16 @@ export interface OutputCursorOptions {
 export class OutputCursor {
   private state: State | undefined;
   private offset = 0;
+  /** Until when this watcher last told the store it wants the output (see read()). */
+  private notedUntil = 0;
 
   constructor(private readonly o: OutputCursorOptions) {}
 
   /** Reads the event at afterSequence: it tells which iteration was in flight. */
   async start(): Promise<void> {
+    // On a shared store, say at once that output is wanted: the replica running the task
+    // writes chunks only then (an iteration it flushed before this note is not sent).
+    if (this.o.store.sharesOutput) await this.noteWatcher();
     if (this.o.afterSequence === 0) return;
     const [seen] = await this.o.store.events(this.o.taskId, this.o.afterSequence - 1, 1);
     if (!seen) return;
@@ -71,6 +76,11 @@ export class OutputCursor {
     return chunk;
   }
 
+  private async noteWatcher(): Promise<void> {
+    this.notedUntil = Date.now() + WATCHER_NOTE_MS;
+    await this.o.store.noteOutputWatcher(this.o.taskId, new Date(this.notedUntil));
+  }
+
   private localLog(state: State) {
     return this.o.outputs.log(this.o.taskId, state.iterations + 1, attemptOf(state.runs, 0));
   }
@@ -79,10 +89,15 @@ export class OutputCursor {
     const local = this.localLog(state);
     if (local) return local.read(this.offset);
     if (!this.o.store.sharesOutput) return undefined;
+    // The replica that runs the task writes chunks only while someone wants them.
+    if (this.notedUntil - Date.now() < WATCHER_NOTE_MS / 2) await this.noteWatcher();
     const chunks = await this.o.store.readOutput(this.o.taskId, state.iterations + 1, attemptOf(state.runs, 0), this.offset);
     return joined(chunks, this.offset);
   }
 }
+
+/** How long a watcher's note that it wants output lasts; it is renewed at half of it. */
+const WATCHER_NOTE_MS = 15_000;
 
 function stateAfter(event: TaskEvent): State {
   return { iterations: event.iterations, status: event.status, runs: event.task.runs ?? 0 };

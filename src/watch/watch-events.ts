@@ -49,6 +49,7 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
   let last = options.afterSequence;
   let readStore = true; // first the stored events after afterSequence
   let poked = false;
+  let emptyPolls = 0;
   try {
     if (cursor) await cursor.start();
     for (;;) {
@@ -77,8 +78,12 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
           if (endsWatch(event)) return;
         }
         if (stored.length === batch) continue;
-        // Another replica may have deleted it: a shared store is asked when a poll finds nothing.
-        if (stored.length === 0 && store.sharesOutput && readStore && !(await store.get(taskId))) throw new TaskNotFoundError(taskId);
+        // Another replica may have deleted it: on a shared store, every few polls that find
+        // nothing ask whether the task still exists (a delete under way is seen at once).
+        emptyPolls = stored.length === 0 && readStore ? emptyPolls + 1 : 0;
+        if (store.sharesOutput && emptyPolls % EXISTENCE_CHECK_EVERY === 1 && !(await store.get(taskId))) {
+          throw new TaskNotFoundError(taskId);
+        }
       }
       const output = cursor && (await cursor.next());
       if (output) {
@@ -102,6 +107,9 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
     inbox.close();
   }
 }
+
+/** Polls of a shared store that find nothing, per check that the task still exists. */
+const EXISTENCE_CHECK_EVERY = 4;
 
 type Woke = "pushed" | "poked" | "timeout";
 

@@ -67,6 +67,8 @@ describe("recovery across process restarts", () => {
     expect(joinedText(output, 1)).toBe("the second attempt's answer");
     expect(storedText(resumed.events.at(-1))).toBe("the second attempt's answer");
     expect(resumed.order.indexOf("output")).toBeGreaterThan(resumed.order.indexOf("event"));
+    second.process.kill("SIGTERM"); // the next tests start their own servers on this file
+    expect(await second.exited).toBe(0);
   });
 
   it("should finish a task after SIGKILL mid-model-call, continuing from its checkpoint with dense events", async () => {

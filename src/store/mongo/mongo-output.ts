@@ -1,8 +1,10 @@
 // Output chunks on MongoDB: collection output_chunks, one document per
 // coalesced run of a running iteration's output, _id naming its place.
-// Written about once per ROOKERY_WATCH_POLL_MS per running task and removed
-// one iteration later, so the collection holds only what is streaming now.
-import type { Collection } from "mongodb";
+// Written only while a watcher on another replica wants them (output_watchers,
+// refreshed by that watcher), then about once per ROOKERY_WATCH_POLL_MS per
+// running task, and removed one iteration later: the collection holds only
+// what is streaming now to someone.
+import { MongoServerError, type Collection } from "mongodb";
 import type { OutputChunk, OutputPart } from "../../domain/output.js";
 
 export interface OutputChunkDocument {
@@ -16,8 +18,29 @@ export interface OutputChunkDocument {
   parts: OutputPart[];
 }
 
+/** _id = task id: a watcher on some replica wants its output until `until`. */
+export interface OutputWatcherDocument {
+  _id: string;
+  until: Date;
+}
+
 export class MongoOutputChunks {
-  constructor(private readonly chunks: Collection<OutputChunkDocument>) {}
+  constructor(
+    private readonly chunks: Collection<OutputChunkDocument>,
+    private readonly watchers: Collection<OutputWatcherDocument>,
+  ) {}
+
+  async noteWatcher(taskId: string, until: Date): Promise<void> {
+    await this.watchers.replaceOne({ _id: taskId }, { until }, { upsert: true }).catch((error: unknown) => {
+      // Two watchers raced to insert it (upserts are not atomic on FerretDB): theirs will do.
+      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+    });
+  }
+
+  async hasWatcher(taskId: string, now: Date): Promise<boolean> {
+    const doc = await this.watchers.findOne({ _id: taskId });
+    return Boolean(doc && doc.until > now);
+  }
 
   async createIndexes(): Promise<void> {
     await this.chunks.createIndex({ task_id: 1, iteration: 1, attempt: 1, offset: 1 }, { name: "output_by_iteration" });
@@ -54,5 +77,6 @@ export class MongoOutputChunks {
 
   async delete(taskId: string, beforeIteration?: number): Promise<void> {
     await this.chunks.deleteMany(beforeIteration === undefined ? { task_id: taskId } : { task_id: taskId, iteration: { $lt: beforeIteration } });
+    if (beforeIteration === undefined) await this.watchers.deleteOne({ _id: taskId });
   }
 }

@@ -13,6 +13,7 @@
 //                check against the task's events.
 //   request_ids  _id = owner + request_id -> task id, for idempotent Submit.
 //   output_chunks  model output of running iterations (mongo-output.ts).
+//   deletions    _id = task id, while a delete is under way (see delete()).
 //   owner_locks  _id = owner: held while a create counts the owner's active
 //                tasks (owner-lock.ts), so the active-task quota is exact.
 //
@@ -44,7 +45,7 @@ import {
 } from "./mongo-document.js";
 import { isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
-import { MongoOutputChunks, type OutputChunkDocument } from "./mongo-output.js";
+import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument } from "./mongo-output.js";
 import { crashPoint } from "../../testing/crash-points.js";
 import type { OutputChunk } from "../../domain/output.js";
 
@@ -78,12 +79,13 @@ export class MongoTaskStore implements TaskStore {
   private readonly requestIds: Collection<RequestIdDocument>;
   private readonly queue: Collection<QueueDocument>;
   private readonly locks: Collection<LockDocument>;
+  private readonly deletions: Collection<{ _id: string }>;
   private readonly output: MongoOutputChunks;
   /** Replicas share one database: a watcher may be on another process than the run. */
   readonly sharesOutput = true;
   private readonly now: () => Date;
   /** Claim candidates left from the last scan, oldest first. */
-  private candidates: string[] = [];
+  private candidates: { id: string; createdAt: Date }[] = [];
   private scanning: Promise<void> | undefined;
 
   private constructor(
@@ -96,7 +98,11 @@ export class MongoTaskStore implements TaskStore {
     this.requestIds = db.collection<RequestIdDocument>("request_ids");
     this.queue = db.collection<QueueDocument>("task_queue");
     this.locks = db.collection<LockDocument>("owner_locks");
-    this.output = new MongoOutputChunks(db.collection<OutputChunkDocument>("output_chunks"));
+    this.deletions = db.collection<{ _id: string }>("deletions");
+    this.output = new MongoOutputChunks(
+      db.collection<OutputChunkDocument>("output_chunks"),
+      db.collection<OutputWatcherDocument>("output_watchers"),
+    );
     this.now = now;
   }
 
@@ -209,7 +215,8 @@ export class MongoTaskStore implements TaskStore {
           this.taskEvents.findOne({ _id: eventId(taskId, next + i) }, { projection: { state: 0 } }),
         );
         for (const doc of await Promise.all(reads)) {
-          if (!doc || doc.deleted) return events;
+          if (!doc) return events;
+          if (doc.deleted) throw new TaskNotFoundError(taskId); // a delete is under way
           events.push(fromEventDocument(fromMongoEvent(doc)));
         }
       }
@@ -236,10 +243,12 @@ export class MongoTaskStore implements TaskStore {
       // reads rather than a query over `tasks` (a full scan on FerretDB).
       if (this.candidates.length === 0) await this.refillCandidates();
       while (this.candidates.length > 0) {
-        const id = this.candidates.shift()!;
+        const { id, createdAt } = this.candidates.shift()!;
         const current = await this.head(id);
         if (!current) {
-          await this.queue.deleteOne({ _id: id }); // a deleted task's entry
+          // Its creator has not stored the task yet (the entry comes first), or it was deleted
+          // and a writer racing the delete put the entry back: only an old entry is the latter.
+          if (this.now().getTime() - createdAt.getTime() > STALE_QUEUE_ENTRY_MS) await this.queue.deleteOne({ _id: id });
           continue;
         }
         try {
@@ -268,16 +277,16 @@ export class MongoTaskStore implements TaskStore {
   }
 
   /** Oldest claimable tasks according to the queue; each is checked against its events before claiming. */
-  private async scanCandidates(): Promise<string[]> {
+  private async scanCandidates(): Promise<{ id: string; createdAt: Date }[]> {
     const docs = await this.queue
       .find(
         { $or: [{ status: "pending" }, { status: "running", lease_expires_at: { $lte: this.now() } }] },
-        { projection: { _id: 1 } },
+        { projection: { _id: 1, created_at: 1 } },
       )
       .sort({ created_at: 1 })
       .limit(CANDIDATES_PER_SCAN)
       .toArray();
-    return docs.map((d) => d._id);
+    return docs.map((d) => ({ id: d._id, createdAt: d.created_at }));
   }
 
   async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
@@ -300,6 +309,14 @@ export class MongoTaskStore implements TaskStore {
 
   async readOutput(taskId: string, iteration: number, minAttempt: number, from: number): Promise<OutputChunk[]> {
     return this.guard(() => this.output.read(taskId, iteration, minAttempt, from));
+  }
+
+  async noteOutputWatcher(taskId: string, until: Date): Promise<void> {
+    await this.guard(() => this.output.noteWatcher(taskId, until));
+  }
+
+  async hasOutputWatcher(taskId: string, now: Date): Promise<boolean> {
+    return this.guard(() => this.output.hasWatcher(taskId, now));
   }
 
   async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
@@ -326,25 +343,26 @@ export class MongoTaskStore implements TaskStore {
   async purgeable(now: Date, limit: number): Promise<string[]> {
     return this.guard(async () => {
       const due = await this.tasks.find({ purge_at: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
-      const halfDeleted = await this.taskEvents.find({ deleted: true }, { projection: { task_id: 1 } }).limit(limit).toArray();
-      return [...new Set([...halfDeleted.map((d) => d.task_id), ...due.map((d) => d._id)])];
+      const halfDeleted = await this.deletions.find({}).limit(limit).toArray();
+      return [...new Set([...halfDeleted.map((d) => d._id), ...due.map((d) => d._id)])];
     });
   }
 
   /**
    * The commit point of a delete is a tombstone inserted as the task's next event: no
    * writer can add an event after it, and every read stops at it (the task is gone). The
-   * task's documents are removed after it, the tombstone last; one left behind by a crash
-   * is found by purgeable() and the removal finished.
+   * task's documents are removed after it, the tombstone last. A `deletions` entry is
+   * written first and removed at the very end, so that a delete cut short by a crash is
+   * found by purgeable() (without scanning the events) and finished.
    */
   async delete(id: string): Promise<boolean> {
     return this.guard(async () => {
+      const unfinished = Boolean(await this.deletions.findOne({ _id: id }));
+      if (!unfinished && !(await this.head(id))) return false;
+      await this.insertIgnoringDuplicate(this.deletions, { _id: id });
       for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
         const current = await this.head(id);
-        if (!current) {
-          if (!(await this.taskEvents.findOne({ task_id: id, deleted: true }))) return false;
-          break; // deleted before, not finished: finish it
-        }
+        if (!current) break; // tombstoned already: a delete cut short
         const sequence = current.task.sequence + 1;
         const tombstone = { _id: eventId(id, sequence), task_id: id, sequence, deleted: true } as unknown as MongoEventDocument;
         if (await this.insertIgnoringDuplicate(this.taskEvents, tombstone)) break;
@@ -357,6 +375,7 @@ export class MongoTaskStore implements TaskStore {
       crashPoint("during_purge");
       await this.taskEvents.deleteMany({ task_id: id, deleted: { $ne: true } });
       await this.taskEvents.deleteMany({ task_id: id });
+      await this.deletions.deleteOne({ _id: id });
       return true;
     });
   }
@@ -469,6 +488,8 @@ const isQueued = (task: Task) => task.status === "pending" || task.status === "r
 
 const MAX_EVENT_WINDOW = 32;
 const CANDIDATES_PER_SCAN = 64;
+/** A queue entry whose task has had no view for this long belongs to a deleted task. */
+const STALE_QUEUE_ENTRY_MS = 60_000;
 
 /** Events sort by _id within a task: the sequence is zero-padded. */
 function eventId(taskId: string, sequence: number): string {

@@ -252,6 +252,13 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.output.read(taskId, iteration, minAttempt, from));
   }
 
+  /** One process per file: no watcher is ever elsewhere. */
+  async noteOutputWatcher(): Promise<void> {}
+
+  async hasOutputWatcher(): Promise<boolean> {
+    return false;
+  }
+
   async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
     this.guard(() => this.output.delete(taskId, beforeIteration));
   }
