@@ -177,9 +177,12 @@ export class Supervisor {
       return;
     }
     // At the deadline the in-flight model call is aborted and the task FAILS with TIMEOUT.
-    const deadline = task.deadline
-      ? setTimeout(() => controller.abort(new RunStopped("timeout", passedDeadline(task, task.deadline!)!.error)), task.deadline.getTime() - Date.now())
-      : undefined;
+    // (A deadline further off than setTimeout can wait, ~24.8 days, is left to the run's end.)
+    const untilDeadline = task.deadline ? task.deadline.getTime() - Date.now() : Infinity;
+    const deadline =
+      untilDeadline <= MAX_TIMER_MS
+        ? setTimeout(() => controller.abort(new RunStopped("timeout", passedDeadline(task, task.deadline!)!.error)), untilDeadline)
+        : undefined;
     deadline?.unref();
     const keeper = new LeaseKeeper({
       renew: (expiresAt) => writes.run(() => this.o.store.renewLease(task.id, token, expiresAt)),
@@ -268,6 +271,9 @@ export class Supervisor {
     }
   }
 }
+
+/** The longest delay setTimeout honours (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How long a finished run's output stays readable, for watchers still catching up with it. */
 const OUTPUT_GRACE_MS = 30_000;
