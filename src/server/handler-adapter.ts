@@ -1,13 +1,22 @@
 // What both listeners share: run one handler with a CallContext and turn
 // whatever it throws into the one wire error (ConnectError), logging the
 // unexpected ones. Nothing here knows which transport is calling.
-import type { ConnectError } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import type { CallContext } from "../api/call-context.js";
 import { isUnexpected, toConnectError } from "../api/error-codes.js";
 import type { TaskService } from "../api/task-service.js";
 import type { Logger } from "../logger.js";
 
 export type UnaryMethod = "submit" | "get" | "list" | "resume" | "cancel" | "delete";
+
+/** The calls that change a task: each is logged, done or refused. */
+const CHANGES = new Set<UnaryMethod>(["submit", "resume", "cancel", "delete"]);
+
+/** The task a call was about: the one it answered with, else the id it named. */
+function taskIdOf(response: unknown, request: unknown): string | undefined {
+  const fromResponse = (response as { task?: { id?: string } } | undefined)?.task?.id;
+  return fromResponse ?? ((request as { id?: string } | undefined)?.id || undefined);
+}
 
 /** Authenticates the `authorization` header; returns the principal or throws UnauthenticatedError. */
 export type Authenticate = (authorization: string | undefined) => string;
@@ -34,11 +43,21 @@ export class HandlerAdapter {
   }
 
   async unary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {
+    let key: string | undefined;
     try {
       const handler = this.o.service[method].bind(this.o.service) as (r: unknown, c: CallContext) => Promise<unknown>;
-      return await handler(request, context());
+      const ctx = context();
+      key = ctx.principal;
+      const response = await handler(request, ctx);
+      // A line per change a caller makes, with the task and the key that made it.
+      if (CHANGES.has(method)) this.o.logger.info({ method, taskId: taskIdOf(response, request), key }, `${method} done`);
+      return response;
     } catch (error) {
-      throw this.wireError(method, error);
+      const wire = this.wireError(method, error);
+      if (CHANGES.has(method)) {
+        this.o.logger.info({ method, taskId: taskIdOf(undefined, request), key, code: Code[wire.code], why: wire.rawMessage }, `${method} refused`);
+      }
+      throw wire;
     }
   }
 
