@@ -4,7 +4,8 @@
 // replies carry no output and the watchers ask for none (today's stream), and
 // each reply streams OUTPUT_PIECES pieces of text 1 ms apart to watchers with
 // include_output. Latency is commit to arrival of the events (their time
-// stamp), p50/p99 over every event every watcher received; median of 3 rounds.
+// stamp), p50/p99 over every event every watcher received; median of 5 rounds,
+// the two modes in alternating order.
 // Run: npx tsx bench/watch-output-latency.ts [coalesce ms, default the server's 50]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,7 +20,9 @@ const TASKS = 16;
 const WATCHERS = 100;
 const PACE = { events: 30, gapMs: 100 };
 const OUTPUT_PIECES = 20;
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+// Five rounds, the two modes in alternating order (the first run of a round also warms the
+// server up): rounds in a fixed order measured the order as much as the output.
+const ROUNDS = 5;
 
 async function latencies(server: ChildServer, provider: Ready, withOutput: boolean, round: number): Promise<number[]> {
   const pieces = withOutput ? OUTPUT_PIECES : 0;
@@ -57,8 +60,10 @@ const server = await startChildServer({
 
 const rows = { without: { p50: [] as number[], p99: [] as number[] }, with: { p50: [] as number[], p99: [] as number[] }, ratio: [] as number[] };
 for (let round = 1; round <= ROUNDS; round++) {
-  const without = await latencies(server, provider, false, round);
-  const withOutput = await latencies(server, provider, true, round);
+  const withFirst = round % 2 === 0;
+  const first = await latencies(server, provider, withFirst, round);
+  const second = await latencies(server, provider, !withFirst, round);
+  const [withOutput, without] = withFirst ? [first, second] : [second, first];
   rows.without.p50.push(percentile(without, 50));
   rows.without.p99.push(percentile(without, 99));
   rows.with.p50.push(percentile(withOutput, 50));
