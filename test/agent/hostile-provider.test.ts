@@ -1,13 +1,10 @@
 // A provider's reply is untrusted input: nothing it sends may take the server
 // down. Odd or hostile streams fail the task with a clear error, the process
 // stays up, and a task whose runs keep dying is failed instead of claimed forever.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
-import { startChildServer, type ChildServer } from "../support/child-server.js";
-import { FakeOpenAI, type FakeReply } from "../support/fake-openai.js";
+import { childServersOnOneFile } from "../support/child-server.js";
+import type { FakeOpenAI, FakeReply } from "../support/fake-openai.js";
 import { collectEvents, expectDense, startHarness, type Harness } from "../support/harness.js";
 
 const chunk = (choices: unknown, extra: object = {}) => ({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices, ...extra });
@@ -16,32 +13,14 @@ const NO_CHOICES: FakeReply = {
 };
 
 describe("a provider that sends no choices", () => {
+  const servers = childServersOnOneFile("hostile-provider", { ROOKERY_MODEL_MAX_RETRIES: "1" });
+  const start = servers.start;
   let fake: FakeOpenAI;
-  let dir: string;
-  const children: ChildServer[] = [];
-  const start = async (env: Record<string, string> = {}) => {
-    const child = await startChildServer({
-      ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
-      OPENAI_BASE_URL: fake.baseURL,
-      OPENAI_API_KEY: "test-key",
-      ROOKERY_POLL_MS: "50",
-      ROOKERY_WATCH_POLL_MS: "50",
-      ROOKERY_MODEL_MAX_RETRIES: "1",
-      ...env,
-    });
-    children.push(child);
-    return child;
-  };
-
   beforeAll(async () => {
-    fake = await FakeOpenAI.start();
-    dir = mkdtempSync(join(tmpdir(), "rookery-hostile-provider-"));
+    await servers.setUp();
+    fake = servers.fake;
   });
-  afterAll(async () => {
-    for (const c of children) c.process.kill("SIGKILL");
-    await fake.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => servers.tearDown());
 
   it("should fail the task with a clear error and keep the server process running", async () => {
     fake.respond((c) => (c.prompt === "no choices" ? NO_CHOICES : { content: "fine" }));

@@ -80,7 +80,7 @@ describeWithMongo("replicas sharing one MongoDB", () => {
           ? { content: "Computing.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
           : { content: answer, pieceSize: 8, paceMs: 20 },
     );
-    const runner = await replica("key-a", { ROOKERY_LEASE_MS: "30000" });
+    await replica("key-a", { ROOKERY_LEASE_MS: "30000" }); // runs the task
     const api = await replica("key-b", { ROOKERY_LEASE_MS: "30000", ROOKERY_CONCURRENCY: "0" });
     const { task } = await api.client.submit({ prompt: "stream elsewhere" });
     const w = await watchOutput(api.client, task!.id);

@@ -1,41 +1,21 @@
 // Crash and restart with real processes: SIGKILL loses nothing acknowledged
 // and the task continues from its checkpoint; SIGTERM hands tasks back at once.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
-import { startChildServer, type ChildServer } from "../support/child-server.js";
-import { FakeOpenAI } from "../support/fake-openai.js";
+import { childServersOnOneFile } from "../support/child-server.js";
+import type { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense, waitForStatus } from "../support/harness.js";
 import { joinedText, storedText, watchOutput } from "../support/watch-output.js";
 
 describe("recovery across process restarts", () => {
+  const servers = childServersOnOneFile("restart");
+  const start = servers.start;
   let fake: FakeOpenAI;
-  let dir: string;
-  const children: ChildServer[] = [];
-  const start = async (env: Record<string, string>) => {
-    const child = await startChildServer({
-      ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
-      OPENAI_BASE_URL: fake.baseURL,
-      OPENAI_API_KEY: "test-key",
-      ROOKERY_POLL_MS: "50",
-      ROOKERY_WATCH_POLL_MS: "50",
-      ...env,
-    });
-    children.push(child);
-    return child;
-  };
-
   beforeAll(async () => {
-    fake = await FakeOpenAI.start();
-    dir = mkdtempSync(join(tmpdir(), "rookery-restart-"));
+    await servers.setUp();
+    fake = servers.fake;
   });
-  afterAll(async () => {
-    for (const c of children) c.process.kill("SIGKILL");
-    await fake.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => servers.tearDown());
 
   it("should stream the new attempt's output after SIGKILL mid-iteration and a restart, and store that attempt's text", async () => {
     let crashed = false;

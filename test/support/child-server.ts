@@ -1,11 +1,15 @@
 // Runs `rookery serve` as a child process (for SIGKILL / SIGTERM tests) and
 // learns its ports from the "rookery ready" log line.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
+import { FakeOpenAI } from "./fake-openai.js";
 import type { TaskClient } from "./harness.js";
 
 export interface ChildServer {
@@ -62,4 +66,39 @@ export async function startChildServer(env: Record<string, string>): Promise<Chi
     logs,
     exited,
   };
+}
+
+/**
+ * The child servers of one suite: one SQLite file, one FakeOpenAI, fast polls.
+ * setUp() before the suite, tearDown() after it (SIGKILLs whatever still runs).
+ */
+export function childServersOnOneFile(name: string, defaults: Record<string, string> = {}) {
+  let dir = "";
+  const children: ChildServer[] = [];
+  const suite = {
+    fake: undefined as unknown as FakeOpenAI,
+    async setUp(): Promise<void> {
+      suite.fake = await FakeOpenAI.start();
+      dir = mkdtempSync(join(tmpdir(), `rookery-${name}-`));
+    },
+    async start(env: Record<string, string> = {}): Promise<ChildServer> {
+      const child = await startChildServer({
+        ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
+        OPENAI_BASE_URL: suite.fake.baseURL,
+        OPENAI_API_KEY: "test-key",
+        ROOKERY_POLL_MS: "50",
+        ROOKERY_WATCH_POLL_MS: "50",
+        ...defaults,
+        ...env,
+      });
+      children.push(child);
+      return child;
+    },
+    async tearDown(): Promise<void> {
+      for (const c of children) c.process.kill("SIGKILL");
+      await suite.fake.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return suite;
 }
