@@ -10,6 +10,7 @@ import {
   commitTransition,
   complete,
   createTask,
+  passedDeadline,
   release,
   requireInput,
   resume,
@@ -94,6 +95,24 @@ describe("the transition table", () => {
     expect(allows("cancel", "completed")).toBe(false);
     expect(allows("resume", "pending")).toBe(false);
     expect(allows("claim", "input_required")).toBe(false);
+  });
+});
+
+describe("passedDeadline()", () => {
+  const later = (ms: number) => new Date(t0.getTime() + ms);
+  const queued = () => createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "", queueTimeoutMs: 1_000, timeoutMs: 5_000 }, t0).task;
+
+  it("should see a queue deadline pass while PENDING, and the deadline in any status", () => {
+    expect(passedDeadline(queued(), later(999))).toBeUndefined();
+    expect(passedDeadline(queued(), later(1_000))?.code).toBe("queue_timeout");
+    expect(passedDeadline(queued(), later(5_000))?.code).toBe("timeout");
+  });
+
+  it("should judge a claimed task's queue deadline at the time of its claim, not later", () => {
+    const inTime = apply(queued(), claim("w", 60_000), later(500));
+    expect(passedDeadline(inTime, later(3_000))).toBeUndefined();
+    const tooLate = apply(queued(), claim("w", 60_000), later(2_000)); // e.g. claimed on restart after a downtime
+    expect(passedDeadline(tooLate, later(2_000))?.code).toBe("queue_timeout");
   });
 });
 

@@ -224,8 +224,8 @@ export function claim(owner: string, leaseMs: number, token: string = randomUUID
       }
       const lease = { token, owner, expiresAt: new Date(now.getTime() + leaseMs) };
       const takeovers = t.status === "running" ? (t.takeovers ?? 0) + 1 : 0;
-      const { queueDeadline: _q, ...claimed } = t;
-      return { task: { ...claimed, status: "running", lease, runs: (t.runs ?? 0) + 1, ...(takeovers > 0 ? { takeovers } : {}) } };
+      // The queue deadline stays: the run checks it against the claim's time (passedDeadline).
+      return { task: { ...t, status: "running", lease, runs: (t.runs ?? 0) + 1, ...(takeovers > 0 ? { takeovers } : {}) } };
     },
   };
 }
@@ -281,12 +281,16 @@ export function fail(token: string, error: string, code: ErrorCode, progress?: P
   };
 }
 
-/** The deadline that a task not held by a run has passed at `now`, if any. */
+/**
+ * The deadline a task has passed at `now`, if any: its deadline; and its queue deadline
+ * while PENDING, or, for a task just claimed (RUNNING), at the time of the claim.
+ */
 export function passedDeadline(t: Task, now: Date): { code: "timeout" | "queue_timeout"; error: string } | undefined {
   if (t.deadline && t.deadline <= now) {
     return { code: "timeout", error: `the task passed its deadline (${t.deadline.toISOString()}) before it ended; Resume with a timeout to continue` };
   }
-  if (t.status === "pending" && t.queueDeadline && t.queueDeadline <= now) {
+  const waitedUntil = t.status === "pending" ? now : t.status === "running" ? t.updatedAt : undefined;
+  if (t.queueDeadline && waitedUntil && t.queueDeadline <= waitedUntil) {
     return { code: "queue_timeout", error: `no worker claimed the task before its queue deadline (${t.queueDeadline.toISOString()})` };
   }
   return undefined;
