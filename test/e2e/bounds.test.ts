@@ -141,6 +141,7 @@ function describeBounds(name: string, make: () => StoreUnderTest, describeIt: (n
       try {
         const after = await collectEvents(again.grpc, offline!.id);
         expect(after.at(-1)?.task).toMatchObject({ status: TaskStatus.FAILED, errorCode: TaskErrorCode.QUEUE_TIMEOUT });
+        expect(fake.callsFor("queued while down")).toHaveLength(0);
       } finally {
         await again.close();
         await alone.cleanup();
