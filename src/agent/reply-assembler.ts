@@ -5,6 +5,7 @@
 // anything but a ModelCallError. (The SDK's own ChatCompletionStream helper
 // throws from a detached promise when no chunk carries a choice, which killed
 // the process; reading the raw chunks here avoids that helper altogether.)
+import type { ToolCallPiece } from "../domain/output.js";
 import type { ToolCall, Usage } from "../domain/task.js";
 import { MalformedResponseError, ReplyTooLargeError } from "./model-errors.js";
 
@@ -17,10 +18,10 @@ export interface ModelReply {
   finishReason?: string;
 }
 
-/** What one chunk added: assistant text, and tool-call argument text by call. */
+/** What one chunk added: assistant text, and pieces of tool calls (the stream's own output parts). */
 export interface ReplyDelta {
   text: string;
-  toolCalls: { index: number; id?: string; name?: string; arguments: string }[];
+  toolCalls: ToolCallPiece[];
 }
 
 interface PartialCall {
@@ -94,7 +95,7 @@ export class ReplyAssembler {
     };
   }
 
-  private addToolCall(raw: unknown): ReplyDelta["toolCalls"][number] {
+  private addToolCall(raw: unknown): ToolCallPiece {
     if (!isObject(raw)) throw this.malformed("a tool call delta is not an object");
     const index = raw.index ?? 0;
     if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= MAX_TOOL_CALLS) {
@@ -105,7 +106,7 @@ export class ReplyAssembler {
       call = { id: "", name: "", arguments: "" };
       this.calls.set(index, call);
     }
-    const out: ReplyDelta["toolCalls"][number] = { index, arguments: "" };
+    const out: ToolCallPiece = { index, arguments: "" };
     if (raw.id !== undefined && raw.id !== null) {
       if (typeof raw.id !== "string" || raw.id.length > 256) throw this.malformed("a tool call id is not a string of at most 256 characters");
       call.id = raw.id;

@@ -280,18 +280,7 @@ const OUTPUT_GRACE_MS = 30_000;
 
 /** What one streamed chunk added, as output parts: text first, then tool-call pieces. */
 function outputParts(delta: ReplyDelta): OutputPart[] {
-  const parts: OutputPart[] = delta.text ? [{ text: delta.text }] : [];
-  for (const c of delta.toolCalls) {
-    parts.push({
-      call: {
-        index: c.index,
-        ...(c.id !== undefined ? { id: c.id } : {}),
-        ...(c.name !== undefined ? { name: c.name } : {}),
-        arguments: c.arguments,
-      },
-    });
-  }
-  return parts;
+  return [...(delta.text ? [{ text: delta.text }] : []), ...delta.toolCalls.map((call) => ({ call }))];
 }
 
 function takeoverFailure(takeovers: number, max: number): string {
