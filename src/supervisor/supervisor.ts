@@ -223,6 +223,7 @@ export class Supervisor {
         checkpoint: async (progress) => {
           // Output first: a watcher on another replica that sees the event finds all of it stored.
           await sharer?.flush();
+          this.o.outputs.settle(task.id);
           await commit(checkpoint(token, progress));
           crashPoint("after_checkpoint");
           if (sharer?.wrote) void this.o.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);

@@ -53,6 +53,15 @@ export class OutputFeed {
     }, afterMs).unref();
   }
 
+  /**
+   * The iteration's reply is complete and its event is being committed: its watchers get
+   * the rest just before that event, so the pending wake-up would only wake them for nothing.
+   */
+  settle(taskId: string): void {
+    clearTimeout(this.timers.get(taskId));
+    this.timers.delete(taskId);
+  }
+
   /** Calls `listener` (coalesced) when the task has new output; returns the unsubscribe function. */
   subscribe(taskId: string, listener: () => void): () => void {
     let set = this.listeners.get(taskId);
