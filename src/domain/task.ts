@@ -1,5 +1,6 @@
 // The task record as the service sees it: the BackgroundTask fields of the
 // Rust runtime plus lease, labels, idempotency key, owner and usage.
+import type { WebhookConfig } from "./webhooks.js";
 
 export const TASK_STATUSES = [
   "pending",
@@ -139,6 +140,8 @@ export interface Task {
   queueTimeoutMs?: number;
   /** Kept this long after it ends, then deleted; kept for ever when unset. */
   retentionMs?: number;
+  /** Where its transitions are posted (see webhooks.ts). */
+  webhook?: WebhookConfig;
   /** When a terminal task is deleted: the end plus retentionMs. */
   purgeAt?: Date;
 }

@@ -3,6 +3,7 @@
 // event sequence and builds the event. Store adapters call it inside their
 // atomic read-check-write, so a refused transition writes nothing.
 import { randomUUID } from "node:crypto";
+import { deliveryFor, type WebhookConfig, type WebhookDelivery } from "./webhooks.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -104,6 +105,13 @@ export interface Decide {
 export interface Committed {
   task: Task;
   event: TaskEvent;
+  /** The webhook delivery the event causes: written in the same commit. */
+  delivery?: WebhookDelivery;
+}
+
+function committed(task: Task, event: TaskEvent): Committed {
+  const delivery = deliveryFor(task, event);
+  return { task, event, ...(delivery ? { delivery } : {}) };
 }
 
 /**
@@ -123,7 +131,7 @@ export function commitTransition(current: Task, decide: Decide, now: Date): Comm
   if (next.status !== rule.to) throw new Error(`${decide.verb} must lead to ${rule.to}, not ${next.status}`);
   const kind: TaskEventKind = decide.verb === "checkpoint" ? "iteration_checkpointed" : "status_changed";
   const task: Task = withPurgeTime({ ...next, updatedAt: now, sequence: current.sequence + 1 }, now);
-  return { task, event: makeEvent(task, kind, current.status, now, messages) };
+  return committed(task, makeEvent(task, kind, current.status, now, messages));
 }
 
 /** A terminal task is purged retentionMs after it ends; a task that is not terminal is not purged. */
@@ -161,6 +169,7 @@ export interface NewTask {
   timeoutMs?: number;
   queueTimeoutMs?: number;
   retentionMs?: number;
+  webhook?: WebhookConfig;
 }
 
 /** The event that records a task's creation, rebuilt from the task as first stored. */
@@ -200,8 +209,9 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
     ...(input.timeoutMs ? { deadline: new Date(now.getTime() + input.timeoutMs) } : {}),
     ...(input.queueTimeoutMs ? { queueTimeoutMs: input.queueTimeoutMs, queueDeadline: new Date(now.getTime() + input.queueTimeoutMs) } : {}),
     ...(input.retentionMs !== undefined ? { retentionMs: input.retentionMs } : {}),
+    ...(input.webhook ? { webhook: input.webhook } : {}),
   };
-  return { task, event: makeEvent(task, "status_changed", undefined, now, openingMessages(task)) };
+  return committed(task, makeEvent(task, "status_changed", undefined, now, openingMessages(task)));
 }
 
 /** The task without the outcome of its last run; a run that ended also ends any run of takeovers. */

@@ -1,6 +1,7 @@
 // Decorates a TaskStore so that every committed event is published to the
 // in-process EventFeed, whoever wrote it (API handler or supervisor).
 import type { OutputChunk } from "../domain/output.js";
+import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "./task-store.js";
@@ -41,6 +42,9 @@ export class PublishingStore implements TaskStore {
   deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
   expired = (now: Date, limit: number) => this.inner.expired(now, limit);
   purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);
+  dueDeliveries = (now: Date, limit: number, leaseMs: number) => this.inner.dueDeliveries(now, limit, leaseMs);
+  recordDelivery = (delivery: WebhookDelivery) => this.inner.recordDelivery(delivery);
+  deliveries = (taskId: string) => this.inner.deliveries(taskId);
   ping = () => this.inner.ping();
 
   /** Deletes, then tells this process's watchers and runs of the task that it is gone. */

@@ -37,6 +37,7 @@ export interface TaskDocument {
   queue_timeout_ms?: number;
   retention_ms?: number;
   purge_at?: Date;
+  webhook?: { url: string; statuses: Task["status"][] };
 }
 
 interface MessageDocument {
@@ -118,6 +119,7 @@ export function toTaskDocument(t: Task): TaskDocument {
     queue_timeout_ms: t.queueTimeoutMs,
     retention_ms: t.retentionMs,
     purge_at: t.purgeAt,
+    webhook: t.webhook && { url: t.webhook.url, statuses: t.webhook.statuses },
   });
 }
 
@@ -161,6 +163,7 @@ export function fromTaskDocument(d: TaskDocument): Task {
     queueTimeoutMs: d.queue_timeout_ms ?? undefined,
     retentionMs: d.retention_ms ?? undefined,
     purgeAt: d.purge_at ? date(d.purge_at) : undefined,
+    webhook: d.webhook ? { url: d.webhook.url, statuses: d.webhook.statuses } : undefined,
   });
 }
 

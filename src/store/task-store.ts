@@ -3,6 +3,7 @@
 import type { Committed, Decide } from "../domain/transitions.js";
 import type { OutputChunk } from "../domain/output.js";
 import type { Task, TaskEvent, TaskStatus } from "../domain/task.js";
+import type { WebhookDelivery } from "../domain/webhooks.js";
 
 export interface ListQuery {
   /** Only this owner's tasks; undefined means every owner's. */
@@ -64,6 +65,21 @@ export interface TaskStore {
   hasOutputWatcher(taskId: string, now: Date): Promise<boolean>;
   /** Removes the task's chunks of iterations before `beforeIteration` (every one when undefined). */
   deleteOutput(taskId: string, beforeIteration?: number): Promise<void>;
+  /**
+   * Webhook deliveries due at `now`, at most `limit`, of each task only its lowest-sequence
+   * PENDING one (a task's deliveries go out in order). Each is held for `leaseMs` (its
+   * nextAttemptAt moves there) so no other sender takes it meanwhile; if its sender dies
+   * it falls due again. Deliveries are written by create() and commit() with the event
+   * that causes them (Committed.delivery), in the same atomic write.
+   */
+  dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]>;
+  /**
+   * Stores an attempt's outcome. A delivery stopped by a 410 stops the task's other pending
+   * deliveries, and those its later events cause are stored stopped.
+   */
+  recordDelivery(delivery: WebhookDelivery): Promise<void>;
+  /** The task's deliveries, by sequence. */
+  deliveries(taskId: string): Promise<WebhookDelivery[]>;
   /** Ids of PENDING and INPUT_REQUIRED tasks a deadline of which has passed at `now` (see passedDeadline). */
   expired(now: Date, limit: number): Promise<string[]>;
   /** Ids of tasks to delete at `now`: terminal ones past their purge time, and any left half-deleted. */

@@ -14,6 +14,7 @@ import {
   type NewTask,
 } from "../../src/domain/transitions.js";
 import type { TaskStore } from "../../src/store/task-store.js";
+import { afterAttempt, DEFAULT_WEBHOOK_STATUSES } from "../../src/domain/webhooks.js";
 
 export interface StoreHarness {
   store: TaskStore;
@@ -314,6 +315,88 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(await store.readOutput("t1", 2, 0, 0)).toHaveLength(1);
         await store.deleteOutput("t1");
         expect(await store.readOutput("t1", 2, 0, 0)).toEqual([]);
+      });
+    });
+
+    describe("webhook deliveries", () => {
+      const webhook = { url: "https://hooks.example/t", statuses: DEFAULT_WEBHOOK_STATUSES };
+      const policy = { baseDelayMs: 10_000, maxDelayMs: 60_000, horizonMs: 3_600_000 };
+      const soon = () => new Date(Date.now() + 1_000);
+
+      it("should store a delivery with the event that causes it, and none for statuses not asked for", async () => {
+        const { task, delivery: created } = await store.create(draft({ webhook }));
+        expect(created).toBeUndefined(); // PENDING is not among the default statuses
+        const { event, delivery } = await store.commit(task.id, cancel("stop"));
+        expect(delivery).toMatchObject({ taskId: task.id, sequence: event.sequence, status: "cancelled", previousStatus: "pending", state: "pending" });
+        expect((await store.deliveries(task.id)).map((d) => [d.id, d.sequence, d.status])).toEqual([[delivery!.id, 2, "cancelled"]]);
+        const plain = await store.create(draft());
+        await store.commit(plain.task.id, cancel("stop"));
+        expect(await store.deliveries(plain.task.id)).toEqual([]);
+      });
+
+      it("should write no delivery when the transition that would cause it is refused", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        await store.commit(task.id, cancel(""));
+        await expect(store.commit(task.id, cancel(""))).rejects.toBeInstanceOf(FailedPreconditionError);
+        expect(await store.deliveries(task.id)).toHaveLength(1);
+      });
+
+      it("should keep exactly one delivery, the winner's, when 10 transitions that cause one race on a task", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store.commit(task.id, cancel(`racer ${i}`))));
+        const winner = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+        expect(winner).toHaveLength(1);
+        const deliveries = await store.deliveries(task.id);
+        expect(deliveries.map((d) => [d.id, d.task.error])).toEqual([[winner[0]!.delivery!.id, winner[0]!.task.error]]);
+        expect((await store.dueDeliveries(soon(), 10, 30_000)).map((d) => d.id)).toEqual([winner[0]!.delivery!.id]);
+      });
+
+      it("should hand out a task's deliveries one at a time, in sequence order, each held for its lease", async () => {
+        const all = { webhook: { ...webhook, statuses: [...DEFAULT_WEBHOOK_STATUSES, "pending" as const, "running" as const] } };
+        const { task } = await store.create(draft(all));
+        await store.claimNext(claim("w", 60_000, "token"));
+        await store.commit(task.id, complete("token", "done", progress(task, 1)));
+        const first = await store.dueDeliveries(soon(), 10, 30_000);
+        expect(first.map((d) => [d.sequence, d.status])).toEqual([[1, "pending"]]);
+        expect(await store.dueDeliveries(soon(), 10, 30_000)).toEqual([]); // held; the next waits behind it
+        await store.recordDelivery(afterAttempt(first[0]!, { kind: "delivered", statusCode: 204 }, new Date(), policy));
+        const second = await store.dueDeliveries(soon(), 10, 30_000);
+        expect(second.map((d) => [d.sequence, d.status])).toEqual([[2, "running"]]);
+        const retried = afterAttempt(second[0]!, { kind: "refused", statusCode: 500, error: "HTTP 500" }, new Date(), policy);
+        await store.recordDelivery(retried);
+        expect(await store.dueDeliveries(soon(), 10, 30_000)).toEqual([]); // backing off, and the third waits
+        const later = await store.dueDeliveries(new Date(Date.now() + 20_000), 10, 30_000);
+        expect(later.map((d) => [d.id, d.attempts, d.lastStatusCode])).toEqual([[second[0]!.id, 1, 500]]);
+        const states = (await store.deliveries(task.id)).map((d) => [d.sequence, d.state]);
+        expect(states).toEqual([[1, "delivered"], [2, "pending"], [3, "pending"]]);
+        expect((await store.deliveries(task.id))[2]!.task).toMatchObject({ status: "completed", result: "done" });
+      });
+
+      it("should let a delivery whose sender died fall due again once its hold has passed", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        await store.commit(task.id, cancel(""));
+        const [taken] = await store.dueDeliveries(soon(), 10, 2_000);
+        expect(await store.dueDeliveries(soon(), 10, 2_000)).toEqual([]);
+        const again = await store.dueDeliveries(new Date(Date.now() + 5_000), 10, 2_000);
+        expect(again.map((d) => d.id)).toEqual([taken!.id]);
+      });
+
+      it("should stop the task's pending and later deliveries after a 410", async () => {
+        const { task } = await store.create(draft({ webhook: { ...webhook, statuses: ["running", "input_required", "cancelled"] } }));
+        await store.claimNext(claim("w", 60_000, "token"));
+        await store.commit(task.id, cancel("")); // two pending now: RUNNING and CANCELLED
+        const [first] = await store.dueDeliveries(soon(), 10, 30_000);
+        await store.recordDelivery(afterAttempt(first!, { kind: "gone", statusCode: 410 }, new Date(), policy));
+        expect((await store.deliveries(task.id)).map((d) => [d.sequence, d.state])).toEqual([[2, "stopped"], [3, "stopped"]]);
+        expect(await store.dueDeliveries(new Date(Date.now() + 60_000), 10, 30_000)).toEqual([]);
+      });
+
+      it("should delete a task's deliveries with the task", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        await store.commit(task.id, cancel(""));
+        await store.delete(task.id);
+        expect(await store.deliveries(task.id)).toEqual([]);
+        expect(await store.dueDeliveries(soon(), 10, 30_000)).toEqual([]);
       });
     });
 

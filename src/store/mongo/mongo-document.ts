@@ -31,6 +31,8 @@ export interface MongoEventDocument extends Omit<EventDocument, "task"> {
   state?: MongoTaskDocument;
   /** Set on a tombstone: the task is being deleted (see MongoTaskStore.delete). */
   deleted?: true;
+  /** The webhook delivery this event causes (see mongo-webhooks.ts). */
+  delivery_id?: string;
 }
 
 export const labelPair = (key: string, value: string) => `${key}=${value}`;
@@ -63,6 +65,6 @@ export function toMongoEvent(id: string, doc: EventDocument, state?: TaskDocumen
 }
 
 export function fromMongoEvent(doc: MongoEventDocument): EventDocument {
-  const { _id: _ignored, state: _state, ...rest } = doc;
+  const { _id: _ignored, state: _state, delivery_id: _delivery, ...rest } = doc;
   return { ...rest, task: fromMongoTask(doc.task) };
 }

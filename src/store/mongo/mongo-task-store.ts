@@ -46,6 +46,8 @@ import {
 import { isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument } from "./mongo-output.js";
+import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "./mongo-webhooks.js";
+import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
 import { crashPoint } from "../../testing/crash-points.js";
 import type { OutputChunk } from "../../domain/output.js";
 
@@ -81,6 +83,7 @@ export class MongoTaskStore implements TaskStore {
   private readonly locks: Collection<LockDocument>;
   private readonly deletions: Collection<{ _id: string }>;
   private readonly output: MongoOutputChunks;
+  private readonly webhooks: MongoWebhookDeliveries;
   /** Replicas share one database: a watcher may be on another process than the run. */
   readonly sharesOutput = true;
   private readonly now: () => Date;
@@ -102,6 +105,12 @@ export class MongoTaskStore implements TaskStore {
     this.output = new MongoOutputChunks(
       db.collection<OutputChunkDocument>("output_chunks"),
       db.collection<OutputWatcherDocument>("output_watchers"),
+    );
+    this.webhooks = new MongoWebhookDeliveries(
+      db.collection<MongoDeliveryDocument>("webhook_deliveries"),
+      db.collection<{ _id: string }>("webhook_gone"),
+      this.taskEvents,
+      eventId,
     );
     this.now = now;
   }
@@ -138,6 +147,7 @@ export class MongoTaskStore implements TaskStore {
     // command names several indexes that already exist (every restart does).
     for (const [key, name] of taskIndexes) await this.tasks.createIndex(key, { name });
     await this.output.createIndexes();
+    await this.webhooks.createIndexes();
   }
 
   async create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -166,6 +176,9 @@ export class MongoTaskStore implements TaskStore {
         task = { ...task, id: reserved.task_id };
       }
     }
+    // The task may have taken a reserved id above: its delivery is then made for that id.
+    const delivery = task === draft.task ? draft.delivery : deliveryFor(task, creationEvent(task));
+    if (delivery) await this.webhooks.intend(delivery);
     await this.enqueue(task);
     if (!(await this.insertIgnoringDuplicate(this.tasks, toMongoTask(toTaskDocument(task))))) {
       // Someone else stored it first: theirs is the task.
@@ -173,8 +186,8 @@ export class MongoTaskStore implements TaskStore {
       return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
     }
     const event = creationEvent(task);
-    await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task));
-    return { task, event, created: true };
+    await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task, delivery));
+    return { task, event, created: true, ...(delivery ? { delivery } : {}) };
   }
 
   async get(id: string): Promise<Task | undefined> {
@@ -372,12 +385,25 @@ export class MongoTaskStore implements TaskStore {
       await this.queue.deleteOne({ _id: id });
       await this.requestIds.deleteMany({ task_id: id });
       await this.output.delete(id);
+      await this.webhooks.deleteTask(id);
       crashPoint("during_purge");
       await this.taskEvents.deleteMany({ task_id: id, deleted: { $ne: true } });
       await this.taskEvents.deleteMany({ task_id: id });
       await this.deletions.deleteOne({ _id: id });
       return true;
     });
+  }
+
+  async dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
+    return this.guard(() => this.webhooks.due(now, limit, leaseMs));
+  }
+
+  async recordDelivery(delivery: WebhookDelivery): Promise<void> {
+    await this.guard(() => this.webhooks.record(delivery));
+  }
+
+  async deliveries(taskId: string): Promise<WebhookDelivery[]> {
+    return this.guard(() => this.webhooks.list(taskId, this.now()));
   }
 
   async ping(): Promise<void> {
@@ -423,7 +449,8 @@ export class MongoTaskStore implements TaskStore {
     const next = committed.task;
     const queueChanges = next.status !== current.status || next.lease?.token !== current.lease?.token;
     if (queueChanges && isQueued(next)) await this.enqueue(next);
-    if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, next)))) {
+    if (committed.delivery) await this.webhooks.intend(committed.delivery);
+    if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, next, committed.delivery)))) {
       return undefined;
     }
     await this.syncView(next);
@@ -496,8 +523,9 @@ function eventId(taskId: string, sequence: number): string {
   return `${taskId}:${String(sequence).padStart(10, "0")}`;
 }
 
-function eventDocument(event: TaskEvent, state: Task): MongoEventDocument {
-  return toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event), toTaskDocument(state));
+function eventDocument(event: TaskEvent, state: Task, delivery?: WebhookDelivery): MongoEventDocument {
+  const doc = toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event), toTaskDocument(state));
+  return delivery ? { ...doc, delivery_id: delivery.id } : doc;
 }
 
 function backoff(attempt: number): Promise<void> {

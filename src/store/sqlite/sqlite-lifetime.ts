@@ -23,6 +23,7 @@ export class SqliteLifetime {
   private readonly taskNo: Database.Statement<[string], { task_no: number }>;
   private readonly deleteEvents: Database.Statement<[number]>;
   private readonly deleteChunks: Database.Statement<[string]>;
+  private readonly deleteDeliveries: Database.Statement<[string]>;
   private readonly deleteTask: Database.Statement<[number]>;
 
   constructor(db: Database.Database) {
@@ -31,6 +32,7 @@ export class SqliteLifetime {
     this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
     this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_no = ?");
     this.deleteChunks = db.prepare("DELETE FROM output_chunks WHERE task_id = ?");
+    this.deleteDeliveries = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
     this.deleteTask = db.prepare("DELETE FROM tasks WHERE task_no = ?");
   }
 
@@ -49,6 +51,7 @@ export class SqliteLifetime {
     this.deleteEvents.run(row.task_no);
     crashPoint("during_purge"); // inside the transaction: a crash here rolls all of it back
     this.deleteChunks.run(id);
+    this.deleteDeliveries.run(id);
     this.deleteTask.run(row.task_no);
     return true;
   }

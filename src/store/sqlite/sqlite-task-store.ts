@@ -11,6 +11,8 @@ import type { OutputChunk } from "../../domain/output.js";
 import type { Task, TaskEvent } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
+import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
+import type { WebhookDelivery } from "../../domain/webhooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import {
@@ -53,6 +55,7 @@ export class SqliteTaskStore implements TaskStore {
   private pendingWrites: PendingWrite[] = [];
   private readonly output: SqliteOutputChunks;
   private readonly lifetime: SqliteLifetime;
+  private readonly webhooks: SqliteWebhookDeliveries;
   /** One process serves a SQLite file: there are no other replicas to share output with. */
   readonly sharesOutput = false;
 
@@ -66,6 +69,7 @@ export class SqliteTaskStore implements TaskStore {
     migrate(this.db);
     this.output = new SqliteOutputChunks(this.db);
     this.lifetime = new SqliteLifetime(this.db);
+    this.webhooks = new SqliteWebhookDeliveries(this.db);
   }
 
   create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -154,6 +158,7 @@ export class SqliteTaskStore implements TaskStore {
         expiresAt(task),
       );
     this.insertEvent(draft.event);
+    if (draft.delivery) this.webhooks.insert(draft.delivery);
     return { ...draft, created: true };
   }
 
@@ -271,6 +276,18 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.lifetime.purgeable(now, limit));
   }
 
+  dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
+    return this.enqueue(() => this.webhooks.due(now, limit, leaseMs));
+  }
+
+  recordDelivery(delivery: WebhookDelivery): Promise<void> {
+    return this.enqueue(() => this.webhooks.record(delivery));
+  }
+
+  async deliveries(taskId: string): Promise<WebhookDelivery[]> {
+    return this.guard(() => this.webhooks.list(taskId));
+  }
+
   /** In the group commit: with the writes around it, one transaction; never half done. */
   delete(id: string): Promise<boolean> {
     return this.enqueue(() => this.lifetime.delete(id));
@@ -308,6 +325,7 @@ export class SqliteTaskStore implements TaskStore {
         task.id,
       );
     this.insertEvent(event);
+    if (committed.delivery) this.webhooks.insert(committed.delivery);
     return committed;
   }
 

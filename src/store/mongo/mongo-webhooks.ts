@@ -1,0 +1,127 @@
+// The webhook outbox on MongoDB: collection webhook_deliveries, one document
+// per delivery (_id = its webhook-id), and webhook_gone (_id = task id) for
+// tasks whose receiver answered 410.
+//
+// Only an insert is atomic on FerretDB, and a transition commits by inserting
+// its event (see mongo-task-store.ts), so a delivery cannot be written in the
+// same write as its event. Instead the delivery is written first, as an intent
+// under a fresh id, and the event names it (`delivery_id`): the event is the
+// commit point of both. A delivery counts only once its event is found naming
+// it (then it is marked `confirmed`); an intent whose sequence went to another
+// writer's event, or whose task is gone, is deleted. So no transition is
+// without its delivery, and no delivery is sent without its transition.
+import { MongoServerError, type Collection } from "mongodb";
+import type { WebhookDelivery } from "../../domain/webhooks.js";
+import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
+import type { MongoEventDocument } from "./mongo-document.js";
+
+export interface MongoDeliveryDocument extends DeliveryDocument {
+  /** Set once the event that names it was found: it is a real delivery. */
+  confirmed?: true;
+}
+
+/** Pending deliveries read per scan: bounds what one scan holds in memory. */
+const SCAN_LIMIT = 10_000;
+/** An intent whose event is still missing this long after it was written will never get one. */
+const ABANDONED_AFTER_MS = 10 * 60_000;
+
+export class MongoWebhookDeliveries {
+  constructor(
+    private readonly deliveries: Collection<MongoDeliveryDocument>,
+    private readonly gone: Collection<{ _id: string }>,
+    private readonly events: Collection<MongoEventDocument>,
+    private readonly eventId: (taskId: string, sequence: number) => string,
+  ) {}
+
+  async createIndexes(): Promise<void> {
+    await this.deliveries.createIndex({ task_id: 1, sequence: 1 }, { name: "deliveries_by_task" });
+    await this.deliveries.createIndex({ state: 1, next_attempt_at: 1 }, { name: "deliveries_pending" });
+  }
+
+  /** Writes the delivery before the event that will name it (the first event's may be written twice). */
+  async intend(delivery: WebhookDelivery): Promise<void> {
+    try {
+      await this.deliveries.insertOne(toDeliveryDocument(delivery));
+    } catch (error) {
+      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+    }
+  }
+
+  async due(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
+    const pending = await this.deliveries
+      .find({ state: "pending" }, { projection: { task: 0 } })
+      .limit(SCAN_LIMIT)
+      .toArray();
+    // Of each task its lowest pending delivery only: a task's deliveries go out in order.
+    const first = new Map<string, MongoDeliveryDocument>();
+    for (const doc of pending) {
+      const seen = first.get(doc.task_id);
+      if (!seen || doc.sequence < seen.sequence) first.set(doc.task_id, doc);
+    }
+    const candidates = [...first.values()]
+      .filter((d) => d.next_attempt_at.getTime() <= now.getTime())
+      .sort((a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime());
+    const taken: WebhookDelivery[] = [];
+    for (const candidate of candidates) {
+      if (taken.length >= limit) break;
+      if (!(await this.isReal(candidate, now))) continue;
+      if (await this.gone.findOne({ _id: candidate.task_id })) {
+        await this.deliveries.updateOne({ _id: candidate._id }, { $set: { state: "stopped", last_error: GONE_BEFORE } });
+        continue;
+      }
+      // Hold it for the attempt. Not atomic on FerretDB: two replicas may both take it,
+      // which sends it twice with one webhook-id (at least once allows that).
+      const held = new Date(now.getTime() + leaseMs);
+      const { matchedCount } = await this.deliveries.updateOne(
+        { _id: candidate._id, state: "pending", next_attempt_at: candidate.next_attempt_at },
+        { $set: { next_attempt_at: held } },
+      );
+      if (matchedCount === 0) continue;
+      const full = await this.deliveries.findOne({ _id: candidate._id });
+      if (full) taken.push({ ...fromDeliveryDocument(full), nextAttemptAt: held });
+    }
+    return taken;
+  }
+
+  async record(delivery: WebhookDelivery): Promise<void> {
+    await this.deliveries.replaceOne({ _id: delivery.id }, { ...toDeliveryDocument(delivery), confirmed: true });
+    if (delivery.state !== "stopped" || delivery.lastStatusCode !== 410) return;
+    await this.gone.replaceOne({ _id: delivery.taskId }, {}, { upsert: true }).catch(ignoreDuplicate);
+    await this.deliveries.updateMany({ task_id: delivery.taskId, state: "pending" }, { $set: { state: "stopped", last_error: GONE_BEFORE } });
+  }
+
+  /** The task's real deliveries (intents not yet confirmed are checked against their events). */
+  async list(taskId: string, now: Date): Promise<WebhookDelivery[]> {
+    const docs = await this.deliveries.find({ task_id: taskId }).toArray();
+    const real: WebhookDelivery[] = [];
+    for (const doc of docs) if (await this.isReal(doc, now)) real.push(fromDeliveryDocument(doc));
+    return real.sort((a, b) => a.sequence - b.sequence);
+  }
+
+  async deleteTask(taskId: string): Promise<void> {
+    await this.deliveries.deleteMany({ task_id: taskId });
+    await this.gone.deleteOne({ _id: taskId });
+  }
+
+  /**
+   * True when the event at the delivery's sequence names it; an intent that lost its
+   * sequence to another event, or was abandoned, is deleted. An intent whose event is not
+   * written yet is not real yet.
+   */
+  private async isReal(doc: MongoDeliveryDocument, now: Date): Promise<boolean> {
+    if (doc.confirmed) return true;
+    const event = await this.events.findOne({ _id: this.eventId(doc.task_id, doc.sequence) }, { projection: { delivery_id: 1, deleted: 1 } });
+    // The first event may be rewritten without its delivery_id by a reader (head()); its delivery's id is fixed.
+    const names = event && !event.deleted && (event.delivery_id === doc._id || (doc.sequence === 1 && doc._id.endsWith("_1")));
+    if (names) {
+      await this.deliveries.updateOne({ _id: doc._id }, { $set: { confirmed: true } });
+      return true;
+    }
+    if (event || now.getTime() - doc.created_at.getTime() > ABANDONED_AFTER_MS) await this.deliveries.deleteOne({ _id: doc._id });
+    return false;
+  }
+}
+
+function ignoreDuplicate(error: unknown): void {
+  if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+}
