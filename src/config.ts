@@ -75,6 +75,15 @@ export const SETTINGS = {
   pollMs: { env: "ROOKERY_POLL_MS", flag: "--poll-ms <ms>", help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)", schema: z.coerce.number().int().min(10).default(1_000) },
   watchPollMs: { env: "ROOKERY_WATCH_POLL_MS", flag: "--watch-poll-ms <ms>", help: "How often a Watch stream looks in the store for events written by other replicas", schema: z.coerce.number().int().min(10).default(500) },
   outputCoalesceMs: { env: "ROOKERY_OUTPUT_COALESCE_MS", flag: "--output-coalesce-ms <ms>", help: "Watch with include_output: the longest streamed model output waits before it is sent, so that a fast model costs a message per window rather than per token", schema: z.coerce.number().int().min(1).max(10_000).default(50) },
+  webhookUrl: { env: "ROOKERY_WEBHOOK_URL", flag: "--webhook-url <url>", help: "Webhook of tasks whose Submit names none (their transitions to INPUT_REQUIRED, COMPLETED, FAILED and CANCELLED are posted there); needs ROOKERY_WEBHOOK_SECRET", schema: optionalString.pipe(z.string().url().optional()) },
+  webhookSecret: { env: "ROOKERY_WEBHOOK_SECRET", flag: "--webhook-secret <whsec_...>", help: "Standard Webhooks signing secret (`whsec_` + base64 of 24-64 random bytes). With API keys on, each key's deliveries are signed with a secret derived from it: `rookery keys webhook-secret <key id>` prints it", schema: optionalString.pipe(z.string().regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/, "must be whsec_ followed by the base64 of 24-64 bytes").optional()) },
+  webhookAllowHosts: { env: "ROOKERY_WEBHOOK_ALLOW_HOSTS", flag: "--webhook-allow-hosts <list>", help: "Comma-separated host names, IP addresses and CIDR ranges webhooks may reach even though they are loopback, private or link-local, and over plain http (e.g. `localhost,10.0.0.0/8`); by default only https to public addresses", schema: z.string().default("").transform((v) => v.split(",").map((h) => h.trim()).filter((h) => h !== "")) },
+  webhookTimeoutMs: { env: "ROOKERY_WEBHOOK_TIMEOUT_MS", flag: "--webhook-timeout-ms <ms>", help: "An attempt whose receiver has not answered in this long counts as failed", schema: positiveInt.default(10_000) },
+  webhookConcurrency: { env: "ROOKERY_WEBHOOK_CONCURRENCY", flag: "--webhook-concurrency <n>", help: "Deliveries this process attempts at once (a slow receiver holds at most its own)", schema: positiveInt.default(16) },
+  webhookRetryBaseMs: { env: "ROOKERY_WEBHOOK_RETRY_BASE_MS", flag: "--webhook-retry-base-ms <ms>", help: "Retry n of a delivery waits between half and all of this times 2^(n-1) (or the receiver's Retry-After), at most ROOKERY_WEBHOOK_RETRY_MAX_MS", schema: positiveInt.default(5_000) },
+  webhookRetryMaxMs: { env: "ROOKERY_WEBHOOK_RETRY_MAX_MS", flag: "--webhook-retry-max-ms <ms>", help: "Longest wait between two attempts of a delivery", schema: positiveInt.default(3_600_000) },
+  webhookRetryHorizon: { env: "ROOKERY_WEBHOOK_RETRY_HORIZON", flag: "--webhook-retry-horizon <duration>", help: "A delivery not answered with a 2xx this long after its transition is marked failed", schema: duration.transform((ms) => ms ?? 86_400_000) },
+  webhookPollMs: { env: "ROOKERY_WEBHOOK_POLL_MS", flag: "--webhook-poll-ms <ms>", help: "How often the sender looks for due deliveries (written by other replicas, or retries); this process's own transitions wake it at once", schema: positiveInt.default(1_000) },
   apiKeysFile: { env: "ROOKERY_API_KEYS_FILE", flag: "--api-keys-file <file>", help: "API keys, one `<key id> sha256:<hex>` per line (make one with `rookery keys create <id>`); auth is off when neither this nor ROOKERY_API_KEYS is set", schema: optionalString },
   apiKeys: { env: "ROOKERY_API_KEYS", flag: "--api-keys <entries>", help: "API keys as comma-separated `<key id> sha256:<hex>` entries", schema: optionalString },
   maxActiveTasksPerKey: { env: "ROOKERY_MAX_ACTIVE_TASKS_PER_KEY", flag: "--max-active-tasks-per-key <n>", help: "PENDING, RUNNING and INPUT_REQUIRED tasks one API key may have (when auth is on); Submit past it is RESOURCE_EXHAUSTED", schema: positiveInt.default(1_000) },
@@ -117,6 +126,9 @@ function checked(config: Config): Config {
   }
   if (config.store === "mongodb" && !config.mongodbUri) {
     throw new ConfigError("ROOKERY_STORE=mongodb needs MONGODB_URI (--mongodb-uri)");
+  }
+  if (config.webhookUrl && !config.webhookSecret) {
+    throw new ConfigError("ROOKERY_WEBHOOK_URL needs ROOKERY_WEBHOOK_SECRET (--webhook-secret) to sign its deliveries");
   }
   if (config.port !== 0 && config.port === config.httpPort) {
     throw new ConfigError(`ROOKERY_PORT and ROOKERY_HTTP_PORT are both ${config.port}; give them different ports`);

@@ -17,7 +17,13 @@ import {
   type MessageSchema,
   OutputDeltaSchema,
   type OutputDelta as PbOutputDelta,
+  WebhookDeliverySchema,
+  WebhookDeliveryState as PbDeliveryState,
+  type WebhookDelivery as PbWebhookDelivery,
+  WebhookPayloadSchema,
+  type WebhookPayload as PbWebhookPayload,
 } from "../../gen/rookery/v1/task_pb.js";
+import type { DeliveryState, WebhookDelivery } from "../domain/webhooks.js";
 import { mergeParts, type OutputChunk } from "../domain/output.js";
 
 type PbMessageInit = MessageInitShape<typeof MessageSchema>;
@@ -91,6 +97,46 @@ export function taskToPb(t: Task): PbTask {
     ...(t.deadline ? { deadline: timestampFromDate(t.deadline) } : {}),
     ...(t.queueDeadline ? { queueDeadline: timestampFromDate(t.queueDeadline) } : {}),
     ...(t.retentionMs !== undefined ? { retention: durationFromMs(t.retentionMs) } : {}),
+    ...(t.webhook ? { webhook: { url: t.webhook.url, statuses: t.webhook.statuses.map(statusToPb) } } : {}),
+  });
+}
+
+const DELIVERY_STATE_TO_PB: Record<DeliveryState, PbDeliveryState> = {
+  pending: PbDeliveryState.PENDING,
+  delivered: PbDeliveryState.DELIVERED,
+  failed: PbDeliveryState.FAILED,
+  stopped: PbDeliveryState.STOPPED,
+};
+
+export function deliveryToPb(d: WebhookDelivery): PbWebhookDelivery {
+  return create(WebhookDeliverySchema, {
+    id: d.id,
+    sequence: BigInt(d.sequence),
+    status: statusToPb(d.status),
+    url: d.url,
+    state: DELIVERY_STATE_TO_PB[d.state],
+    attempts: d.attempts,
+    ...(d.lastStatusCode !== undefined ? { lastStatusCode: d.lastStatusCode } : {}),
+    ...(d.lastError !== undefined ? { lastError: d.lastError } : {}),
+    createTime: timestampFromDate(d.createdAt),
+    ...(d.lastAttemptAt ? { lastAttemptTime: timestampFromDate(d.lastAttemptAt) } : {}),
+    ...(d.state === "pending" ? { nextAttemptTime: timestampFromDate(d.nextAttemptAt) } : {}),
+  });
+}
+
+/** The body a delivery posts (see WebhookPayload in task.proto). */
+export function webhookPayloadToPb(d: WebhookDelivery): PbWebhookPayload {
+  return create(WebhookPayloadSchema, {
+    type: "task.status_changed",
+    timestamp: timestampFromDate(d.time),
+    data: {
+      taskId: d.taskId,
+      sequence: BigInt(d.sequence),
+      status: statusToPb(d.status),
+      previousStatus: d.previousStatus ? statusToPb(d.previousStatus) : PbStatus.UNSPECIFIED,
+      time: timestampFromDate(d.time),
+      task: taskToPb(d.task),
+    },
   });
 }
 

@@ -25,6 +25,9 @@ import {
   type DeleteResponse,
   GetResponseSchema,
   ListResponseSchema,
+  ListWebhookDeliveriesResponseSchema,
+  type ListWebhookDeliveriesRequest,
+  type ListWebhookDeliveriesResponse,
   ResumeResponseSchema,
   SubmitResponseSchema,
   WatchResponseSchema,
@@ -43,7 +46,8 @@ import {
 } from "../../gen/rookery/v1/task_service_pb.js";
 import { crashPoint } from "../testing/crash-points.js";
 import type { CallContext } from "./call-context.js";
-import { eventToPb, outputToPb, taskToPb } from "./convert.js";
+import { deliveryToPb, eventToPb, outputToPb, taskToPb } from "./convert.js";
+import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
 import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
 import { checkCancel, checkId, checkList, checkResume, checkSubmit, type Limits } from "./validate.js";
 
@@ -72,6 +76,14 @@ export interface TaskServiceDeps {
   watchQueueLimit: number;
   /** True when API keys are required: then each caller sees only its own tasks. */
   authEnabled: boolean;
+  webhooks: {
+    /** False without ROOKERY_WEBHOOK_SECRET: nothing could sign deliveries, so webhooks are refused. */
+    enabled: boolean;
+    /** ROOKERY_WEBHOOK_URL: the webhook of tasks that name none. */
+    defaultUrl?: string;
+    /** Why the server may not post to a URL (the SSRF guard, which resolves its host); undefined when it may. */
+    refusal(url: string): Promise<string | undefined>;
+  };
 }
 
 /** `{ [key]: value }` when the value is defined, else nothing: for optional fields of exact types. */
@@ -113,6 +125,7 @@ export class TaskService {
       serverTools: this.deps.serverTools,
     });
     const { defaults, limits } = this.deps;
+    const webhook = await this.webhookOf(input.webhook);
     const draft = createTask(
       {
         ...input,
@@ -124,6 +137,7 @@ export class TaskService {
         ...optional("timeoutMs", input.timeoutMs ?? defaults.timeoutMs),
         ...optional("queueTimeoutMs", input.queueTimeoutMs ?? defaults.queueTimeoutMs),
         ...optional("retentionMs", input.retentionMs ?? defaults.retentionMs),
+        ...optional("webhook", webhook),
       },
       new Date(),
     );
@@ -139,6 +153,24 @@ export class TaskService {
       );
     }
     return create(SubmitResponseSchema, { task: taskToPb(task) });
+  }
+
+  /** The task's webhook: the one asked for (checked against the SSRF guard) or the server's default. */
+  private async webhookOf(asked: WebhookConfig | undefined): Promise<WebhookConfig | undefined> {
+    const { webhooks } = this.deps;
+    if (!asked) return webhooks.defaultUrl ? { url: webhooks.defaultUrl, statuses: [...DEFAULT_WEBHOOK_STATUSES] } : undefined;
+    if (!webhooks.enabled) {
+      throw InvalidArgumentError.field("webhook", "webhooks are off on this server (it has no ROOKERY_WEBHOOK_SECRET to sign them)");
+    }
+    const refusal = await webhooks.refusal(asked.url);
+    if (refusal) throw InvalidArgumentError.field("webhook.url", refusal);
+    return asked;
+  }
+
+  async listWebhookDeliveries(req: ListWebhookDeliveriesRequest, ctx: CallContext): Promise<ListWebhookDeliveriesResponse> {
+    const task = await this.visibleTask(checkId(req.id), ctx);
+    const deliveries = await this.deps.store.deliveries(task.id);
+    return create(ListWebhookDeliveriesResponseSchema, { deliveries: deliveries.map(deliveryToPb) });
   }
 
   async get(req: GetRequest, ctx: CallContext): Promise<GetResponse> {

@@ -10,6 +10,8 @@ import type {
   SubmitRequest,
 } from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
+import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
+import type { WebhookConfig as PbWebhookConfig } from "../../gen/rookery/v1/task_pb.js";
 import { TaskView } from "../../gen/rookery/v1/task_pb.js";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 
@@ -122,6 +124,8 @@ export interface SubmitInput {
   timeoutMs?: number;
   queueTimeoutMs?: number;
   retentionMs?: number;
+  /** As asked for; the URL is checked against the SSRF guard by the service (it resolves the host). */
+  webhook?: WebhookConfig;
 }
 
 export function checkSubmit(
@@ -171,6 +175,7 @@ export function checkSubmit(
   const timeoutMs = checkDuration(v, "timeout", req.timeout);
   const queueTimeoutMs = checkDuration(v, "queue_timeout", req.queueTimeout);
   const retentionMs = checkDuration(v, "retention", req.retention);
+  const webhook = req.webhook && checkWebhook(v, req.webhook);
   v.throwIfAny();
   return {
     prompt: req.prompt,
@@ -189,6 +194,7 @@ export function checkSubmit(
     ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     ...(queueTimeoutMs !== undefined ? { queueTimeoutMs } : {}),
     ...(retentionMs !== undefined ? { retentionMs } : {}),
+    ...(webhook ? { webhook } : {}),
   };
 }
 
@@ -271,4 +277,18 @@ export function checkCancel(req: CancelRequest): { id: string; reason: string } 
   const id = checkId(req.id);
   if (req.reason.length > 1024) throw InvalidArgumentError.field("reason", "must be at most 1024 characters");
   return { id, reason: req.reason };
+}
+
+const MAX_WEBHOOK_URL_CHARS = 2_048;
+
+function checkWebhook(v: Violations, req: PbWebhookConfig): WebhookConfig | undefined {
+  if (req.url === "") v.add("webhook.url", "is required when webhook is set");
+  else if (req.url.length > MAX_WEBHOOK_URL_CHARS) v.add("webhook.url", `must be at most ${MAX_WEBHOOK_URL_CHARS} characters`);
+  const statuses: TaskStatus[] = [];
+  req.statuses.forEach((s, i) => {
+    const status = statusFromPb(s);
+    if (status) statuses.push(status);
+    else v.add(`webhook.statuses[${i}]`, `${s} is not a task status`);
+  });
+  return { url: req.url, statuses: statuses.length > 0 ? [...new Set(statuses)] : [...DEFAULT_WEBHOOK_STATUSES] };
 }

@@ -1,6 +1,15 @@
 // How the CLI prints tasks and events for people (--json prints the proto JSON instead).
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { TaskErrorCode, TaskEventKind, TaskStatus, type Message, type Task, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
+import {
+  TaskErrorCode,
+  TaskEventKind,
+  TaskStatus,
+  WebhookDeliveryState,
+  type Message,
+  type Task,
+  type TaskEvent,
+  type WebhookDelivery,
+} from "../../gen/rookery/v1/task_pb.js";
 
 /** Bad command-line input: exit code 2. */
 export class UsageError extends Error {}
@@ -34,10 +43,20 @@ export function formatTask(t: Task): string {
   if (Object.keys(t.labels).length) lines.push(`labels:      ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`);
   if (t.usage) lines.push(`tokens:      ${t.usage.totalTokens}${t.maxTotalTokens ? ` of ${t.maxTotalTokens}` : ""}`);
   if (t.deadline) lines.push(`deadline:    ${timestampDate(t.deadline).toISOString()}`);
+  if (t.webhook) lines.push(`webhook:     ${t.webhook.url} (on ${t.webhook.statuses.map(statusName).join(", ")})`);
   for (const c of t.pendingToolCalls) lines.push(`tool call:   ${c.id} ${c.name}(${c.arguments})`);
   if (t.result !== undefined) lines.push(`result:\n${t.result}`);
   if (t.error !== undefined) lines.push(`error:       ${t.error}${t.errorCode ? ` (${errorCodeName(t.errorCode)})` : ""}`);
   return lines.join("\n");
+}
+
+/** One line per webhook delivery: which transition, what became of it, and when it is tried next. */
+export function formatDelivery(d: WebhookDelivery): string {
+  const state = WebhookDeliveryState[d.state].toLowerCase();
+  const last = d.lastStatusCode !== undefined ? ` last HTTP ${d.lastStatusCode}` : "";
+  const why = d.lastError !== undefined && d.state !== WebhookDeliveryState.DELIVERED ? ` (${shorten(d.lastError, 120)})` : "";
+  const next = d.nextAttemptTime ? `, next attempt ${timestampDate(d.nextAttemptTime).toISOString()}` : "";
+  return `webhook #${d.sequence} ${statusName(d.status).padEnd(14)} ${state}, ${d.attempts} attempt${d.attempts === 1 ? "" : "s"}${last}${why}${next}  ${d.id}`;
 }
 
 export function formatTaskRow(t: Task): string {

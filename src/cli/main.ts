@@ -11,7 +11,8 @@ import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { UsageError, errorCodeName, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import { UsageError, errorCodeName, formatDelivery, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import { webhookSecretFor } from "../webhooks/secrets.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -59,9 +60,8 @@ serve.action(async (flags: Partial<Record<SettingName, string>>) => {
   process.once("SIGINT", () => stop("SIGINT"));
 });
 
-program
-  .command("keys")
-  .description("manage API keys")
+const keys = program.command("keys").description("manage API keys");
+keys
   .command("create <id>")
   .description("make a new API key: prints the key (give it to the caller) and its entry (add it to ROOKERY_API_KEYS_FILE)")
   .action((id: string) => {
@@ -69,6 +69,14 @@ program
     const { key, entry } = createApiKey(id);
     if (json()) return console.log(JSON.stringify({ id, key, entry }));
     console.log(`key:   ${key}\nentry: ${entry}`);
+  });
+keys
+  .command("webhook-secret <id>")
+  .description("print the secret that signs the webhook deliveries of the key's tasks (derived from ROOKERY_WEBHOOK_SECRET; give it to the key's owner)")
+  .action((id: string) => {
+    const secret = process.env.ROOKERY_WEBHOOK_SECRET;
+    if (!secret) throw new UsageError("ROOKERY_WEBHOOK_SECRET must be set: key secrets derive from it");
+    console.log(webhookSecretFor(secret, id));
   });
 
 program
@@ -84,6 +92,8 @@ program
   .option("--timeout <duration>", "from now to a terminal status, e.g. 10m (FAILS with TIMEOUT past it)", durationOption)
   .option("--queue-timeout <duration>", "longest wait in PENDING, e.g. 1m", durationOption)
   .option("--retention <duration>", "keep the task this long after it ends, e.g. 7d", durationOption)
+  .option("--webhook <url>", "post the task's transitions there (signed, retried)")
+  .option("--webhook-status <status>", "a status whose entry is posted (repeatable; default input_required, completed, failed, cancelled)", collect)
   .option("--watch", "watch the task until it ends")
   .action(async (prompt: string, o) => {
     const { task } = await client().submit({
@@ -98,6 +108,7 @@ program
       timeout: o.timeout,
       queueTimeout: o.queueTimeout,
       retention: o.retention,
+      ...(o.webhook ? { webhook: { url: o.webhook, statuses: ((o.webhookStatus as string[] | undefined) ?? []).map(statusFromName) } } : {}),
     });
     if (!o.watch) return printTask(task);
     if (!json()) console.log(`submitted ${task!.id}`);
@@ -107,7 +118,12 @@ program
 program
   .command("get <id>")
   .description("show a task")
-  .action(async (id: string) => printTask((await client().get({ id })).task));
+  .action(async (id: string) => {
+    const { task } = await client().get({ id });
+    printTask(task);
+    if (json() || !task?.webhook) return;
+    for (const delivery of (await client().listWebhookDeliveries({ id })).deliveries) console.log(formatDelivery(delivery));
+  });
 
 program
   .command("list")

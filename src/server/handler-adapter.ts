@@ -7,7 +7,7 @@ import { isUnexpected, toConnectError } from "../api/error-codes.js";
 import type { TaskService } from "../api/task-service.js";
 import type { Logger } from "../logger.js";
 
-export type UnaryMethod = "submit" | "get" | "list" | "resume" | "cancel" | "delete";
+export type UnaryMethod = "submit" | "get" | "list" | "resume" | "cancel" | "delete" | "listWebhookDeliveries";
 
 /** The calls that change a task: each is logged, done or refused. */
 const CHANGES = new Set<UnaryMethod>(["submit", "resume", "cancel", "delete"]);

@@ -80,6 +80,7 @@ function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServic
     resume: unary("resume"),
     cancel: unary("cancel"),
     delete: unary("delete"),
+    listWebhookDeliveries: unary("listWebhookDeliveries"),
     watch: (request, ctx) => adapter.watch(request, context(ctx)) as AsyncIterable<never>,
   };
 }

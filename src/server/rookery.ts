@@ -9,7 +9,7 @@ import { apiKeyAuthenticator, loadApiKeys } from "../auth/api-keys.js";
 import { ToolRegistry } from "../agent/tools/registry.js";
 import { DEFAULT_LIMITS } from "../api/validate.js";
 import { TaskService } from "../api/task-service.js";
-import type { Config } from "../config.js";
+import { ConfigError, type Config } from "../config.js";
 import { errorMessage, type Logger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
 import { openStore } from "../store/open-store.js";
@@ -17,6 +17,8 @@ import { PublishingStore } from "../store/publishing-store.js";
 import { Supervisor } from "../supervisor/supervisor.js";
 import { Sweeper } from "../supervisor/sweeper.js";
 import { EventFeed } from "../watch/event-feed.js";
+import { WebhookSender } from "../webhooks/sender.js";
+import { WebhookUrlGuard } from "../webhooks/url-guard.js";
 import { OutputFeed } from "../watch/output-feed.js";
 import { startGrpcListener } from "./grpc-server.js";
 import { HandlerAdapter, type Authenticate } from "./handler-adapter.js";
@@ -78,6 +80,11 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     stopPollMs: config.watchPollMs,
     pollMs: config.pollMs,
   });
+  const guard = new WebhookUrlGuard(config.webhookAllowHosts);
+  if (config.webhookUrl) {
+    const refusal = await guard.refusal(config.webhookUrl);
+    if (refusal) throw new ConfigError(`invalid ROOKERY_WEBHOOK_URL (--webhook-url): ${refusal}`);
+  }
   const service = new TaskService({
     store,
     feed,
@@ -102,9 +109,30 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     watchPollMs: config.watchPollMs,
     watchQueueLimit: config.watchQueueLimit,
     authEnabled: Boolean(keys),
+    webhooks: {
+      enabled: Boolean(config.webhookSecret),
+      ...(config.webhookUrl ? { defaultUrl: config.webhookUrl } : {}),
+      refusal: (url) => guard.refusal(url),
+    },
   });
   const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
   feed.subscribeAll((e) => metrics.observe(e));
+  // Deliveries are sent only by a server that can sign them; any replica with the secret may send any.
+  const sender = config.webhookSecret
+    ? new WebhookSender({
+        store,
+        guard,
+        secret: config.webhookSecret,
+        policy: { baseDelayMs: config.webhookRetryBaseMs, maxDelayMs: config.webhookRetryMaxMs, horizonMs: config.webhookRetryHorizon },
+        timeoutMs: config.webhookTimeoutMs,
+        concurrency: config.webhookConcurrency,
+        pollMs: config.webhookPollMs,
+        logger,
+        onOutcome: (delivery) => metrics.observeDelivery(delivery),
+      })
+    : undefined;
+  // A transition this process committed that its task's webhook asks for: send it now, not at the next poll.
+  if (sender) feed.subscribeAll((e) => e.kind === "status_changed" && e.task.webhook?.statuses.includes(e.status) && sender.poke());
 
   const authenticate: Authenticate = keys ? apiKeyAuthenticator(keys) : () => "";
   if (config.retention === undefined) logger.info("retention is off: tasks are kept until deleted (set ROOKERY_RETENTION to purge old ones)");
@@ -141,6 +169,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   const sweeper = new Sweeper({ store, logger, everyMs: config.sweepMs });
   supervisor.start();
   sweeper.start();
+  sender?.start();
   logger.info(
     {
       grpc: `${config.host}:${grpcListener.port}`,
@@ -171,6 +200,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
         logger.info("shutting down: handing running tasks back");
         await step("supervisor", () => supervisor.stop());
         await step("sweeper", () => sweeper.stop());
+        await step("webhook sender", () => sender?.stop());
         await step("health", () => {
           stopHealth();
           for (const s of HEALTH_SERVICES) health.setStatus(s, "NOT_SERVING");

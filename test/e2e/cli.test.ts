@@ -5,6 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Script } from "../support/fake-openai.js";
 import { startHarness, type Harness } from "../support/harness.js";
+import { WebhookReceiver } from "../support/webhook-receiver.js";
 
 const run = promisify(execFile);
 
@@ -26,7 +27,7 @@ describe("rookery CLI", () => {
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({ ROOKERY_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ROOKERY_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
     h.fake.respond(script);
   });
   afterAll(async () => {
@@ -93,6 +94,20 @@ describe("rookery CLI", () => {
     expect(got.stdout).toContain("answer to listed task");
     const listed = await cli("list", "--status", "completed");
     expect(listed.stdout).toContain(id);
+  });
+
+  it("should submit with --webhook and show the task's webhook and each delivery's outcome on get", async () => {
+    const receiver = await WebhookReceiver.start();
+    try {
+      const submitted = await cli("--json", "submit", "hooked task", "--webhook", receiver.url, "--webhook-status", "completed");
+      const id = (JSON.parse(submitted.stdout) as { id: string }).id;
+      await cli("watch", id);
+      await expect.poll(() => receiver.received.length).toBe(1);
+      await expect.poll(async () => (await cli("get", id)).stdout).toMatch(/webhook #\d+ completed\s+delivered, 1 attempt last HTTP 200  msg_[0-9a-f]{32}/);
+      expect((await cli("get", id)).stdout).toContain(`webhook:     ${receiver.url} (on completed)`);
+    } finally {
+      await receiver.close();
+    }
   });
 
   it("should exit 1 with the gRPC code when the call fails", async () => {

@@ -9,7 +9,7 @@ export const VERSIONS = {
   grpcurl: "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4",
   protocGenGo: "google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12",
   protocGenGoGrpc: "google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2",
-  pythonPackages: ["grpcio==1.85.1", "grpcio-tools==1.85.1"],
+  pythonPackages: ["grpcio==1.85.1", "grpcio-tools==1.85.1", "standardwebhooks==1.1.0"],
 };
 
 const CACHE = resolve(".cache");

@@ -12,7 +12,7 @@ import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task.proto.
  */
 export const file_rookery_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEiqQcKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgSDAoEcnVucxgVIAEoDRItCgplcnJvcl9jb2RlGBYgASgOMhkucm9va2VyeS52MS5UYXNrRXJyb3JDb2RlEhgKEG1heF90b3RhbF90b2tlbnMYFyABKAQSLAoIZGVhZGxpbmUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDnF1ZXVlX2RlYWRsaW5lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglyZXRlbnRpb24YGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfcmVzdWx0QggKBl9lcnJvckILCglfcHJvdmlkZXJCCAoGX21vZGVsIpMCCgpDaGVja3BvaW50EhIKCnNlc3Npb25faWQYASABKAkSEQoJaXRlcmF0aW9uGAIgASgNEhYKDm1heF9pdGVyYXRpb25zGAMgASgNEiUKCG1lc3NhZ2VzGAQgAygLMhMucm9va2VyeS52MS5NZXNzYWdlEhYKDmluaXRpYWxfcHJvbXB0GAUgASgJEhUKDXN5c3RlbV9wcm9tcHQYBiABKAkSEAoIcHJvdmlkZXIYByABKAkSDQoFbW9kZWwYCCABKAkSFQoNdG9vbHNfZW5hYmxlZBgJIAMoCRI4ChRsYXN0X2NoZWNrcG9pbnRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoHTWVzc2FnZRIMCgRyb2xlGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSKAoKdG9vbF9jYWxscxgDIAMoCzIULnJvb2tlcnkudjEuVG9vbENhbGwSFAoMdG9vbF9jYWxsX2lkGAQgASgJIjcKCFRvb2xDYWxsEgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEQoJYXJndW1lbnRzGAMgASgJImAKDlRvb2xEZWZpbml0aW9uEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiRQoKVG9vbFJlc3VsdBIUCgx0b29sX2NhbGxfaWQYASABKAkSDwoHY29udGVudBgCIAEoCRIQCghpc19lcnJvchgDIAEoCCJPCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgEEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgEEhQKDHRvdGFsX3Rva2VucxgDIAEoBCK1AgoJVGFza0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJwoEa2luZBgEIAEoDjIZLnJvb2tlcnkudjEuVGFza0V2ZW50S2luZBImCgZzdGF0dXMYBSABKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSLwoPcHJldmlvdXNfc3RhdHVzGAYgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhIKCml0ZXJhdGlvbnMYByABKA0SHgoEdGFzaxgIIAEoCzIQLnJvb2tlcnkudjEuVGFzaxIlCghtZXNzYWdlcxgJIAMoCzITLnJvb2tlcnkudjEuTWVzc2FnZSKSAQoLT3V0cHV0RGVsdGESEQoJaXRlcmF0aW9uGAEgASgNEg8KB2F0dGVtcHQYAiABKA0SDgoGb2Zmc2V0GAMgASgEEhIKCmVuZF9vZmZzZXQYBCABKAQSDAoEdGV4dBgFIAEoCRItCgp0b29sX2NhbGxzGAYgAygLMhkucm9va2VyeS52MS5Ub29sQ2FsbERlbHRhIksKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKA0SCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIRCglhcmd1bWVudHMYBCABKAkqyQEKClRhc2tTdGF0dXMSGwoXVEFTS19TVEFUVVNfVU5TUEVDSUZJRUQQABIXChNUQVNLX1NUQVRVU19QRU5ESU5HEAESFwoTVEFTS19TVEFUVVNfUlVOTklORxACEh4KGlRBU0tfU1RBVFVTX0lOUFVUX1JFUVVJUkVEEAMSGQoVVEFTS19TVEFUVVNfQ09NUExFVEVEEAQSFgoSVEFTS19TVEFUVVNfRkFJTEVEEAUSGQoVVEFTS19TVEFUVVNfQ0FOQ0VMTEVEEAYqhAMKDVRhc2tFcnJvckNvZGUSHwobVEFTS19FUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASIgoeVEFTS19FUlJPUl9DT0RFX01BWF9JVEVSQVRJT05TEAESIAocVEFTS19FUlJPUl9DT0RFX1RPS0VOX0JVREdFVBACEhsKF1RBU0tfRVJST1JfQ09ERV9USU1FT1VUEAMSIQodVEFTS19FUlJPUl9DT0RFX1FVRVVFX1RJTUVPVVQQBBIiCh5UQVNLX0VSUk9SX0NPREVfUFJPVklERVJfRVJST1IQBRIkCiBUQVNLX0VSUk9SX0NPREVfUFJPVklERVJfUkVGVVNFRBAGEiMKH1RBU0tfRVJST1JfQ09ERV9NQUxGT1JNRURfUkVQTFkQBxIgChxUQVNLX0VSUk9SX0NPREVfT1VUUFVUX0xJTUlUEAgSHQoZVEFTS19FUlJPUl9DT0RFX1RBS0VPVkVSUxAJEhwKGFRBU0tfRVJST1JfQ09ERV9JTlRFUk5BTBAKKk4KCFRhc2tWaWV3EhkKFVRBU0tfVklFV19VTlNQRUNJRklFRBAAEhMKD1RBU0tfVklFV19CQVNJQxABEhIKDlRBU0tfVklFV19GVUxMEAIqgAEKDVRhc2tFdmVudEtpbmQSHwobVEFTS19FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIgoeVEFTS19FVkVOVF9LSU5EX1NUQVRVU19DSEFOR0VEEAESKgomVEFTS19FVkVOVF9LSU5EX0lURVJBVElPTl9DSEVDS1BPSU5URUQQAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChVyb29rZXJ5L3YxL3Rhc2sucHJvdG8SCnJvb2tlcnkudjEi1QcKBFRhc2sSCgoCaWQYASABKAkSDgoGcHJvbXB0GAIgASgJEhUKDXN5c3RlbV9wcm9tcHQYAyABKAkSJgoGc3RhdHVzGAQgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEhMKBnJlc3VsdBgFIAEoCUgAiAEBEhIKBWVycm9yGAYgASgJSAGIAQESLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgppdGVyYXRpb25zGAkgASgNEhYKDm1heF9pdGVyYXRpb25zGAogASgNEhUKCHByb3ZpZGVyGAsgASgJSAKIAQESEgoFbW9kZWwYDCABKAlIA4gBARIsCgZsYWJlbHMYDSADKAsyHC5yb29rZXJ5LnYxLlRhc2suTGFiZWxzRW50cnkSKgoKY2hlY2twb2ludBgOIAEoCzIWLnJvb2tlcnkudjEuQ2hlY2twb2ludBIwChJwZW5kaW5nX3Rvb2xfY2FsbHMYDyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEiAKBXVzYWdlGBAgASgLMhEucm9va2VyeS52MS5Vc2FnZRIpCgV0b29scxgRIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SEgoKcmVxdWVzdF9pZBgSIAEoCRIbChNsYXN0X2V2ZW50X3NlcXVlbmNlGBMgASgEEhgKEHByb21wdF90cnVuY2F0ZWQYFCABKAgSDAoEcnVucxgVIAEoDRItCgplcnJvcl9jb2RlGBYgASgOMhkucm9va2VyeS52MS5UYXNrRXJyb3JDb2RlEhgKEG1heF90b3RhbF90b2tlbnMYFyABKAQSLAoIZGVhZGxpbmUYGCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDnF1ZXVlX2RlYWRsaW5lGBkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCglyZXRlbnRpb24YGiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHd2ViaG9vaxgbIAEoCzIZLnJvb2tlcnkudjEuV2ViaG9va0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19yZXN1bHRCCAoGX2Vycm9yQgsKCV9wcm92aWRlckIICgZfbW9kZWwiRgoNV2ViaG9va0NvbmZpZxILCgN1cmwYASABKAkSKAoIc3RhdHVzZXMYAiADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMidQoOV2ViaG9va1BheWxvYWQSDAoEdHlwZRgBIAEoCRItCgl0aW1lc3RhbXAYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKBGRhdGEYAyABKAsyGC5yb29rZXJ5LnYxLldlYmhvb2tFdmVudCLUAQoMV2ViaG9va0V2ZW50Eg8KB3Rhc2tfaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSJgoGc3RhdHVzGAMgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEi8KD3ByZXZpb3VzX3N0YXR1cxgEIAEoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIeCgR0YXNrGAYgASgLMhAucm9va2VyeS52MS5UYXNrIqIDCg9XZWJob29rRGVsaXZlcnkSCgoCaWQYASABKAkSEAoIc2VxdWVuY2UYAiABKAQSJgoGc3RhdHVzGAMgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEgsKA3VybBgEIAEoCRIvCgVzdGF0ZRgFIAEoDjIgLnJvb2tlcnkudjEuV2ViaG9va0RlbGl2ZXJ5U3RhdGUSEAoIYXR0ZW1wdHMYBiABKA0SHQoQbGFzdF9zdGF0dXNfY29kZRgHIAEoDUgAiAEBEhcKCmxhc3RfZXJyb3IYCCABKAlIAYgBARIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9hdHRlbXB0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEW5leHRfYXR0ZW1wdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEITChFfbGFzdF9zdGF0dXNfY29kZUINCgtfbGFzdF9lcnJvciKTAgoKQ2hlY2twb2ludBISCgpzZXNzaW9uX2lkGAEgASgJEhEKCWl0ZXJhdGlvbhgCIAEoDRIWCg5tYXhfaXRlcmF0aW9ucxgDIAEoDRIlCghtZXNzYWdlcxgEIAMoCzITLnJvb2tlcnkudjEuTWVzc2FnZRIWCg5pbml0aWFsX3Byb21wdBgFIAEoCRIVCg1zeXN0ZW1fcHJvbXB0GAYgASgJEhAKCHByb3ZpZGVyGAcgASgJEg0KBW1vZGVsGAggASgJEhUKDXRvb2xzX2VuYWJsZWQYCSADKAkSOAoUbGFzdF9jaGVja3BvaW50X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImgKB01lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJEigKCnRvb2xfY2FsbHMYAyADKAsyFC5yb29rZXJ5LnYxLlRvb2xDYWxsEhQKDHRvb2xfY2FsbF9pZBgEIAEoCSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJgCg5Ub29sRGVmaW5pdGlvbhIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IkUKClRvb2xSZXN1bHQSFAoMdG9vbF9jYWxsX2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSEAoIaXNfZXJyb3IYAyABKAgiTwoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoBBIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoBBIUCgx0b3RhbF90b2tlbnMYAyABKAQitQIKCVRhc2tFdmVudBIPCgd0YXNrX2lkGAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBGtpbmQYBCABKA4yGS5yb29rZXJ5LnYxLlRhc2tFdmVudEtpbmQSJgoGc3RhdHVzGAUgASgOMhYucm9va2VyeS52MS5UYXNrU3RhdHVzEi8KD3ByZXZpb3VzX3N0YXR1cxgGIAEoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxISCgppdGVyYXRpb25zGAcgASgNEh4KBHRhc2sYCCABKAsyEC5yb29rZXJ5LnYxLlRhc2sSJQoIbWVzc2FnZXMYCSADKAsyEy5yb29rZXJ5LnYxLk1lc3NhZ2UikgEKC091dHB1dERlbHRhEhEKCWl0ZXJhdGlvbhgBIAEoDRIPCgdhdHRlbXB0GAIgASgNEg4KBm9mZnNldBgDIAEoBBISCgplbmRfb2Zmc2V0GAQgASgEEgwKBHRleHQYBSABKAkSLQoKdG9vbF9jYWxscxgGIAMoCzIZLnJvb2tlcnkudjEuVG9vbENhbGxEZWx0YSJLCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgNEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJYXJndW1lbnRzGAQgASgJKskBCgpUYXNrU3RhdHVzEhsKF1RBU0tfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTVEFTS19TVEFUVVNfUEVORElORxABEhcKE1RBU0tfU1RBVFVTX1JVTk5JTkcQAhIeChpUQVNLX1NUQVRVU19JTlBVVF9SRVFVSVJFRBADEhkKFVRBU0tfU1RBVFVTX0NPTVBMRVRFRBAEEhYKElRBU0tfU1RBVFVTX0ZBSUxFRBAFEhkKFVRBU0tfU1RBVFVTX0NBTkNFTExFRBAGKoQDCg1UYXNrRXJyb3JDb2RlEh8KG1RBU0tfRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVJST1JfQ09ERV9NQVhfSVRFUkFUSU9OUxABEiAKHFRBU0tfRVJST1JfQ09ERV9UT0tFTl9CVURHRVQQAhIbChdUQVNLX0VSUk9SX0NPREVfVElNRU9VVBADEiEKHVRBU0tfRVJST1JfQ09ERV9RVUVVRV9USU1FT1VUEAQSIgoeVEFTS19FUlJPUl9DT0RFX1BST1ZJREVSX0VSUk9SEAUSJAogVEFTS19FUlJPUl9DT0RFX1BST1ZJREVSX1JFRlVTRUQQBhIjCh9UQVNLX0VSUk9SX0NPREVfTUFMRk9STUVEX1JFUExZEAcSIAocVEFTS19FUlJPUl9DT0RFX09VVFBVVF9MSU1JVBAIEh0KGVRBU0tfRVJST1JfQ09ERV9UQUtFT1ZFUlMQCRIcChhUQVNLX0VSUk9SX0NPREVfSU5URVJOQUwQCipOCghUYXNrVmlldxIZChVUQVNLX1ZJRVdfVU5TUEVDSUZJRUQQABITCg9UQVNLX1ZJRVdfQkFTSUMQARISCg5UQVNLX1ZJRVdfRlVMTBACKs8BChRXZWJob29rRGVsaXZlcnlTdGF0ZRImCiJXRUJIT09LX0RFTElWRVJZX1NUQVRFX1VOU1BFQ0lGSUVEEAASIgoeV0VCSE9PS19ERUxJVkVSWV9TVEFURV9QRU5ESU5HEAESJAogV0VCSE9PS19ERUxJVkVSWV9TVEFURV9ERUxJVkVSRUQQAhIhCh1XRUJIT09LX0RFTElWRVJZX1NUQVRFX0ZBSUxFRBADEiIKHldFQkhPT0tfREVMSVZFUllfU1RBVEVfU1RPUFBFRBAEKoABCg1UYXNrRXZlbnRLaW5kEh8KG1RBU0tfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlRBU0tfRVZFTlRfS0lORF9TVEFUVVNfQ0hBTkdFRBABEioKJlRBU0tfRVZFTlRfS0lORF9JVEVSQVRJT05fQ0hFQ0tQT0lOVEVEEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A background agent task. Mirrors the BackgroundTask record of the Rust
@@ -184,6 +184,14 @@ export type Task = Message$1<"rookery.v1.Task"> & {
    * @generated from field: google.protobuf.Duration retention = 26;
    */
   retention?: Duration | undefined;
+
+  /**
+   * Where the task's transitions are posted (SubmitRequest.webhook or the
+   * server's ROOKERY_WEBHOOK_URL); unset: nowhere.
+   *
+   * @generated from field: rookery.v1.WebhookConfig webhook = 27;
+   */
+  webhook?: WebhookConfig | undefined;
 };
 
 /**
@@ -192,6 +200,194 @@ export type Task = Message$1<"rookery.v1.Task"> & {
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
   messageDesc(file_rookery_v1_task, 0);
+
+/**
+ * A receiver of a task's transitions. Each is POSTed as a WebhookPayload in
+ * the proto JSON mapping, signed to the Standard Webhooks spec.
+ *
+ * @generated from message rookery.v1.WebhookConfig
+ */
+export type WebhookConfig = Message$1<"rookery.v1.WebhookConfig"> & {
+  /**
+   * https, or http to a host allowed by ROOKERY_WEBHOOK_ALLOW_HOSTS. Hosts that
+   * resolve to loopback, private, link-local or metadata addresses are refused
+   * unless allowed there.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * The statuses whose entry is posted. Empty: INPUT_REQUIRED, COMPLETED,
+   * FAILED and CANCELLED.
+   *
+   * @generated from field: repeated rookery.v1.TaskStatus statuses = 2;
+   */
+  statuses: TaskStatus[];
+};
+
+/**
+ * Describes the message rookery.v1.WebhookConfig.
+ * Use `create(WebhookConfigSchema)` to create a new message.
+ */
+export const WebhookConfigSchema: GenMessage<WebhookConfig> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 1);
+
+/**
+ * The body of a webhook POST.
+ *
+ * @generated from message rookery.v1.WebhookPayload
+ */
+export type WebhookPayload = Message$1<"rookery.v1.WebhookPayload"> & {
+  /**
+   * "task.status_changed".
+   *
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * When the transition happened.
+   *
+   * @generated from field: google.protobuf.Timestamp timestamp = 2;
+   */
+  timestamp?: Timestamp | undefined;
+
+  /**
+   * @generated from field: rookery.v1.WebhookEvent data = 3;
+   */
+  data?: WebhookEvent | undefined;
+};
+
+/**
+ * Describes the message rookery.v1.WebhookPayload.
+ * Use `create(WebhookPayloadSchema)` to create a new message.
+ */
+export const WebhookPayloadSchema: GenMessage<WebhookPayload> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 2);
+
+/**
+ * @generated from message rookery.v1.WebhookEvent
+ */
+export type WebhookEvent = Message$1<"rookery.v1.WebhookEvent"> & {
+  /**
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * The event's sequence: a receiver that sees one twice (same webhook-id) has it already.
+   *
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from field: rookery.v1.TaskStatus status = 3;
+   */
+  status: TaskStatus;
+
+  /**
+   * @generated from field: rookery.v1.TaskStatus previous_status = 4;
+   */
+  previousStatus: TaskStatus;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 5;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * The task right after the transition, as Get shows it but without its checkpoint.
+   *
+   * @generated from field: rookery.v1.Task task = 6;
+   */
+  task?: Task | undefined;
+};
+
+/**
+ * Describes the message rookery.v1.WebhookEvent.
+ * Use `create(WebhookEventSchema)` to create a new message.
+ */
+export const WebhookEventSchema: GenMessage<WebhookEvent> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 3);
+
+/**
+ * One transition's delivery to the task's webhook, and what became of it.
+ *
+ * @generated from message rookery.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message$1<"rookery.v1.WebhookDelivery"> & {
+  /**
+   * The `webhook-id` header: the same on every attempt.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: uint64 sequence = 2;
+   */
+  sequence: bigint;
+
+  /**
+   * @generated from field: rookery.v1.TaskStatus status = 3;
+   */
+  status: TaskStatus;
+
+  /**
+   * @generated from field: string url = 4;
+   */
+  url: string;
+
+  /**
+   * @generated from field: rookery.v1.WebhookDeliveryState state = 5;
+   */
+  state: WebhookDeliveryState;
+
+  /**
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+
+  /**
+   * HTTP status of the last attempt, when it got an answer.
+   *
+   * @generated from field: optional uint32 last_status_code = 7;
+   */
+  lastStatusCode?: number | undefined;
+
+  /**
+   * Why the last attempt did not deliver it.
+   *
+   * @generated from field: optional string last_error = 8;
+   */
+  lastError?: string | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 9;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_attempt_time = 10;
+   */
+  lastAttemptTime?: Timestamp | undefined;
+
+  /**
+   * While PENDING: when the next attempt is due.
+   *
+   * @generated from field: google.protobuf.Timestamp next_attempt_time = 11;
+   */
+  nextAttemptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message rookery.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task, 4);
 
 /**
  * Serialized agent state, written after every iteration.
@@ -255,7 +451,7 @@ export type Checkpoint = Message$1<"rookery.v1.Checkpoint"> & {
  * Use `create(CheckpointSchema)` to create a new message.
  */
 export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 1);
+  messageDesc(file_rookery_v1_task, 5);
 
 /**
  * One chat message of the conversation the loop has built.
@@ -295,7 +491,7 @@ export type Message = Message$1<"rookery.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 2);
+  messageDesc(file_rookery_v1_task, 6);
 
 /**
  * A tool call the model asked for.
@@ -326,7 +522,7 @@ export type ToolCall = Message$1<"rookery.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 3);
+  messageDesc(file_rookery_v1_task, 7);
 
 /**
  * A tool the client implements and declares at Submit.
@@ -359,7 +555,7 @@ export type ToolDefinition = Message$1<"rookery.v1.ToolDefinition"> & {
  * Use `create(ToolDefinitionSchema)` to create a new message.
  */
 export const ToolDefinitionSchema: GenMessage<ToolDefinition> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 4);
+  messageDesc(file_rookery_v1_task, 8);
 
 /**
  * The answer to one pending tool call, given to Resume.
@@ -388,7 +584,7 @@ export type ToolResult = Message$1<"rookery.v1.ToolResult"> & {
  * Use `create(ToolResultSchema)` to create a new message.
  */
 export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 5);
+  messageDesc(file_rookery_v1_task, 9);
 
 /**
  * Tokens used by all model calls of the task.
@@ -417,7 +613,7 @@ export type Usage = Message$1<"rookery.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 6);
+  messageDesc(file_rookery_v1_task, 10);
 
 /**
  * One stored change of a task. Sequences are per task, start at 1 and are
@@ -487,7 +683,7 @@ export type TaskEvent = Message$1<"rookery.v1.TaskEvent"> & {
  * Use `create(TaskEventSchema)` to create a new message.
  */
 export const TaskEventSchema: GenMessage<TaskEvent> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 7);
+  messageDesc(file_rookery_v1_task, 11);
 
 /**
  * Output of the model as it streams, between the event that starts an
@@ -553,7 +749,7 @@ export type OutputDelta = Message$1<"rookery.v1.OutputDelta"> & {
  * Use `create(OutputDeltaSchema)` to create a new message.
  */
 export const OutputDeltaSchema: GenMessage<OutputDelta> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 8);
+  messageDesc(file_rookery_v1_task, 12);
 
 /**
  * @generated from message rookery.v1.ToolCallDelta
@@ -593,7 +789,7 @@ export type ToolCallDelta = Message$1<"rookery.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_rookery_v1_task, 9);
+  messageDesc(file_rookery_v1_task, 13);
 
 /**
  * The lifecycle of a task. Every transition is checked by one state machine
@@ -786,6 +982,50 @@ export const TaskViewSchema: GenEnum<TaskView> = /*@__PURE__*/
   enumDesc(file_rookery_v1_task, 2);
 
 /**
+ * @generated from enum rookery.v1.WebhookDeliveryState
+ */
+export enum WebhookDeliveryState {
+  /**
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Waiting for its first attempt or for a retry (next_attempt_time).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * A receiver answered 2xx.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_DELIVERED = 2;
+   */
+  DELIVERED = 2,
+
+  /**
+   * No 2xx within the retry horizon (ROOKERY_WEBHOOK_RETRY_HORIZON).
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * The receiver answered 410 Gone, to it or to an earlier delivery of the task.
+   *
+   * @generated from enum value: WEBHOOK_DELIVERY_STATE_STOPPED = 4;
+   */
+  STOPPED = 4,
+}
+
+/**
+ * Describes the enum rookery.v1.WebhookDeliveryState.
+ */
+export const WebhookDeliveryStateSchema: GenEnum<WebhookDeliveryState> = /*@__PURE__*/
+  enumDesc(file_rookery_v1_task, 3);
+
+/**
  * @generated from enum rookery.v1.TaskEventKind
  */
 export enum TaskEventKind {
@@ -813,5 +1053,5 @@ export enum TaskEventKind {
  * Describes the enum rookery.v1.TaskEventKind.
  */
 export const TaskEventKindSchema: GenEnum<TaskEventKind> = /*@__PURE__*/
-  enumDesc(file_rookery_v1_task, 3);
+  enumDesc(file_rookery_v1_task, 4);
 

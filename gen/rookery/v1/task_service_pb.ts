@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
-import type { OutputDelta, Task, TaskEvent, TaskStatus, TaskView, ToolDefinition, ToolResult } from "./task_pb.js";
+import type { OutputDelta, Task, TaskEvent, TaskStatus, TaskView, ToolDefinition, ToolResult, WebhookConfig, WebhookDelivery } from "./task_pb.js";
 import { file_rookery_v1_task } from "./task_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file rookery/v1/task_service.proto.
  */
 export const file_rookery_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSKNBAoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SHQoQbWF4X3RvdGFsX3Rva2VucxgJIAEoBEgDiAEBEioKB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcXVldWVfdGltZW91dBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglyZXRlbnRpb24YDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUILCglfcHJvdmlkZXJCCAoGX21vZGVsQhEKD19tYXhfaXRlcmF0aW9uc0ITChFfbWF4X3RvdGFsX3Rva2VucyIwCg5TdWJtaXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhgKCkdldFJlcXVlc3QSCgoCaWQYASABKAkiLQoLR2V0UmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayLmAQoLTGlzdFJlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSKAoIc3RhdHVzZXMYAyADKA4yFi5yb29rZXJ5LnYxLlRhc2tTdGF0dXMSMwoGbGFiZWxzGAQgAygLMiMucm9va2VyeS52MS5MaXN0UmVxdWVzdC5MYWJlbHNFbnRyeRIiCgR2aWV3GAUgASgOMhQucm9va2VyeS52MS5UYXNrVmlldxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkgKDExpc3RSZXNwb25zZRIfCgV0YXNrcxgBIAMoCzIQLnJvb2tlcnkudjEuVGFzaxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiYQoMV2F0Y2hSZXF1ZXN0EgoKAmlkGAEgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAIgASgEEhYKDmluY2x1ZGVfb3V0cHV0GAMgASgIEhUKDW91dHB1dF9vZmZzZXQYBCABKAQiXgoNV2F0Y2hSZXNwb25zZRIkCgVldmVudBgBIAEoCzIVLnJvb2tlcnkudjEuVGFza0V2ZW50EicKBm91dHB1dBgCIAEoCzIXLnJvb2tlcnkudjEuT3V0cHV0RGVsdGEiiwIKDVJlc3VtZVJlcXVlc3QSCgoCaWQYASABKAkSFAoHbWVzc2FnZRgCIAEoCUgAiAEBEiwKDHRvb2xfcmVzdWx0cxgDIAMoCzIWLnJvb2tlcnkudjEuVG9vbFJlc3VsdBIiChVhZGRpdGlvbmFsX2l0ZXJhdGlvbnMYBCABKA1IAYgBARIeChFhZGRpdGlvbmFsX3Rva2VucxgFIAEoBEgCiAEBEioKB3RpbWVvdXQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCgoIX21lc3NhZ2VCGAoWX2FkZGl0aW9uYWxfaXRlcmF0aW9uc0IUChJfYWRkaXRpb25hbF90b2tlbnMiMAoOUmVzdW1lUmVzcG9uc2USHgoEdGFzaxgBIAEoCzIQLnJvb2tlcnkudjEuVGFzayIrCg1DYW5jZWxSZXF1ZXN0EgoKAmlkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSIwCg5DYW5jZWxSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIhsKDURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiEAoORGVsZXRlUmVzcG9uc2UyxAMKC1Rhc2tTZXJ2aWNlEj8KBlN1Ym1pdBIZLnJvb2tlcnkudjEuU3VibWl0UmVxdWVzdBoaLnJvb2tlcnkudjEuU3VibWl0UmVzcG9uc2USNgoDR2V0EhYucm9va2VyeS52MS5HZXRSZXF1ZXN0Ghcucm9va2VyeS52MS5HZXRSZXNwb25zZRI5CgRMaXN0Ehcucm9va2VyeS52MS5MaXN0UmVxdWVzdBoYLnJvb2tlcnkudjEuTGlzdFJlc3BvbnNlEj4KBVdhdGNoEhgucm9va2VyeS52MS5XYXRjaFJlcXVlc3QaGS5yb29rZXJ5LnYxLldhdGNoUmVzcG9uc2UwARI/CgZSZXN1bWUSGS5yb29rZXJ5LnYxLlJlc3VtZVJlcXVlc3QaGi5yb29rZXJ5LnYxLlJlc3VtZVJlc3BvbnNlEj8KBkNhbmNlbBIZLnJvb2tlcnkudjEuQ2FuY2VsUmVxdWVzdBoaLnJvb2tlcnkudjEuQ2FuY2VsUmVzcG9uc2USPwoGRGVsZXRlEhkucm9va2VyeS52MS5EZWxldGVSZXF1ZXN0Ghoucm9va2VyeS52MS5EZWxldGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_rookery_v1_task]);
+  fileDesc("Ch1yb29rZXJ5L3YxL3Rhc2tfc2VydmljZS5wcm90bxIKcm9va2VyeS52MSK5BAoNU3VibWl0UmVxdWVzdBIOCgZwcm9tcHQYASABKAkSFQoNc3lzdGVtX3Byb21wdBgCIAEoCRIVCghwcm92aWRlchgDIAEoCUgAiAEBEhIKBW1vZGVsGAQgASgJSAGIAQESGwoObWF4X2l0ZXJhdGlvbnMYBSABKA1IAogBARI1CgZsYWJlbHMYBiADKAsyJS5yb29rZXJ5LnYxLlN1Ym1pdFJlcXVlc3QuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgHIAEoCRIpCgV0b29scxgIIAMoCzIaLnJvb2tlcnkudjEuVG9vbERlZmluaXRpb24SHQoQbWF4X3RvdGFsX3Rva2VucxgJIAEoBEgDiAEBEioKB3RpbWVvdXQYCiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNcXVldWVfdGltZW91dBgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglyZXRlbnRpb24YDCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKgoHd2ViaG9vaxgNIAEoCzIZLnJvb2tlcnkudjEuV2ViaG9va0NvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgsKCV9wcm92aWRlckIICgZfbW9kZWxCEQoPX21heF9pdGVyYXRpb25zQhMKEV9tYXhfdG90YWxfdG9rZW5zIjAKDlN1Ym1pdFJlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5yb29rZXJ5LnYxLlRhc2siGAoKR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSItCgtHZXRSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIuYBCgtMaXN0UmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIoCghzdGF0dXNlcxgDIAMoDjIWLnJvb2tlcnkudjEuVGFza1N0YXR1cxIzCgZsYWJlbHMYBCADKAsyIy5yb29rZXJ5LnYxLkxpc3RSZXF1ZXN0LkxhYmVsc0VudHJ5EiIKBHZpZXcYBSABKA4yFC5yb29rZXJ5LnYxLlRhc2tWaWV3Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSAoMTGlzdFJlc3BvbnNlEh8KBXRhc2tzGAEgAygLMhAucm9va2VyeS52MS5UYXNrEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJhCgxXYXRjaFJlcXVlc3QSCgoCaWQYASABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAiABKAQSFgoOaW5jbHVkZV9vdXRwdXQYAyABKAgSFQoNb3V0cHV0X29mZnNldBgEIAEoBCJeCg1XYXRjaFJlc3BvbnNlEiQKBWV2ZW50GAEgASgLMhUucm9va2VyeS52MS5UYXNrRXZlbnQSJwoGb3V0cHV0GAIgASgLMhcucm9va2VyeS52MS5PdXRwdXREZWx0YSKLAgoNUmVzdW1lUmVxdWVzdBIKCgJpZBgBIAEoCRIUCgdtZXNzYWdlGAIgASgJSACIAQESLAoMdG9vbF9yZXN1bHRzGAMgAygLMhYucm9va2VyeS52MS5Ub29sUmVzdWx0EiIKFWFkZGl0aW9uYWxfaXRlcmF0aW9ucxgEIAEoDUgBiAEBEh4KEWFkZGl0aW9uYWxfdG9rZW5zGAUgASgESAKIAQESKgoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIKCghfbWVzc2FnZUIYChZfYWRkaXRpb25hbF9pdGVyYXRpb25zQhQKEl9hZGRpdGlvbmFsX3Rva2VucyIwCg5SZXN1bWVSZXNwb25zZRIeCgR0YXNrGAEgASgLMhAucm9va2VyeS52MS5UYXNrIisKDUNhbmNlbFJlcXVlc3QSCgoCaWQYASABKAkSDgoGcmVhc29uGAIgASgJIjAKDkNhbmNlbFJlc3BvbnNlEh4KBHRhc2sYASABKAsyEC5yb29rZXJ5LnYxLlRhc2siGwoNRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSIQCg5EZWxldGVSZXNwb25zZSIqChxMaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EgoKAmlkGAEgASgJIlAKHUxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEi8KCmRlbGl2ZXJpZXMYASADKAsyGy5yb29rZXJ5LnYxLldlYmhvb2tEZWxpdmVyeTKyBAoLVGFza1NlcnZpY2USPwoGU3VibWl0Ehkucm9va2VyeS52MS5TdWJtaXRSZXF1ZXN0Ghoucm9va2VyeS52MS5TdWJtaXRSZXNwb25zZRI2CgNHZXQSFi5yb29rZXJ5LnYxLkdldFJlcXVlc3QaFy5yb29rZXJ5LnYxLkdldFJlc3BvbnNlEjkKBExpc3QSFy5yb29rZXJ5LnYxLkxpc3RSZXF1ZXN0Ghgucm9va2VyeS52MS5MaXN0UmVzcG9uc2USPgoFV2F0Y2gSGC5yb29rZXJ5LnYxLldhdGNoUmVxdWVzdBoZLnJvb2tlcnkudjEuV2F0Y2hSZXNwb25zZTABEj8KBlJlc3VtZRIZLnJvb2tlcnkudjEuUmVzdW1lUmVxdWVzdBoaLnJvb2tlcnkudjEuUmVzdW1lUmVzcG9uc2USPwoGQ2FuY2VsEhkucm9va2VyeS52MS5DYW5jZWxSZXF1ZXN0Ghoucm9va2VyeS52MS5DYW5jZWxSZXNwb25zZRI/CgZEZWxldGUSGS5yb29rZXJ5LnYxLkRlbGV0ZVJlcXVlc3QaGi5yb29rZXJ5LnYxLkRlbGV0ZVJlc3BvbnNlEmwKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLnJvb2tlcnkudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLnJvb2tlcnkudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_rookery_v1_task]);
 
 /**
  * @generated from message rookery.v1.SubmitRequest
@@ -98,6 +98,14 @@ export type SubmitRequest = Message<"rookery.v1.SubmitRequest"> & {
    * @generated from field: google.protobuf.Duration retention = 12;
    */
   retention?: Duration | undefined;
+
+  /**
+   * Where to post the task's transitions; defaults to ROOKERY_WEBHOOK_URL when
+   * that is set. Resume keeps it.
+   *
+   * @generated from field: rookery.v1.WebhookConfig webhook = 13;
+   */
+  webhook?: WebhookConfig | undefined;
 };
 
 /**
@@ -439,6 +447,40 @@ export const DeleteResponseSchema: GenMessage<DeleteResponse> = /*@__PURE__*/
   messageDesc(file_rookery_v1_task_service, 13);
 
 /**
+ * @generated from message rookery.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message<"rookery.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message rookery.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task_service, 14);
+
+/**
+ * @generated from message rookery.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message<"rookery.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated rookery.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+};
+
+/**
+ * Describes the message rookery.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_rookery_v1_task_service, 15);
+
+/**
  * Runs LLM agent loops in the background, durably.
  *
  * @generated from service rookery.v1.TaskService
@@ -518,6 +560,16 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof DeleteRequestSchema;
     output: typeof DeleteResponseSchema;
+  },
+  /**
+   * The task's webhook deliveries, by sequence, with their state and attempts.
+   *
+   * @generated from rpc rookery.v1.TaskService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_rookery_v1_task_service, 0);

@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { afterAttempt, backoffMs, deliveryFor, type WebhookDelivery } from "./webhooks.js";
+import { cancel, commitTransition, createTask } from "./transitions.js";
+
+const policy = { baseDelayMs: 1_000, maxDelayMs: 30_000, horizonMs: 60_000 };
+const start = new Date("2026-01-01T00:00:00Z");
+
+function pending(): WebhookDelivery {
+  const { task } = createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "k", webhook: { url: "https://h.example/", statuses: ["cancelled"] } }, start);
+  return commitTransition(task, cancel("stop"), start).delivery!;
+}
+
+describe("deliveryFor", () => {
+  it("should make a delivery only for a status change the webhook asks for, carrying the task without its checkpoint", () => {
+    const { task, delivery: onCreate } = createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "k", webhook: { url: "https://h.example/", statuses: ["cancelled"] } }, start);
+    expect(onCreate).toBeUndefined();
+    const { event, delivery } = commitTransition(task, cancel("stop"), start);
+    expect(delivery).toMatchObject({ taskId: task.id, sequence: event.sequence, owner: "k", status: "cancelled", previousStatus: "pending", state: "pending", attempts: 0 });
+    expect(delivery!.task.checkpoint).toBeUndefined();
+    expect(deliveryFor({ ...task, webhook: undefined }, event)).toBeUndefined();
+  });
+
+  it("should give the first event's delivery an id fixed by the task (it may be written twice) and later ones fresh ids", () => {
+    const input = { prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "", webhook: { url: "https://h.example/", statuses: ["pending" as const, "cancelled" as const] } };
+    const { task, event, delivery } = createTask(input, start);
+    expect(delivery!.id).toBe(`msg_${task.id.replaceAll("-", "")}_1`);
+    expect(deliveryFor(task, event)!.id).toBe(delivery!.id);
+    const later = commitTransition(task, cancel(""), start);
+    expect(later.delivery!.id).toMatch(/^msg_[0-9a-f]{32}$/);
+  });
+});
+
+describe("afterAttempt", () => {
+  it("should mark a 2xx delivered and a 410 stopped, counting the attempt", () => {
+    expect(afterAttempt(pending(), { kind: "delivered", statusCode: 204 }, start, policy)).toMatchObject({ state: "delivered", attempts: 1, lastStatusCode: 204 });
+    expect(afterAttempt(pending(), { kind: "gone", statusCode: 410 }, start, policy)).toMatchObject({ state: "stopped", attempts: 1, lastStatusCode: 410 });
+  });
+
+  it("should schedule retry n between half and all of base * 2^(n-1), capped at the maximum", () => {
+    for (let attempt = 1; attempt <= 12; attempt++) {
+      const ceiling = Math.min(30_000, 1_000 * 2 ** (attempt - 1));
+      expect(backoffMs(attempt, policy, () => 0)).toBe(ceiling / 2);
+      expect(backoffMs(attempt, policy, () => 1)).toBe(ceiling);
+    }
+  });
+
+  it("should wait a receiver's Retry-After, capped at the maximum wait", () => {
+    const retry = (retryAfterMs: number) => afterAttempt(pending(), { kind: "refused", statusCode: 429, error: "HTTP 429", retryAfterMs }, start, policy);
+    expect(retry(7_000).nextAttemptAt.getTime() - start.getTime()).toBe(7_000);
+    expect(retry(3_600_000).nextAttemptAt.getTime() - start.getTime()).toBe(30_000);
+  });
+
+  it("should mark a delivery failed once its next attempt would fall past the horizon", () => {
+    let delivery = pending();
+    let now = start;
+    while (delivery.state === "pending") {
+      delivery = afterAttempt(delivery, { kind: "refused", error: "ECONNREFUSED" }, now, policy, () => 1);
+      now = delivery.nextAttemptAt;
+    }
+    expect(delivery).toMatchObject({ state: "failed", lastError: "ECONNREFUSED" });
+    expect(delivery.lastAttemptAt!.getTime() - start.getTime()).toBeLessThanOrEqual(policy.horizonMs);
+    expect(delivery.attempts).toBe(6); // at 0, 1, 3, 7, 15 and 31 s; the next would be at 61 s
+  });
+});

@@ -1,0 +1,73 @@
+// One attempt of a delivery: a signed POST that follows no redirect and gives
+// up after a timeout. What came of it is an AttemptResult; it never throws.
+import http from "node:http";
+import https from "node:https";
+import type { AttemptResult } from "../domain/webhooks.js";
+
+export interface PostTarget {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface PostOptions {
+  timeoutMs: number;
+  /** dns.lookup replacement that refuses disallowed addresses (url-guard.ts). */
+  lookup: NonNullable<http.RequestOptions["lookup"]>;
+  agents: { http: http.Agent; https: https.Agent };
+}
+
+export function postWebhook(target: PostTarget, options: PostOptions): Promise<AttemptResult> {
+  return new Promise((resolve) => {
+    const url = new URL(target.url);
+    const secure = url.protocol === "https:";
+    const request = (secure ? https : http).request(url, {
+      method: "POST",
+      headers: { ...target.headers, "content-type": "application/json", "content-length": Buffer.byteLength(target.body) },
+      lookup: options.lookup,
+      agent: secure ? options.agents.https : options.agents.http,
+    });
+    let settled = false;
+    const settle = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(result);
+    };
+    const timer = setTimeout(() => {
+      settle({ kind: "refused", error: `no answer within ${options.timeoutMs} ms` });
+      request.destroy();
+    }, options.timeoutMs);
+    request.on("error", (error: NodeJS.ErrnoException) => settle({ kind: "refused", error: connectionError(error) }));
+    request.on("response", (response) => {
+      response.resume(); // the body is not read: drain it so the connection can be reused
+      response.on("error", () => undefined);
+      settle(resultOf(response));
+    });
+    request.end(target.body);
+  });
+}
+
+function resultOf(response: http.IncomingMessage): AttemptResult {
+  const statusCode = response.statusCode ?? 0;
+  if (statusCode >= 200 && statusCode < 300) return { kind: "delivered", statusCode };
+  if (statusCode === 410) return { kind: "gone", statusCode: 410 };
+  const retryAfterMs = parseRetryAfter(response.headers["retry-after"]);
+  const error =
+    statusCode >= 300 && statusCode < 400
+      ? `HTTP ${statusCode}: redirects are not followed${response.headers.location ? ` (to ${String(response.headers.location).slice(0, 200)})` : ""}`
+      : `HTTP ${statusCode}`;
+  return { kind: "refused", statusCode, error, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
+}
+
+/** Retry-After as seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1_000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function connectionError(error: NodeJS.ErrnoException): string {
+  return error.code ? `${error.code}: ${error.message}` : error.message;
+}
