@@ -71,6 +71,15 @@ export function deliveryFor(task: Task, event: TaskEvent): WebhookDelivery | und
   };
 }
 
+/** The receiver a URL names (its host and port): senders share their slots out by it. */
+export function receiverOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
 export interface RetryPolicy {
   /** Retry n waits between half and all of baseDelayMs·2^(n-1) (full jitter in its upper half), capped at maxDelayMs. */
   baseDelayMs: number;

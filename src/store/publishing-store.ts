@@ -42,7 +42,8 @@ export class PublishingStore implements TaskStore {
   deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
   expired = (now: Date, limit: number) => this.inner.expired(now, limit);
   purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);
-  dueDeliveries = (now: Date, limit: number, leaseMs: number) => this.inner.dueDeliveries(now, limit, leaseMs);
+  dueDeliveries = (now: Date, limit: number, leaseMs: number, skipReceivers?: string[]) =>
+    this.inner.dueDeliveries(now, limit, leaseMs, skipReceivers);
   recordDelivery = (delivery: WebhookDelivery) => this.inner.recordDelivery(delivery);
   deliveries = (taskId: string) => this.inner.deliveries(taskId);
   ping = () => this.inner.ping();

@@ -69,10 +69,11 @@ export interface TaskStore {
    * Webhook deliveries due at `now`, at most `limit`, of each task only its lowest-sequence
    * PENDING one (a task's deliveries go out in order). Each is held for `leaseMs` (its
    * nextAttemptAt moves there) so no other sender takes it meanwhile; if its sender dies
-   * it falls due again. Deliveries are written by create() and commit() with the event
-   * that causes them (Committed.delivery), in the same atomic write.
+   * it falls due again. Deliveries to the receivers in `skipReceivers` (see receiverOf) are
+   * left for later. Deliveries are written by create() and commit() with the event that
+   * causes them (Committed.delivery), in the same atomic write.
    */
-  dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]>;
+  dueDeliveries(now: Date, limit: number, leaseMs: number, skipReceivers?: string[]): Promise<WebhookDelivery[]>;
   /**
    * Stores an attempt's outcome. A delivery stopped by a 410 stops the task's other pending
    * deliveries, and those its later events cause are stored stopped.

@@ -15,6 +15,8 @@ export interface PostOptions {
   /** dns.lookup replacement that refuses disallowed addresses (url-guard.ts). */
   lookup: NonNullable<http.RequestOptions["lookup"]>;
   agents: { http: http.Agent; https: https.Agent };
+  /** Aborted when the server shuts down: the attempt ends at once, as failed. */
+  signal: AbortSignal;
 }
 
 export function postWebhook(target: PostTarget, options: PostOptions): Promise<AttemptResult> {
@@ -38,6 +40,13 @@ export function postWebhook(target: PostTarget, options: PostOptions): Promise<A
       settle({ kind: "refused", error: `no answer within ${options.timeoutMs} ms` });
       request.destroy();
     }, options.timeoutMs);
+    const onAbort = () => {
+      settle({ kind: "refused", error: "interrupted: the server shut down during the attempt" });
+      request.destroy();
+    };
+    if (options.signal.aborted) onAbort();
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    request.on("close", () => options.signal.removeEventListener("abort", onAbort));
     request.on("error", (error: NodeJS.ErrnoException) => settle({ kind: "refused", error: connectionError(error) }));
     request.on("response", (response) => {
       response.resume(); // the body is not read: drain it so the connection can be reused

@@ -10,7 +10,7 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { Webhook } from "standardwebhooks";
 import { WebhookPayloadSchema } from "../../gen/rookery/v1/task_pb.js";
 import { webhookPayloadToPb } from "../api/convert.js";
-import { afterAttempt, type AttemptResult, type RetryPolicy, type WebhookDelivery } from "../domain/webhooks.js";
+import { afterAttempt, receiverOf, type AttemptResult, type RetryPolicy, type WebhookDelivery } from "../domain/webhooks.js";
 import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import { postWebhook } from "./post.js";
@@ -31,15 +31,29 @@ export interface WebhookSenderOptions {
   onOutcome?: (delivery: WebhookDelivery) => void;
 }
 
+/** Own transitions wake the sender at most this often: completions in a burst share one look at the store. */
+const POKE_BATCH_MS = 20;
+
 export class WebhookSender {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Attempts in flight per receiver (see receiverOf): one slow receiver gets at most half the slots. */
+  private readonly perHost = new Map<string, number>();
+  private readonly perHostLimit: number;
+  private pokeTimer: NodeJS.Timeout | undefined;
+  private slotFreed: NodeJS.Immediate | undefined;
+  /** The last look at the store found as many due deliveries as it could take. */
+  private moreDue = false;
+  private readonly shutdown = new AbortController();
+  private readonly signers = new Map<string, Webhook>();
   private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
   private wake: (() => void) | undefined;
   private woken = false;
   private stopped = false;
   private loop: Promise<void> = Promise.resolve();
 
-  constructor(private readonly o: WebhookSenderOptions) {}
+  constructor(private readonly o: WebhookSenderOptions) {
+    this.perHostLimit = Math.max(1, Math.ceil(o.concurrency / 2));
+  }
 
   start(): void {
     this.loop = this.run();
@@ -47,13 +61,18 @@ export class WebhookSender {
 
   /** New deliveries may be due (this process committed one): look now rather than at the next poll. */
   poke(): void {
-    this.wakeUp();
+    this.pokeTimer ??= setTimeout(() => {
+      this.pokeTimer = undefined;
+      this.wakeUp();
+    }, POKE_BATCH_MS);
   }
 
-  /** Stops taking deliveries and waits for the attempts in flight (each ends by its timeout). */
+  /** Stops taking deliveries and ends the attempts in flight (recorded as failed, so retried soon). */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.pokeTimer);
     this.wakeUp();
+    this.shutdown.abort();
     await this.loop;
     await Promise.all(this.inFlight);
     this.agents.http.destroy();
@@ -66,8 +85,18 @@ export class WebhookSender {
       if (free > 0) {
         try {
           // Held for the attempt and the commit of its outcome; past that another sender may retry it.
-          const due = await this.o.store.dueDeliveries(new Date(), free, 2 * this.o.timeoutMs + 5_000);
-          for (const delivery of due) this.track(this.attempt(delivery));
+          // A receiver with half the slots is skipped, so a slow one never holds up the others;
+          // and one look takes no more than any other receiver may still get.
+          const busy = [...this.perHost].filter(([, n]) => n >= this.perHostLimit).map(([receiver]) => receiver);
+          const mostOfOthers = Math.max(0, ...[...this.perHost.values()].filter((n) => n < this.perHostLimit));
+          const limit = Math.min(free, this.perHostLimit - mostOfOthers);
+          const due = await this.o.store.dueDeliveries(new Date(), limit, 2 * this.o.timeoutMs + 5_000, busy);
+          this.moreDue = due.length === limit;
+          for (const delivery of due) {
+            const receiver = receiverOf(delivery.url);
+            this.perHost.set(receiver, (this.perHost.get(receiver) ?? 0) + 1);
+            this.track(this.attempt(delivery), receiver);
+          }
         } catch (error) {
           this.o.logger.warn({ err: errorMessage(error) }, "could not read due webhook deliveries; will retry");
         }
@@ -76,13 +105,22 @@ export class WebhookSender {
     }
   }
 
-  private track(attempt: Promise<void>): void {
-    const wasFull = this.inFlight.size + 1 >= this.o.concurrency;
+  private track(attempt: Promise<void>, receiver: string): void {
     this.inFlight.add(attempt);
     void attempt.finally(() => {
       this.inFlight.delete(attempt);
-      // Every slot was taken: more may be due than it could take, so look again now.
-      if (wasFull) this.wakeUp();
+      const left = (this.perHost.get(receiver) ?? 1) - 1;
+      if (left <= 0) this.perHost.delete(receiver);
+      else this.perHost.set(receiver, left);
+      // A slot is free. If the last look took all it could, more is likely due: look again
+      // soon (attempts that end in one turn of the event loop share one look); otherwise
+      // only new transitions can be due, and looks are batched like pokes.
+      if (!this.moreDue) this.poke();
+      else
+        this.slotFreed ??= setImmediate(() => {
+          this.slotFreed = undefined;
+          this.wakeUp();
+        });
     });
   }
 
@@ -112,21 +150,31 @@ export class WebhookSender {
   }
 
   private async attempt(delivery: WebhookDelivery): Promise<void> {
-    const log = this.o.logger.child({ taskId: delivery.taskId, webhookId: delivery.id, sequence: delivery.sequence });
     const result = await this.post(delivery);
     const next = afterAttempt(delivery, result, new Date(), this.o.policy);
+    const fields = { taskId: delivery.taskId, webhookId: delivery.id, sequence: delivery.sequence };
     try {
       await this.o.store.recordDelivery(next);
     } catch (error) {
       // Not recorded: its hold runs out and it is attempted again, with the same webhook-id.
-      log.warn({ err: errorMessage(error) }, "could not record a webhook attempt; it will be repeated");
+      this.o.logger.warn({ ...fields, err: errorMessage(error) }, "could not record a webhook attempt; it will be repeated");
       return;
     }
     this.o.onOutcome?.(next);
-    const fields = { attempts: next.attempts, statusCode: next.lastStatusCode, err: next.lastError };
-    if (next.state === "delivered") log.debug(fields, "webhook delivered");
-    else if (next.state === "pending") log.info({ ...fields, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
-    else log.warn(fields, `webhook delivery ${next.state}`);
+    if (next.state === "delivered") return;
+    const outcome = { ...fields, attempts: next.attempts, statusCode: next.lastStatusCode, err: next.lastError };
+    if (next.state === "pending") this.o.logger.info({ ...outcome, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
+    else this.o.logger.warn(outcome, `webhook delivery ${next.state}`);
+  }
+
+  /** One signer per secret (per API key with auth on). */
+  private signer(owner: string): Webhook {
+    let signer = this.signers.get(owner);
+    if (!signer) {
+      signer = new Webhook(webhookSecretFor(this.o.secret, owner));
+      this.signers.set(owner, signer);
+    }
+    return signer;
   }
 
   private async post(delivery: WebhookDelivery): Promise<AttemptResult> {
@@ -134,7 +182,7 @@ export class WebhookSender {
       const refusal = await this.o.guard.refusal(delivery.url);
       if (refusal) return { kind: "refused", error: `webhook URL refused: ${refusal}` };
       const body = toJsonString(WebhookPayloadSchema, webhookPayloadToPb(delivery));
-      const signer = new Webhook(webhookSecretFor(this.o.secret, delivery.owner ?? ""));
+      const signer = this.signer(delivery.owner ?? "");
       const timestamp = new Date();
       const headers = {
         "webhook-id": delivery.id,
@@ -142,9 +190,15 @@ export class WebhookSender {
         "webhook-signature": signer.sign(delivery.id, timestamp, body),
         "user-agent": "rookery-webhooks",
       };
-      return await postWebhook({ url: delivery.url, headers, body }, { timeoutMs: this.o.timeoutMs, lookup: this.o.guard.lookup, agents: this.agents });
+      return await postWebhook({ url: delivery.url, headers, body }, {
+        timeoutMs: this.o.timeoutMs,
+        lookup: this.o.guard.lookup,
+        agents: this.agents,
+        signal: this.shutdown.signal,
+      });
     } catch (error) {
       return { kind: "refused", error: `could not send: ${errorMessage(error)}` };
     }
   }
 }
+

@@ -39,9 +39,13 @@ const systemResolve: Resolve = (hostname) =>
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+/** Verdicts kept on URLs whose host is an IP address (they need no DNS, so they never change). */
+const VERDICTS_KEPT = 1_000;
+
 export class WebhookUrlGuard {
   private readonly hosts = new Set<string>();
   private readonly ranges = new BlockList();
+  private readonly literalVerdicts = new Map<string, string | undefined>();
 
   /** `allow`: host names, IP addresses and CIDR ranges (ROOKERY_WEBHOOK_ALLOW_HOSTS). */
   constructor(
@@ -59,6 +63,16 @@ export class WebhookUrlGuard {
 
   /** Why the server may not post to `url`, or undefined when it may. Resolves the host. */
   async refusal(url: string): Promise<string | undefined> {
+    if (this.literalVerdicts.has(url)) return this.literalVerdicts.get(url);
+    const verdict = await this.decide(url);
+    if (isIP(hostOfText(url))) {
+      if (this.literalVerdicts.size >= VERDICTS_KEPT) this.literalVerdicts.clear();
+      this.literalVerdicts.set(url, verdict);
+    }
+    return verdict;
+  }
+
+  private async decide(url: string): Promise<string | undefined> {
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -113,6 +127,15 @@ export class WebhookUrlGuard {
 
   private rangeAllows(address: string): boolean {
     return this.ranges.check(address, isIP(address) === 4 ? "ipv4" : "ipv6");
+  }
+}
+
+/** The host of a URL given as text ("" when it is not a URL). */
+function hostOfText(url: string): string {
+  try {
+    return hostOf(new URL(url));
+  } catch {
+    return "";
   }
 }
 

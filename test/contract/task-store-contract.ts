@@ -372,6 +372,16 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect((await store.deliveries(task.id))[2]!.task).toMatchObject({ status: "completed", result: "done" });
       });
 
+      it("should leave the deliveries to a skipped receiver for later", async () => {
+        const slow = await store.create(draft({ webhook: { ...webhook, url: "https://slow.example:8443/h" } }));
+        const fast = await store.create(draft({ webhook: { ...webhook, url: "https://fast.example/h" } }));
+        await store.commit(slow.task.id, cancel(""));
+        await store.commit(fast.task.id, cancel(""));
+        const taken = await store.dueDeliveries(soon(), 10, 30_000, ["slow.example:8443"]);
+        expect(taken.map((d) => d.taskId)).toEqual([fast.task.id]);
+        expect((await store.dueDeliveries(soon(), 10, 30_000)).map((d) => d.taskId)).toEqual([slow.task.id]);
+      });
+
       it("should let a delivery whose sender died fall due again once its hold has passed", async () => {
         const { task } = await store.create(draft({ webhook }));
         await store.commit(task.id, cancel(""));

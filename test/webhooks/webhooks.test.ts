@@ -199,6 +199,26 @@ describe("retries", () => {
   });
 });
 
+describe("a slow receiver", () => {
+  it("should not hold up another receiver's deliveries: it gets at most half of the sender's slots", async () => {
+    const fast = await WebhookReceiver.start();
+    try {
+      h = await startHarness({ ...ON, ROOKERY_WEBHOOK_CONCURRENCY: "4", ROOKERY_WEBHOOK_TIMEOUT_MS: "60000" });
+      receiver.answer(() => "hang"); // the slow one never answers
+      const slowIds = await Promise.all(Array.from({ length: 10 }, async (_, i) => (await h!.grpc.submit({ prompt: `slow ${i}`, webhook: { url: receiver.url } })).task!.id));
+      await expect.poll(() => receiver.open, { timeout: 30_000 }).toBe(2);
+      const { task } = await h.grpc.submit({ prompt: "fast", webhook: { url: fast.url } });
+      await expect.poll(() => fast.ofTask(task!.id).length, { timeout: 30_000 }).toBe(1);
+      expect(receiver.open).toBe(2);
+      expect(slowIds.length).toBe(10);
+    } finally {
+      await h?.close();
+      h = undefined;
+      await fast.close();
+    }
+  });
+});
+
 describe("configuration", () => {
   it("should give tasks that name no webhook the server's ROOKERY_WEBHOOK_URL", async () => {
     h = await startHarness({ ...ON, ROOKERY_WEBHOOK_URL: receiver.url });

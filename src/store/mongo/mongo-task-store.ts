@@ -394,8 +394,8 @@ export class MongoTaskStore implements TaskStore {
     });
   }
 
-  async dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
-    return this.guard(() => this.webhooks.due(now, limit, leaseMs));
+  async dueDeliveries(now: Date, limit: number, leaseMs: number, skipReceivers: string[] = []): Promise<WebhookDelivery[]> {
+    return this.guard(() => this.webhooks.due(now, limit, leaseMs, skipReceivers));
   }
 
   async recordDelivery(delivery: WebhookDelivery): Promise<void> {

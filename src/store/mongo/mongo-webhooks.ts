@@ -11,7 +11,7 @@
 // writer's event, or whose task is gone, is deleted. So no transition is
 // without its delivery, and no delivery is sent without its transition.
 import { MongoServerError, type Collection } from "mongodb";
-import type { WebhookDelivery } from "../../domain/webhooks.js";
+import { receiverOf, type WebhookDelivery } from "../../domain/webhooks.js";
 import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
 import type { MongoEventDocument } from "./mongo-document.js";
 
@@ -47,7 +47,7 @@ export class MongoWebhookDeliveries {
     }
   }
 
-  async due(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
+  async due(now: Date, limit: number, leaseMs: number, skipReceivers: string[]): Promise<WebhookDelivery[]> {
     const pending = await this.deliveries
       .find({ state: "pending" }, { projection: { task: 0 } })
       .limit(SCAN_LIMIT)
@@ -59,7 +59,7 @@ export class MongoWebhookDeliveries {
       if (!seen || doc.sequence < seen.sequence) first.set(doc.task_id, doc);
     }
     const candidates = [...first.values()]
-      .filter((d) => d.next_attempt_at.getTime() <= now.getTime())
+      .filter((d) => d.next_attempt_at.getTime() <= now.getTime() && !skipReceivers.includes(receiverOf(d.url)))
       .sort((a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime());
     const taken: WebhookDelivery[] = [];
     for (const candidate of candidates) {
@@ -84,7 +84,24 @@ export class MongoWebhookDeliveries {
   }
 
   async record(delivery: WebhookDelivery): Promise<void> {
-    await this.deliveries.replaceOne({ _id: delivery.id }, { ...toDeliveryDocument(delivery), confirmed: true });
+    // Only what an attempt changes: the transition and its task were written once.
+    const doc = toDeliveryDocument(delivery);
+    const unset = (["last_attempt_at", "last_status_code", "last_error"] as const).filter((k) => doc[k] === undefined);
+    await this.deliveries.updateOne(
+      { _id: delivery.id },
+      {
+        $set: {
+          state: doc.state,
+          attempts: doc.attempts,
+          next_attempt_at: doc.next_attempt_at,
+          confirmed: true,
+          ...(doc.last_attempt_at ? { last_attempt_at: doc.last_attempt_at } : {}),
+          ...(doc.last_status_code !== undefined ? { last_status_code: doc.last_status_code } : {}),
+          ...(doc.last_error !== undefined ? { last_error: doc.last_error } : {}),
+        },
+        ...(unset.length > 0 ? { $unset: Object.fromEntries(unset.map((k) => [k, ""])) } : {}),
+      },
+    );
     if (delivery.state !== "stopped" || delivery.lastStatusCode !== 410) return;
     await this.gone.replaceOne({ _id: delivery.taskId }, {}, { upsert: true }).catch(ignoreDuplicate);
     await this.deliveries.updateMany({ task_id: delivery.taskId, state: "pending" }, { $set: { state: "stopped", last_error: GONE_BEFORE } });

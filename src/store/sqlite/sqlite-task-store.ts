@@ -276,8 +276,8 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.lifetime.purgeable(now, limit));
   }
 
-  dueDeliveries(now: Date, limit: number, leaseMs: number): Promise<WebhookDelivery[]> {
-    return this.enqueue(() => this.webhooks.due(now, limit, leaseMs));
+  async dueDeliveries(now: Date, limit: number, leaseMs: number, skipReceivers: string[] = []): Promise<WebhookDelivery[]> {
+    return this.guard(() => this.webhooks.due(now, limit, leaseMs, skipReceivers));
   }
 
   recordDelivery(delivery: WebhookDelivery): Promise<void> {

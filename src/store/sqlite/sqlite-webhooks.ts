@@ -1,67 +1,102 @@
-// The webhook outbox of the embedded store (table of migration 0005). Every
-// method runs inside the caller's transaction: a delivery is inserted with the
-// event that causes it, in the same group commit.
+// The webhook outbox of the embedded store (table of migration 0005). A
+// delivery is inserted with the event that causes it, in the same group
+// commit. What never changes is written once as JSON; an attempt updates only
+// the columns of its outcome. One process serves a SQLite file, so the hold on
+// a delivery taken for an attempt is kept in memory: nothing is written to take
+// one, and after a crash every undelivered delivery is due again at once.
 import type Database from "better-sqlite3";
-import type { WebhookDelivery } from "../../domain/webhooks.js";
+import { receiverOf, type WebhookDelivery } from "../../domain/webhooks.js";
 import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
 
 interface Row {
   doc: string;
+  state: WebhookDelivery["state"];
+  next_attempt_at: number;
+  attempts: number;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
 }
 
+const COLUMNS = "doc, state, next_attempt_at, attempts, last_attempt_at, last_status_code, last_error";
+
+type Outcome = [string, number, number, number | null, number | null, string | null, number, string];
+
 export class SqliteWebhookDeliveries {
-  private readonly insertRow: Database.Statement<[string, string, number, string, number, number, string]>;
+  private readonly insertRow: Database.Statement<[string, string, number, string, string, number, string | null, string]>;
   private readonly goneBefore: Database.Statement<[string], { n: number }>;
-  private readonly dueRows: Database.Statement<[number, number], Row>;
-  private readonly updateRow: Database.Statement<[string, number, number, string, string]>;
-  private readonly pendingOfTask: Database.Statement<[string], Row>;
+  private readonly dueRows: Database.Statement<[number, string, number], Row & { id: string }>;
+  /** Deliveries taken for an attempt, until when: left out of due() meanwhile. */
+  private readonly held = new Map<string, number>();
+  private readonly updateOutcome: Database.Statement<Outcome>;
+  private readonly stopPending: Database.Statement<[string, string]>;
   private readonly ofTask: Database.Statement<[string], Row>;
   private readonly deleteOfTask: Database.Statement<[string]>;
 
   constructor(db: Database.Database) {
     this.insertRow = db.prepare(
-      "INSERT INTO webhook_deliveries (id, task_id, sequence, state, next_attempt_at, gone, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO webhook_deliveries (id, task_id, sequence, receiver, state, next_attempt_at, last_error, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.goneBefore = db.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE task_id = ? AND gone = 1");
     // Of each task only its lowest pending delivery: a task's deliveries go out in sequence order.
     this.dueRows = db.prepare(
-      `SELECT doc FROM webhook_deliveries d
+      `SELECT id, ${COLUMNS} FROM webhook_deliveries d
         WHERE d.state = 'pending' AND d.next_attempt_at <= ?
+          AND d.receiver NOT IN (SELECT value FROM json_each(?))
           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
                            WHERE e.task_id = d.task_id AND e.state = 'pending' AND e.sequence < d.sequence)
         ORDER BY d.next_attempt_at LIMIT ?`,
     );
-    this.updateRow = db.prepare("UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, gone = ?, doc = ? WHERE id = ?");
-    this.pendingOfTask = db.prepare("SELECT doc FROM webhook_deliveries WHERE task_id = ? AND state = 'pending'");
-    this.ofTask = db.prepare("SELECT doc FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence");
+    this.updateOutcome = db.prepare(
+      `UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, attempts = ?, last_attempt_at = ?,
+         last_status_code = ?, last_error = ?, gone = ? WHERE id = ?`,
+    );
+    this.stopPending = db.prepare("UPDATE webhook_deliveries SET state = 'stopped', last_error = ? WHERE task_id = ? AND state = 'pending'");
+    this.ofTask = db.prepare(`SELECT ${COLUMNS} FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence`);
     this.deleteOfTask = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
   }
 
   /** A task whose receiver answered 410 gets no more deliveries: this one is stored as stopped. */
   insert(delivery: WebhookDelivery): void {
     const gone = (this.goneBefore.get(delivery.taskId)?.n ?? 0) > 0;
-    const stored: WebhookDelivery = gone ? { ...delivery, state: "stopped", lastError: GONE_BEFORE } : delivery;
-    this.insertRow.run(stored.id, stored.taskId, stored.sequence, stored.state, stored.nextAttemptAt.getTime(), 0, serialize(stored));
+    const doc = JSON.stringify(toDeliveryDocument(delivery));
+    const when = delivery.nextAttemptAt.getTime();
+    const receiver = receiverOf(delivery.url);
+    if (gone) this.insertRow.run(delivery.id, delivery.taskId, delivery.sequence, receiver, "stopped", when, GONE_BEFORE, doc);
+    else this.insertRow.run(delivery.id, delivery.taskId, delivery.sequence, receiver, delivery.state, when, null, doc);
   }
 
-  /** Due deliveries, each held until now + leaseMs (a sender that dies lets it fall due again). */
-  due(now: Date, limit: number, leaseMs: number): WebhookDelivery[] {
-    const held = new Date(now.getTime() + leaseMs);
-    return this.dueRows.all(now.getTime(), limit).map((row) => {
-      const delivery = { ...parse(row), nextAttemptAt: held };
-      this.update(delivery, false);
-      return delivery;
-    });
+  /** Due deliveries, each held until now + leaseMs (in memory: see the top of this file). A read. */
+  due(now: Date, limit: number, leaseMs: number, skipReceivers: string[]): WebhookDelivery[] {
+    const at = now.getTime();
+    for (const [id, until] of this.held) if (until <= at) this.held.delete(id);
+    const until = at + leaseMs;
+    const taken: WebhookDelivery[] = [];
+    // Held ones are still pending in the table: read past them.
+    for (const row of this.dueRows.all(at, JSON.stringify(skipReceivers), limit + this.held.size)) {
+      if (taken.length === limit) break;
+      if (this.held.has(row.id)) continue;
+      this.held.set(row.id, until);
+      taken.push(parse({ ...row, next_attempt_at: until }));
+    }
+    return taken;
   }
 
   /** Stores an attempt's outcome; a 410 stops the task's other pending deliveries too. */
-  record(delivery: WebhookDelivery): void {
-    const gone = delivery.state === "stopped" && delivery.lastStatusCode === 410;
-    this.update(delivery, gone);
-    if (!gone) return;
-    for (const row of this.pendingOfTask.all(delivery.taskId)) {
-      this.update({ ...parse(row), state: "stopped", lastError: GONE_BEFORE }, false);
-    }
+  record(d: WebhookDelivery): void {
+    this.held.delete(d.id);
+    const gone = d.state === "stopped" && d.lastStatusCode === 410;
+    this.updateOutcome.run(
+      d.state,
+      d.nextAttemptAt.getTime(),
+      d.attempts,
+      d.lastAttemptAt ? d.lastAttemptAt.getTime() : null,
+      d.lastStatusCode ?? null,
+      d.lastError ?? null,
+      gone ? 1 : 0,
+      d.id,
+    );
+    if (gone) this.stopPending.run(GONE_BEFORE, d.taskId);
   }
 
   list(taskId: string): WebhookDelivery[] {
@@ -71,16 +106,19 @@ export class SqliteWebhookDeliveries {
   deleteTask(taskId: string): void {
     this.deleteOfTask.run(taskId);
   }
-
-  private update(delivery: WebhookDelivery, gone: boolean): void {
-    this.updateRow.run(delivery.state, delivery.nextAttemptAt.getTime(), gone ? 1 : 0, serialize(delivery), delivery.id);
-  }
 }
 
-function serialize(delivery: WebhookDelivery): string {
-  return JSON.stringify(toDeliveryDocument(delivery));
-}
-
+/** The delivery as made (doc) with its attempts so far (columns). */
 function parse(row: Row): WebhookDelivery {
-  return fromDeliveryDocument(JSON.parse(row.doc) as DeliveryDocument);
+  const made = fromDeliveryDocument(JSON.parse(row.doc) as DeliveryDocument);
+  const { lastAttemptAt: _a, lastStatusCode: _s, lastError: _e, ...rest } = made;
+  return {
+    ...rest,
+    state: row.state,
+    nextAttemptAt: new Date(row.next_attempt_at),
+    attempts: row.attempts,
+    ...(row.last_attempt_at !== null ? { lastAttemptAt: new Date(row.last_attempt_at) } : {}),
+    ...(row.last_status_code !== null ? { lastStatusCode: row.last_status_code } : {}),
+    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
+  };
 }

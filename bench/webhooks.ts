@@ -1,0 +1,146 @@
+// Issue 15: what webhooks cost and how fast they drain.
+//   1. End to end with and without a webhook on every task: 1-iteration tasks
+//      per second, Submit to COMPLETED (as bench/end-to-end.ts), side by side in
+//      each round, alternating which goes first; each task's COMPLETED delivery
+//      goes to a local receiver that answers 204 at once. The "with" clock stops
+//      when the last delivery has arrived (all the work done), and is also
+//      reported at the last task's completion.
+//   2. Deliveries per second draining a backlog: a server completes DRAIN tasks
+//      while the receiver holds every request unanswered (one sender's slots
+//      fill, the rest wait due), is SIGKILLed, and a fresh server on the same
+//      file sends the backlog to a receiver that answers at once.
+// Run: npx tsx bench/webhooks.ts [tasks per round, default 2000]
+import net, { type AddressInfo } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
+import { startChildServer } from "../test/support/child-server.js";
+import { median, waitFor } from "./lib/measure.js";
+import { startScript } from "./lib/processes.js";
+
+const TASKS = Number(process.argv[2] ?? 2000);
+const DRAIN = 2000;
+const CALLERS = 64;
+const ROUNDS = 3;
+const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
+const WEBHOOKS = { ROOKERY_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ROOKERY_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" };
+
+/**
+ * A receiver that answers 204 at once (or, while `hold` is set, never), counting distinct
+ * webhook-ids. It reads HTTP/1.1 straight off the socket, so that on this 2-core machine
+ * its own CPU takes as little as it can from the server measured.
+ */
+function startReceiver(): Promise<{ url: string; ids: Set<string>; hold: boolean; lastAt: number; close(): void }> {
+  const state = { url: "", ids: new Set<string>(), hold: false, lastAt: 0, close: () => {} };
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => undefined);
+    let buffer: Buffer = Buffer.alloc(0);
+    socket.on("data", (data: Buffer) => {
+      buffer = buffer.length === 0 ? data : Buffer.concat([buffer, data]);
+      for (;;) {
+        const end = buffer.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const head = buffer.subarray(0, end).toString("latin1");
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buffer.length < end + 4 + length) return;
+        buffer = buffer.subarray(end + 4 + length);
+        if (state.hold) continue;
+        state.ids.add(/\r\nwebhook-id: *(\S+)/i.exec(head)?.[1] ?? "");
+        state.lastAt = performance.now();
+        socket.write("HTTP/1.1 204 No Content\r\n\r\n");
+      }
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+      state.close = () => {
+        for (const socket of sockets) socket.destroy();
+        server.close();
+      };
+      resolve(state);
+    }),
+  );
+}
+
+async function submitAll(count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CALLERS }, async () => {
+      while (next < count) await submit(next++);
+    }),
+  );
+}
+
+const dir = mkdtempSync(join(tmpdir(), "rookery-bench-webhooks-"));
+const provider = await startScript("bench/peers/fake-provider.ts");
+const [baseURL] = provider.words as [string];
+const receiver = await startReceiver();
+
+async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ completed: number; delivered: number }> {
+  const server = await startChildServer({
+    ROOKERY_SQLITE_PATH: join(dir, `e2e-${round}-${withWebhook}.db`),
+    OPENAI_BASE_URL: baseURL,
+    OPENAI_API_KEY: "bench",
+    ...WEBHOOKS,
+  });
+  const { client } = server;
+  const before = receiver.ids.size;
+  const t0 = performance.now();
+  await submitAll(TASKS, (i) => client.submit({ prompt: `hook ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }));
+  await waitFor(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
+  const seconds = (performance.now() - t0) / 1000;
+  if (withWebhook) await waitFor(async () => receiver.ids.size - before === TASKS, "every delivery", { pollMs: 5, timeoutMs: Infinity });
+  const delivered = withWebhook ? Math.max(seconds, (receiver.lastAt - t0) / 1000) : seconds;
+  server.process.kill("SIGTERM");
+  await server.exited;
+  return { completed: TASKS / seconds, delivered: TASKS / delivered };
+}
+
+async function drainPerSecond(): Promise<number> {
+  const path = join(dir, "drain.db");
+  const env = { ROOKERY_SQLITE_PATH: path, OPENAI_BASE_URL: baseURL, OPENAI_API_KEY: "bench", ...WEBHOOKS };
+  receiver.hold = true;
+  const first = await startChildServer(env);
+  await submitAll(DRAIN, (i) => first.client.submit({ prompt: `drain ${i}`, webhook: { url: receiver.url } }));
+  await waitFor(async () => (await first.client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
+  first.process.kill("SIGKILL");
+  await first.exited;
+  receiver.hold = false;
+  const before = receiver.ids.size;
+  const second = await startChildServer(env);
+  const t0 = performance.now();
+  // The 16 held by the killed sender come back after their hold: the rest are the backlog measured.
+  const backlog = DRAIN - 16;
+  await waitFor(async () => receiver.ids.size - before >= backlog, "the backlog to drain", UNTIL_DONE);
+  const seconds = (receiver.lastAt - t0) / 1000;
+  second.process.kill("SIGTERM");
+  await second.exited;
+  return backlog / seconds;
+}
+
+const rows = { without: [] as number[], with: [] as number[], withCompleted: [] as number[], ratio: [] as number[] };
+for (let round = 1; round <= ROUNDS; round++) {
+  const withFirst = round % 2 === 0;
+  const a = await tasksPerSecond(round, withFirst);
+  const b = await tasksPerSecond(round, !withFirst);
+  const [withHook, without] = withFirst ? [a, b] : [b, a];
+  rows.with.push(withHook.delivered);
+  rows.withCompleted.push(withHook.completed);
+  rows.without.push(without.completed);
+  rows.ratio.push(withHook.delivered / without.completed);
+}
+const drain = [await drainPerSecond()];
+console.log(`Webhooks, ${TASKS} one-iteration tasks a round, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(`end to end, no webhook                 ${median(rows.without).toFixed(0).padStart(6)} tasks/s`);
+console.log(`end to end, a webhook on every task    ${median(rows.with).toFixed(0).padStart(6)} tasks/s to the last delivery (${median(rows.withCompleted).toFixed(0)} to the last completion)`);
+console.log(`with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+console.log(`draining a backlog of ${DRAIN - 16} deliveries after a restart: ${median(drain).toFixed(0)} deliveries/s`);
+receiver.close();
+await provider.stop();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
