@@ -58,7 +58,7 @@ async function populate(env: Record<string, string>): Promise<{ all: ReturnType<
   } else {
     await (await MongoTaskStore.open({ uri: env.MONGODB_URI!, database: env.ROOKERY_MONGODB_DB!, serverSelectionTimeoutMS: 5000 })).close();
     const client = await MongoClient.connect(env.MONGODB_URI!);
-    const tasks = client.db(env.ROOKERY_MONGODB_DB!).collection("tasks");
+    const tasks = client.db(env.ROOKERY_MONGODB_DB).collection("tasks");
     for (let start = 0; start < TASKS; start += batch) {
       const docs = Array.from({ length: Math.min(batch, TASKS - start) }, (_, k) => toMongoTask(toTaskDocument(draftOf(start + k).task)));
       await tasks.insertMany(docs as never[], { ordered: false });

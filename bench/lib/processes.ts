@@ -36,7 +36,7 @@ export async function startScript(file: string, args: string[] = []): Promise<Re
   const child = spawn(process.execPath, ["--import", "tsx", file, ...args], { stdio: ["pipe", "pipe", "inherit"] });
   const stop = track(child);
   const waiting: { prefix: string; resolve(line: string): void }[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => {
+  createInterface({ input: child.stdout }).on("line", (line) => {
     const i = waiting.findIndex((w) => line.startsWith(w.prefix));
     if (i >= 0) waiting.splice(i, 1)[0]!.resolve(line);
   });
@@ -47,7 +47,7 @@ export async function startScript(file: string, args: string[] = []): Promise<Re
       throw new Error(`${file} exited (${code}) before it was ready`);
     }),
   ]);
-  return { child, words: ready.split(" ").slice(1), send: (line) => child.stdin!.write(`${line}\n`), nextLine, stop };
+  return { child, words: ready.split(" ").slice(1), send: (line) => child.stdin.write(`${line}\n`), nextLine, stop };
 }
 
 export async function freePort(): Promise<number> {
@@ -71,7 +71,7 @@ export async function startRedis(dir: string): Promise<{ port: number; pid: numb
   });
   const stop = track(child);
   await new Promise<void>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       if (line.includes("Ready to accept connections")) resolve();
     });
     child.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready`)));

@@ -8,7 +8,7 @@ import { addUsage, type ChatMessage, type ErrorCode, type Checkpoint, type Task,
 import type { Progress } from "../domain/transitions.js";
 import type { ModelClient, ReplyDelta } from "./model-client.js";
 import { ModelCallError } from "./model-errors.js";
-import { crashPoint } from "../testing/crash-points.js";
+import type { Hooks } from "../hooks.js";
 import type { ToolRegistry } from "./tools/registry.js";
 
 export type RunOutcome =
@@ -23,6 +23,7 @@ export interface AgentDeps {
   defaultModel: string;
   /** Largest conversation (all message text, UTF-8 bytes) a task may build; it FAILS past it. */
   maxConversationBytes: number;
+  hooks?: Hooks;
 }
 
 export interface RunContext {
@@ -107,7 +108,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
       if (error instanceof ModelCallError) return { kind: "failed", error: error.message, code: error.code, progress: progress() };
       throw error;
     }
-    crashPoint("after_model_answer");
+    deps.hooks?.reached("agent_loop.after_model_answer");
     iteration += 1;
     usage = addUsage(usage, reply.usage);
     append({

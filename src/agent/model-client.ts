@@ -6,6 +6,7 @@ import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/reso
 import type { ChatMessage, ToolDefinition } from "../domain/task.js";
 import { ModelCallError, MalformedResponseError } from "./model-errors.js";
 import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
+import { errorMessage } from "../logger.js";
 
 export type { ModelReply, ReplyDelta };
 
@@ -48,7 +49,7 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal.reason);
+      reject(signal.reason instanceof Error ? signal.reason : new Error("aborted"));
     };
     signal.addEventListener("abort", onAbort, { once: true });
   });
@@ -146,7 +147,7 @@ function describeFailure(error: unknown, request: ModelRequest): ModelCallError 
   }
   if (error instanceof OpenAI.APIError) {
     // What the SDK retries (408, 409, 429, 5xx) is the provider failing; any other answer is a refusal.
-    const status = error.status ?? 0;
+    const status: number = typeof error.status === "number" ? error.status : 0;
     const failing = status === 0 || status === 408 || status === 409 || status === 429 || status >= 500;
     return new ModelCallError(
       `model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`,
@@ -158,7 +159,7 @@ function describeFailure(error: unknown, request: ModelRequest): ModelCallError 
   if (error instanceof SyntaxError || (error instanceof OpenAI.OpenAIError && /JSON|parse/i.test(error.message))) {
     return new MalformedResponseError(`model call to ${where} returned a malformed response: ${error.message}`, { cause: error });
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorMessage(error);
   return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
 }
 

@@ -44,7 +44,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "../../gen/rookery/v1/task_service_pb.js";
-import { crashPoint } from "../testing/crash-points.js";
+import type { Hooks } from "../hooks.js";
 import type { CallContext } from "./call-context.js";
 import { deliveryToPb, eventToPb, outputToPb, taskToPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
@@ -76,6 +76,7 @@ export interface TaskServiceDeps {
   watchQueueLimit: number;
   /** True when API keys are required: then each caller sees only its own tasks. */
   authEnabled: boolean;
+  hooks?: Hooks;
   webhooks: {
     /** False without ROOKERY_WEBHOOK_SECRET: nothing could sign deliveries, so webhooks are refused. */
     enabled: boolean;
@@ -278,7 +279,7 @@ export class TaskService {
     // Cancelling a cancelled task is a no-op that answers like the first call, also when
     // another Cancel got there between our read and our write.
     const task = current.status === "cancelled" ? current : await this.cancelOrCancelled(id, reason);
-    crashPoint("during_cancel");
+    this.deps.hooks?.reached("task_service.after_cancel_commit");
     return create(CancelResponseSchema, { task: taskToPb(task) });
   }
 

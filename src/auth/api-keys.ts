@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { UnauthenticatedError } from "../domain/errors.js";
+import { errorMessage } from "../logger.js";
 
 export interface ApiKeyEntry {
   id: string;
@@ -68,7 +69,7 @@ export function loadApiKeys(settings: { apiKeysFile?: string; apiKeys?: string }
     try {
       text = readFileSync(file, "utf8");
     } catch (error) {
-      throw new ApiKeyFormatError(`ROOKERY_API_KEYS_FILE: cannot read ${file}: ${(error as Error).message}`);
+      throw new ApiKeyFormatError(`ROOKERY_API_KEYS_FILE: cannot read ${file}: ${errorMessage(error)}`);
     }
     entries.push(...parseApiKeys(text.split("\n"), (i) => `ROOKERY_API_KEYS_FILE ${file} line ${i + 1}`));
   }

@@ -2,17 +2,19 @@
 // client of its gRPC listener. Exit codes: 0 success, 1 an RPC failed or the
 // watched task ended FAILED/CANCELLED, 2 bad usage or configuration.
 import { toJson } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, Option } from "commander";
 import { ApiKeyFormatError, createApiKey } from "../auth/api-keys.js";
 import { ConfigError, SETTINGS, loadConfig, parseDuration, type SettingName } from "../config.js";
-import { createLogger } from "../logger.js";
+import { createLogger, errorMessage } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
 import { UsageError, errorCodeName, formatDelivery, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
 import { webhookSecretFor } from "../webhooks/secrets.js";
+import { crashHooks } from "../testing/crash-points.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -21,8 +23,47 @@ const program = new Command("rookery")
   .option("--json", "print JSON instead of text")
   .showHelpAfterError();
 
-const client = () => connectTaskClient(program.opts().address, program.opts().apiKey);
-const json = (): boolean => Boolean(program.opts().json);
+/** The flags every command takes. */
+interface GlobalFlags {
+  address: string;
+  apiKey?: string;
+  json?: boolean;
+}
+
+interface SubmitFlags {
+  system?: string;
+  provider?: string;
+  model?: string;
+  maxIterations?: number;
+  label?: string[];
+  requestId?: string;
+  maxTokens?: bigint;
+  timeout?: Duration;
+  queueTimeout?: Duration;
+  retention?: Duration;
+  webhook?: string;
+  webhookStatus?: string[];
+  watch?: boolean;
+}
+
+interface ListFlags {
+  status?: string[];
+  label?: string[];
+  pageSize: number;
+  pageToken: string;
+}
+
+interface ResumeFlags {
+  message?: string;
+  toolResult?: string[];
+  additionalIterations?: number;
+  additionalTokens?: bigint;
+  timeout?: Duration;
+}
+
+const globals = () => program.opts<GlobalFlags>();
+const client = () => connectTaskClient(globals().address, globals().apiKey);
+const json = (): boolean => Boolean(globals().json);
 const printTask = (task: Task | undefined) => {
   if (!task) return;
   console.log(json() ? JSON.stringify(toJson(TaskSchema, task)) : formatTask(task));
@@ -51,7 +92,7 @@ for (const setting of Object.values(SETTINGS)) {
 serve.action(async (flags: Partial<Record<SettingName, string>>) => {
   const config = loadConfig(process.env, flags);
   const logger = createLogger(config.logLevel);
-  const rookery = await startRookery(config, logger);
+  const rookery = await startRookery(config, logger, crashHooks(process.env.ROOKERY_TEST_CRASH_AT));
   const stop = (signal: string) => {
     logger.info({ signal }, "signal received");
     void rookery.close().then(() => process.exit(0));
@@ -95,22 +136,22 @@ program
   .option("--webhook <url>", "post the task's transitions there (signed, retried)")
   .option("--webhook-status <status>", "a status whose entry is posted (repeatable; default input_required, completed, failed, cancelled)", collect)
   .option("--watch", "watch the task until it ends")
-  .action(async (prompt: string, o) => {
+  .action(async (prompt: string, flags: SubmitFlags) => {
     const { task } = await client().submit({
       prompt,
-      systemPrompt: o.system ?? "",
-      provider: o.provider,
-      model: o.model,
-      maxIterations: o.maxIterations,
-      labels: keyValues(o.label),
-      requestId: o.requestId ?? "",
-      maxTotalTokens: o.maxTokens,
-      timeout: o.timeout,
-      queueTimeout: o.queueTimeout,
-      retention: o.retention,
-      ...(o.webhook ? { webhook: { url: o.webhook, statuses: ((o.webhookStatus as string[] | undefined) ?? []).map(statusFromName) } } : {}),
+      systemPrompt: flags.system ?? "",
+      provider: flags.provider,
+      model: flags.model,
+      maxIterations: flags.maxIterations,
+      labels: keyValues(flags.label),
+      requestId: flags.requestId ?? "",
+      maxTotalTokens: flags.maxTokens,
+      timeout: flags.timeout,
+      queueTimeout: flags.queueTimeout,
+      retention: flags.retention,
+      ...(flags.webhook ? { webhook: { url: flags.webhook, statuses: ((flags.webhookStatus) ?? []).map(statusFromName) } } : {}),
     });
-    if (!o.watch) return printTask(task);
+    if (!flags.watch) return printTask(task);
     if (!json()) console.log(`submitted ${task!.id}`);
     await watch(task!.id, 0n);
   });
@@ -132,12 +173,12 @@ program
   .option("--label <key=value>", "only tasks with this label (repeatable)", collect)
   .option("--page-size <n>", "page size", (v) => Number.parseInt(v, 10), 20)
   .option("--page-token <token>", "next_page_token of the previous page", "")
-  .action(async (o) => {
+  .action(async (flags: ListFlags) => {
     const page = await client().list({
-      pageSize: o.pageSize,
-      pageToken: o.pageToken,
-      statuses: ((o.status as string[] | undefined) ?? []).map(statusFromName),
-      labels: keyValues(o.label),
+      pageSize: flags.pageSize,
+      pageToken: flags.pageToken,
+      statuses: ((flags.status) ?? []).map(statusFromName),
+      labels: keyValues(flags.label),
     });
     if (json()) return console.log(JSON.stringify({ tasks: page.tasks.map((t) => toJson(TaskSchema, t)), nextPageToken: page.nextPageToken }));
     for (const t of page.tasks) console.log(formatTaskRow(t));
@@ -148,7 +189,7 @@ program
   .command("watch <id>")
   .description("stream a task's events until it ends")
   .option("--after <sequence>", "last sequence already seen", "0")
-  .action(async (id: string, o) => watch(id, BigInt(o.after)));
+  .action(async (id: string, flags: { after: string }) => watch(id, BigInt(flags.after)));
 
 program
   .command("resume <id>")
@@ -158,15 +199,15 @@ program
   .option("--additional-iterations <n>", "raise max iterations by n", (v) => Number.parseInt(v, 10))
   .option("--additional-tokens <n>", "raise max total tokens by n", (v) => BigInt(v))
   .option("--timeout <duration>", "a new deadline, this long from now", durationOption)
-  .action(async (id: string, o) => {
-    const results = Object.entries(keyValues(o.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
+  .action(async (id: string, flags: ResumeFlags) => {
+    const results = Object.entries(keyValues(flags.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
     const { task } = await client().resume({
       id,
-      message: o.message,
+      message: flags.message,
       toolResults: results,
-      additionalIterations: o.additionalIterations,
-      additionalTokens: o.additionalTokens,
-      timeout: o.timeout,
+      additionalIterations: flags.additionalIterations,
+      additionalTokens: flags.additionalTokens,
+      timeout: flags.timeout,
     });
     printTask(task);
   });
@@ -184,7 +225,7 @@ program
   .command("cancel <id>")
   .description("cancel a task")
   .option("--reason <text>", "recorded as the task's error", "")
-  .action(async (id: string, o) => printTask((await client().cancel({ id, reason: o.reason })).task));
+  .action(async (id: string, flags: { reason: string }) => printTask((await client().cancel({ id, reason: flags.reason })).task));
 
 /**
  * Streams a task: the assistant's text as the model writes it, each tool call with
@@ -241,6 +282,6 @@ try {
     console.error(`rookery: ${Code[error.code]}: ${error.rawMessage}`);
     process.exit(1);
   }
-  console.error(`rookery: ${error instanceof Error ? error.message : String(error)}`);
+  console.error(`rookery: ${errorMessage(error)}`);
   process.exit(1);
 }

@@ -12,6 +12,9 @@ export const TASK_STATUSES = [
 ] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
+/** The statuses a task is active in (counted by the per-key quota): not yet ended. */
+export const ACTIVE_STATUSES: readonly TaskStatus[] = ["pending", "running", "input_required"];
+
 /** Why a task FAILED: a stable code beside the message (TaskErrorCode in the proto). */
 export const ERROR_CODES = [
   "max_iterations",

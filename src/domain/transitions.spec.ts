@@ -139,7 +139,7 @@ describe("resume()", () => {
       checkpoint: progress(running, 1).checkpoint,
       iterations: 1,
       pendingToolCalls: [{ id: "a", name: "t", arguments: "{}" }, { id: "b", name: "t", arguments: "{}" }],
-    } as Task;
+    };
   };
 
   it("should append tool results in the order of the pending calls and go to pending", () => {

@@ -18,6 +18,7 @@ import {
 } from "@connectrpc/connect-node";
 import { InvalidArgumentError } from "../domain/errors.js";
 import type { Logger } from "../logger.js";
+import { errorMessage } from "../logger.js";
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -35,30 +36,30 @@ export interface ConnectHandlerOptions {
   logger: Logger;
 }
 
-export function connectHandler(o: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
+export function connectHandler(options: ConnectHandlerOptions): (req: NodeRequest, res: NodeResponse) => void {
   const router = createConnectRouter({
-    shutdownSignal: o.shutdown,
-    readMaxBytes: o.readMaxBytes,
+    shutdownSignal: options.shutdown,
+    readMaxBytes: options.readMaxBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
     // Strict JSON, as protojson's default: an unknown field or enum name is INVALID_ARGUMENT,
     // never silently dropped (a dropped status filter would answer an unfiltered page).
     jsonOptions: { ignoreUnknownFields: false },
   });
-  o.routes(router);
+  options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return (req, res) => {
     const handler = handlers.get(req.url?.split("?", 1)[0] ?? "");
-    if (!handler) return o.fallback(req, res);
-    const request = universalRequestFromNodeRequest(req as never, res as never, undefined, createContextValues());
-    checkedRequest(request, handler.method.input, o.readMaxBytes)
+    if (!handler) return options.fallback(req, res);
+    const request = universalRequestFromNodeRequest(req, res as never, undefined, createContextValues());
+    checkedRequest(request, handler.method.input, options.readMaxBytes)
       .then(handler)
       .then((response) => {
-        const body = handler.method.methodKind === "server_streaming" ? cutOffWhenStalled(response, res, o.stallMs) : response;
-        return universalResponseToNodeResponse(body, res as never);
+        const body = handler.method.methodKind === "server_streaming" ? cutOffWhenStalled(response, res, options.stallMs) : response;
+        return universalResponseToNodeResponse(body, res);
       })
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        o.logger.warn({ method: handler.method.name, err: String(reason) }, "could not answer a call on the HTTP listener");
+        options.logger.warn({ method: handler.method.name, err: String(reason) }, "could not answer a call on the HTTP listener");
       });
   };
 }
@@ -101,7 +102,7 @@ async function checkedRequest(request: UniversalServerRequest, input: DescMessag
   } catch (error) {
     request.contextValues?.set(
       MALFORMED_REQUEST,
-      InvalidArgumentError.field("request", `is not a valid ${input.typeName}: ${(error as Error).message}`),
+      InvalidArgumentError.field("request", `is not a valid ${input.typeName}: ${errorMessage(error)}`),
     );
     const empty = enveloped ? new Uint8Array(5) : new Uint8Array(0);
     const header = new Headers(request.header);

@@ -2,7 +2,7 @@
 // definition built from the generated descriptor, protobuf-es doing the
 // encoding), plus grpc.health.v1 and server reflection (v1 and v1alpha).
 import { once } from "node:events";
-import { setTimeout as delay } from "node:timers/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { readFileSync } from "node:fs";
 import { fromBinary, toBinary, create, type DescMethod } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
@@ -15,6 +15,7 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService as TaskServiceDesc, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { reflectionPackageDefinition } from "./reflection.js";
+import { errorMessage } from "../logger.js";
 
 export interface GrpcListenerOptions {
   adapter: HandlerAdapter;
@@ -31,19 +32,19 @@ export interface GrpcListener {
   close(graceMs: number): Promise<void>;
 }
 
-export async function startGrpcListener(o: GrpcListenerOptions): Promise<GrpcListener> {
+export async function startGrpcListener(options: GrpcListenerOptions): Promise<GrpcListener> {
   const server = new grpc.Server();
-  server.addService(taskServiceDefinition(), taskServiceImplementation(o.adapter, o.watchStallMs));
-  o.health.addToServer(server);
+  server.addService(taskServiceDefinition(), taskServiceImplementation(options.adapter, options.watchStallMs));
+  options.health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);
 
-  const credentials = o.tls
+  const credentials = options.tls
     ? grpc.ServerCredentials.createSsl(null, [
-        { cert_chain: readFileSync(o.tls.cert), private_key: readFileSync(o.tls.key) },
+        { cert_chain: readFileSync(options.tls.cert), private_key: readFileSync(options.tls.key) },
       ])
     : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${o.host}:${o.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   return {
     port,
@@ -174,7 +175,7 @@ async function drainedWithin(call: grpc.ServerWritableStream<Buffer, unknown>, e
     return await Promise.race([
       once(call, "drain", { signal }).then(() => true),
       ...endings.map((ending) => once(ending, "abort", { signal }).then(() => true)),
-      delay(stallMs, false, { signal }),
+      sleep(stallMs, false, { signal }),
     ]);
   } catch (error) {
     if (signal.aborted) return true;
@@ -188,7 +189,7 @@ function decode(method: DescMethod, bytes: Buffer): unknown {
   try {
     return fromBinary(method.input, bytes);
   } catch (error) {
-    throw InvalidArgumentError.field("request", `is not a valid ${method.input.typeName}: ${(error as Error).message}`);
+    throw InvalidArgumentError.field("request", `is not a valid ${method.input.typeName}: ${errorMessage(error)}`);
   }
 }
 
@@ -232,5 +233,5 @@ function toServiceError(error: ConnectError): Partial<grpc.StatusObject> {
     const status = create(StatusSchema, { code: error.code, message: error.rawMessage, details });
     metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, status)));
   }
-  return { code: error.code as number as grpc.status, details: error.rawMessage, metadata };
+  return { code: error.code as number, details: error.rawMessage, metadata };
 }

@@ -30,32 +30,32 @@ export interface HandlerAdapterOptions {
 }
 
 export class HandlerAdapter {
-  constructor(private readonly o: HandlerAdapterOptions) {}
+  constructor(private readonly options: HandlerAdapterOptions) {}
 
   /** Aborted when the server shuts down. */
   get shutdown(): AbortSignal {
-    return this.o.shutdown;
+    return this.options.shutdown;
   }
 
   context(authorization: string | undefined, signal: AbortSignal): CallContext {
-    const { shutdown } = this.o;
-    return { principal: this.o.authenticate(authorization), signal: signal === shutdown ? shutdown : AbortSignal.any([signal, shutdown]) };
+    const { shutdown } = this.options;
+    return { principal: this.options.authenticate(authorization), signal: signal === shutdown ? shutdown : AbortSignal.any([signal, shutdown]) };
   }
 
   async unary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {
     let key: string | undefined;
     try {
-      const handler = this.o.service[method].bind(this.o.service) as (r: unknown, c: CallContext) => Promise<unknown>;
+      const handler = this.options.service[method].bind(this.options.service) as (r: unknown, c: CallContext) => Promise<unknown>;
       const ctx = context();
       key = ctx.principal;
       const response = await handler(request, ctx);
       // A line per change a caller makes, with the task and the key that made it.
-      if (CHANGES.has(method)) this.o.logger.info({ method, taskId: taskIdOf(response, request), key }, `${method} done`);
+      if (CHANGES.has(method)) this.options.logger.info({ method, taskId: taskIdOf(response, request), key }, `${method} done`);
       return response;
     } catch (error) {
       const wire = this.wireError(method, error);
       if (CHANGES.has(method)) {
-        this.o.logger.info({ method, taskId: taskIdOf(undefined, request), key, code: Code[wire.code], why: wire.rawMessage }, `${method} refused`);
+        this.options.logger.info({ method, taskId: taskIdOf(undefined, request), key, code: Code[wire.code], why: wire.rawMessage }, `${method} refused`);
       }
       throw wire;
     }
@@ -63,7 +63,7 @@ export class HandlerAdapter {
 
   async *watch(request: unknown, context: () => CallContext): AsyncGenerator<unknown> {
     try {
-      yield* this.o.service.watch(request as never, context());
+      yield* this.options.service.watch(request as never, context());
     } catch (error) {
       throw this.wireError("watch", error);
     }
@@ -71,7 +71,7 @@ export class HandlerAdapter {
 
   wireError(method: string, error: unknown): ConnectError {
     const wire = toConnectError(error);
-    if (isUnexpected(wire)) this.o.logger.error({ method, err: error }, "unexpected error");
+    if (isUnexpected(wire)) this.options.logger.error({ method, err: error }, "unexpected error");
     return wire;
   }
 }

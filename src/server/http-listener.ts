@@ -32,19 +32,19 @@ export interface HttpListener {
   close(graceMs: number): Promise<void>;
 }
 
-export async function startHttpListener(o: HttpListenerOptions): Promise<HttpListener> {
+export async function startHttpListener(options: HttpListenerOptions): Promise<HttpListener> {
   const handler = connectHandler({
-    routes: (router: ConnectRouter) => router.service(TaskServiceDesc, taskServiceImpl(o.adapter)),
-    shutdown: o.shutdown,
-    readMaxBytes: o.readMaxBytes,
-    stallMs: o.watchStallMs,
-    logger: o.logger,
-    fallback: (req, res) => void serveFallback(o.metrics, req, res as unknown as FallbackResponse),
+    routes: (router: ConnectRouter) => router.service(TaskServiceDesc, taskServiceImpl(options.adapter)),
+    shutdown: options.shutdown,
+    readMaxBytes: options.readMaxBytes,
+    stallMs: options.watchStallMs,
+    logger: options.logger,
+    fallback: (req, res) => void serveFallback(options.metrics, req, res as unknown as FallbackResponse),
   });
-  const server = o.tls
-    ? http2.createSecureServer({ allowHTTP1: true, cert: readFileSync(o.tls.cert), key: readFileSync(o.tls.key) }, handler)
+  const server = options.tls
+    ? http2.createSecureServer({ allowHTTP1: true, cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) }, handler)
     : cleartextServer(handler);
-  server.listen(o.port, o.host);
+  server.listen(options.port, options.host);
   await once(server, "listening");
   const sockets = new Set<net.Socket>();
   server.on("connection", (s: net.Socket) => {

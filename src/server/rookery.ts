@@ -10,10 +10,11 @@ import { ToolRegistry } from "../agent/tools/registry.js";
 import { DEFAULT_LIMITS } from "../api/validate.js";
 import { TaskService } from "../api/task-service.js";
 import { ConfigError, type Config } from "../config.js";
+import type { Hooks } from "../hooks.js";
 import { errorMessage, type Logger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
 import { openStore } from "../store/open-store.js";
-import { PublishingStore } from "../store/publishing-store.js";
+import { PublishingStore } from "../watch/publishing-store.js";
 import { Supervisor } from "../supervisor/supervisor.js";
 import { Sweeper } from "../supervisor/sweeper.js";
 import { EventFeed } from "../watch/event-feed.js";
@@ -39,12 +40,21 @@ export interface Rookery {
 
 const SHUTDOWN_GRACE_MS = 5_000;
 
-export async function startRookery(config: Config, logger: Logger): Promise<Rookery> {
+/** `hooks`: test hooks (see hooks.ts); cli/main.ts passes them only when a test asks. */
+export async function startRookery(config: Config, logger: Logger, hooks?: Hooks): Promise<Rookery> {
   const keys = loadApiKeys(config);
   const feed = new EventFeed();
   const outputs = new OutputFeed(config.outputCoalesceMs);
-  const store = new PublishingStore(await openStore(config), feed);
-  const tools = new ToolRegistry();
+  const store = new PublishingStore(
+    await openStore(
+      config.store === "sqlite"
+        ? { kind: "sqlite", path: config.sqlitePath }
+        : { kind: "mongodb", uri: config.mongodbUri!, database: config.mongodbDb, timeoutMs: config.mongodbTimeoutMs },
+      hooks,
+    ),
+    feed,
+  );
+  const tools = new ToolRegistry(undefined, hooks);
   const providers = {
     ...config.providers,
     [config.provider]: {
@@ -57,6 +67,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
   }
   const supervisor = new Supervisor({
     store,
+    ...(hooks ? { hooks } : {}),
     feed,
     outputs,
     // Other replicas poll for output at the Watch poll interval: writing it more often buys nothing.
@@ -73,6 +84,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
       defaultProvider: config.provider,
       defaultModel: config.model,
       maxConversationBytes: config.maxConversationBytes,
+      ...(hooks ? { hooks } : {}),
     },
     concurrency: config.concurrency,
     leaseMs: config.leaseMs,
@@ -109,6 +121,7 @@ export async function startRookery(config: Config, logger: Logger): Promise<Rook
     watchPollMs: config.watchPollMs,
     watchQueueLimit: config.watchQueueLimit,
     authEnabled: Boolean(keys),
+    ...(hooks ? { hooks } : {}),
     webhooks: {
       enabled: Boolean(config.webhookSecret),
       ...(config.webhookUrl ? { defaultUrl: config.webhookUrl } : {}),

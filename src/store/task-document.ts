@@ -75,9 +75,9 @@ export interface EventDocument {
 const date = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 
 /** Copies only the keys whose value is defined, so documents carry no nulls. */
-function defined<T extends object>(o: T): T {
+function defined<T extends object>(record: T): T {
   const copy: Record<string, unknown> = {};
-  for (const key in o) if (o[key] !== undefined) copy[key] = o[key];
+  for (const key in record) if (record[key] !== undefined) copy[key] = record[key];
   return copy as T;
 }
 

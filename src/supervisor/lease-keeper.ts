@@ -16,9 +16,9 @@ export class LeaseKeeper {
   private stopped = false;
   private renewing = false;
 
-  constructor(private readonly o: LeaseKeeperOptions) {
-    this.expiresAt = o.expiresAt;
-    this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(o.leaseMs / 3)));
+  constructor(private readonly options: LeaseKeeperOptions) {
+    this.expiresAt = options.expiresAt;
+    this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(options.leaseMs / 3)));
     this.timer.unref();
   }
 
@@ -30,14 +30,14 @@ export class LeaseKeeper {
   private async renew(): Promise<void> {
     if (this.stopped || this.renewing) return;
     this.renewing = true;
-    const next = new Date(Date.now() + this.o.leaseMs);
+    const next = new Date(Date.now() + this.options.leaseMs);
     try {
-      const held = await this.o.renew(next);
+      const held = await this.options.renew(next);
       if (this.stopped) return;
       if (held) this.expiresAt = next;
       else this.lose("the lease was taken over or the task left RUNNING");
     } catch (error) {
-      this.o.onError?.(error);
+      this.options.onError?.(error);
       if (!this.stopped && Date.now() >= this.expiresAt.getTime()) this.lose("the lease expired while the store was unreachable");
     } finally {
       this.renewing = false;
@@ -46,6 +46,6 @@ export class LeaseKeeper {
 
   private lose(why: string): void {
     this.stop();
-    this.o.onLost(why);
+    this.options.onLost(why);
   }
 }

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { OneAtATime } from "./one-at-a-time.js";
 
@@ -10,7 +11,7 @@ describe("OneAtATime", () => {
       queue.run(async () => {
         running += 1;
         log.push(`start ${name} (${running} running)`);
-        await new Promise((r) => setTimeout(r, ms));
+        await sleep(ms);
         running -= 1;
         log.push(`end ${name}`);
         if (fail) throw new Error(name);

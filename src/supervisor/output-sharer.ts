@@ -25,7 +25,7 @@ export class OutputSharer {
   wrote = false;
   private wanted = { at: 0, value: false };
 
-  constructor(private readonly o: OutputSharerOptions) {}
+  constructor(private readonly options: OutputSharerOptions) {}
 
   /** The iteration has new output in the feed: write it within flushMs. */
   changed(iteration: number): void {
@@ -35,17 +35,17 @@ export class OutputSharer {
     }
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
-      this.flush().catch(this.o.onError);
-    }, this.o.flushMs);
+      this.flush().catch(this.options.onError);
+    }, this.options.flushMs);
   }
 
   /** Writes what is not written yet; resolves once it is stored. */
   flush(): Promise<void> {
     return this.writes.run(async () => {
       if (!(await this.someoneWatches())) return;
-      const chunk = this.o.feed.read(this.o.taskId, this.iteration, 0, this.written);
+      const chunk = this.options.feed.read(this.options.taskId, this.iteration, 0, this.written);
       if (!chunk) return;
-      await this.o.store.appendOutput(chunk);
+      await this.options.store.appendOutput(chunk);
       this.written = chunk.endOffset;
       this.wrote = true;
     });
@@ -55,7 +55,7 @@ export class OutputSharer {
   private async someoneWatches(): Promise<boolean> {
     const now = Date.now();
     if (!this.wanted.value || now - this.wanted.at >= 1_000) {
-      this.wanted = { at: now, value: await this.o.store.hasOutputWatcher(this.o.taskId, new Date(now)) };
+      this.wanted = { at: now, value: await this.options.store.hasOutputWatcher(this.options.taskId, new Date(now)) };
     }
     return this.wanted.value;
   }

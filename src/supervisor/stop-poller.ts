@@ -23,8 +23,8 @@ export class StopPoller {
   private polling = false;
   private stopped = false;
 
-  constructor(private readonly o: StopPollerOptions) {
-    this.timer = setInterval(() => void this.poll(), o.pollMs);
+  constructor(private readonly options: StopPollerOptions) {
+    this.timer = setInterval(() => void this.poll(), options.pollMs);
     this.timer.unref();
   }
 
@@ -37,18 +37,18 @@ export class StopPoller {
     if (this.stopped || this.polling) return;
     this.polling = true;
     try {
-      const event = await this.o.next();
+      const event = await this.options.next();
       if (this.stopped || !event) return;
       this.stop();
-      this.o.onStop(event);
+      this.options.onStop(event);
     } catch (error) {
       if (error instanceof TaskNotFoundError && !this.stopped) {
         this.stop();
-        this.o.onStop(undefined);
+        this.options.onStop(undefined);
         return;
       }
       // The lease keeper decides what an unreachable store means for the run.
-      this.o.onError?.(error);
+      this.options.onError?.(error);
     } finally {
       this.polling = false;
     }

@@ -9,7 +9,7 @@ import { checkpoint, claim, complete, fail, passedDeadline, release, requireInpu
 import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
-import { crashPoint } from "../testing/crash-points.js";
+import type { Hooks } from "../hooks.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
 import { StopPoller } from "./stop-poller.js";
@@ -20,6 +20,7 @@ import type { OutputFeed } from "../watch/output-feed.js";
 
 export interface SupervisorOptions {
   store: TaskStore;
+  hooks?: Hooks;
   feed: EventFeed;
   /** Where runs put the model's output as it streams (Watch with include_output reads it). */
   outputs: OutputFeed;
@@ -61,16 +62,16 @@ export class Supervisor {
   private fillAgain = false;
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly o: SupervisorOptions) {
-    this.workerId = o.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
+  constructor(private readonly options: SupervisorOptions) {
+    this.workerId = options.workerId ?? `worker-${randomUUID().slice(0, 8)}`;
   }
 
   start(): void {
-    this.unsubscribe = this.o.feed.subscribeAll((e) => this.onEvent(e));
-    this.unsubscribeDeletions = this.o.feed.subscribeDeletions((id) =>
+    this.unsubscribe = this.options.feed.subscribeAll((e) => this.onEvent(e));
+    this.unsubscribeDeletions = this.options.feed.subscribeDeletions((id) =>
       this.active.get(id)?.controller.abort(new RunStopped("deleted", "the task was deleted")),
     );
-    this.timer = setInterval(() => void this.fill(), this.o.pollMs);
+    this.timer = setInterval(() => void this.fill(), this.options.pollMs);
     void this.fill();
   }
 
@@ -94,7 +95,7 @@ export class Supervisor {
 
   private onEvent(event: TaskEvent): void {
     if (event.status === "pending") {
-      crashPoint("before_claim");
+      this.options.hooks?.reached("supervisor.before_claim");
       void this.fill();
     }
     if (event.status === "cancelled") {
@@ -111,17 +112,17 @@ export class Supervisor {
     try {
       do {
         this.fillAgain = false;
-        while (!this.stopping && this.active.size < this.o.concurrency) {
+        while (!this.stopping && this.active.size < this.options.concurrency) {
           // One claim per free slot, all asked at once so that the store can write them
           // together (the SQLite store commits what arrives in one tick in one transaction).
-          const free = this.o.concurrency - this.active.size;
+          const free = this.options.concurrency - this.active.size;
           const claims = await Promise.allSettled(
-            Array.from({ length: free }, () => this.o.store.claimNext(claim(this.workerId, this.o.leaseMs))),
+            Array.from({ length: free }, () => this.options.store.claimNext(claim(this.workerId, this.options.leaseMs))),
           );
           let launched = 0;
           for (const result of claims) {
             if (result.status === "rejected" || !result.value) continue;
-            crashPoint("after_claim");
+            this.options.hooks?.reached("supervisor.after_claim");
             this.launch(result.value.task);
             launched += 1;
           }
@@ -131,7 +132,7 @@ export class Supervisor {
         }
       } while (this.fillAgain && !this.stopping);
     } catch (error) {
-      this.o.logger.warn({ err: errorMessage(error) }, "could not claim tasks; will retry");
+      this.options.logger.warn({ err: errorMessage(error) }, "could not claim tasks; will retry");
     } finally {
       this.filling = false;
     }
@@ -149,7 +150,7 @@ export class Supervisor {
 
   private async run(task: Task, controller: AbortController): Promise<void> {
     const token = task.lease!.token;
-    const log = this.o.logger.child({ taskId: task.id });
+    const log = this.options.logger.child({ taskId: task.id });
     log.info({ iterations: task.iterations, resumed: Boolean(task.checkpoint) }, "task claimed");
     // The run's own writes (checkpoints, its last transition, lease renewals) go one at a
     // time: a renewal interleaved with a commit could be lost (the MongoDB adapter renews
@@ -159,15 +160,15 @@ export class Supervisor {
     let own = task.sequence;
     const commit = (decide: Decide) =>
       writes.run(async () => {
-        const committed = await this.o.store.commit(task.id, decide);
+        const committed = await this.options.store.commit(task.id, decide);
         own = committed.task.sequence;
         return committed;
       });
-    if ((task.takeovers ?? 0) >= this.o.maxTakeovers) {
+    if ((task.takeovers ?? 0) >= this.options.maxTakeovers) {
       // Its holders keep dying mid-run (a reply that crashes the process would do that):
       // stop here rather than take every replica down in turn.
       log.error({ takeovers: task.takeovers }, "task taken over too many times in a row; failing it");
-      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.o.maxTakeovers), "takeovers"), log, "failed");
+      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.options.maxTakeovers), "takeovers"), log, "failed");
       return;
     }
     // A deadline that passed before the run began (while queued, or while no server was up).
@@ -185,15 +186,15 @@ export class Supervisor {
         : undefined;
     deadline?.unref();
     const keeper = new LeaseKeeper({
-      renew: (expiresAt) => writes.run(() => this.o.store.renewLease(task.id, token, expiresAt)),
-      leaseMs: this.o.leaseMs,
+      renew: (expiresAt) => writes.run(() => this.options.store.renewLease(task.id, token, expiresAt)),
+      leaseMs: this.options.leaseMs,
       expiresAt: task.lease!.expiresAt,
       onLost: (why) => controller.abort(new RunStopped("lease_lost", why)),
       onError: (error) => log.warn({ err: errorMessage(error) }, "could not renew lease"),
     });
     const poller = new StopPoller({
-      next: () => writes.run(async () => (await this.o.store.events(task.id, own, 1))[0]),
-      pollMs: this.o.stopPollMs,
+      next: () => writes.run(async () => (await this.options.store.events(task.id, own, 1))[0]),
+      pollMs: this.options.stopPollMs,
       onStop: (event) =>
         controller.abort(
           !event
@@ -204,29 +205,29 @@ export class Supervisor {
         ),
     });
     const runs = task.runs ?? 1;
-    const sharer = this.o.store.sharesOutput
+    const sharer = this.options.store.sharesOutput
       ? new OutputSharer({
-          store: this.o.store,
-          feed: this.o.outputs,
+          store: this.options.store,
+          feed: this.options.outputs,
           taskId: task.id,
-          flushMs: this.o.outputFlushMs,
+          flushMs: this.options.outputFlushMs,
           onError: (error) => log.warn({ err: errorMessage(error) }, "could not share output"),
         })
       : undefined;
     try {
-      const outcome = await runAgent(task, this.o.agent, {
+      const outcome = await runAgent(task, this.options.agent, {
         signal: controller.signal,
         onOutput: (iteration, retry, delta) => {
-          this.o.outputs.append(task.id, iteration, attemptOf(runs, retry), outputParts(delta));
+          this.options.outputs.append(task.id, iteration, attemptOf(runs, retry), outputParts(delta));
           sharer?.changed(iteration);
         },
         checkpoint: async (progress) => {
           // Output first: a watcher on another replica that sees the event finds all of it stored.
           await sharer?.flush();
-          this.o.outputs.settle(task.id);
+          this.options.outputs.settle(task.id);
           await commit(checkpoint(token, progress));
-          crashPoint("after_checkpoint");
-          if (sharer?.wrote) void this.o.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
+          this.options.hooks?.reached("supervisor.after_checkpoint");
+          if (sharer?.wrote) void this.options.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
         },
       });
       keeper.stop();
@@ -241,9 +242,9 @@ export class Supervisor {
     } finally {
       clearTimeout(deadline);
       sharer?.stop();
-      this.o.outputs.release(task.id, OUTPUT_GRACE_MS);
+      this.options.outputs.release(task.id, OUTPUT_GRACE_MS);
       // Watchers elsewhere have had the closing event for a while by then.
-      if (sharer?.wrote) setTimeout(() => void this.o.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
+      if (sharer?.wrote) setTimeout(() => void this.options.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
     }
   }
 

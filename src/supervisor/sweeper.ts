@@ -21,10 +21,10 @@ export class Sweeper {
   private round: Promise<void> = Promise.resolve();
   private sweeping = false;
 
-  constructor(private readonly o: SweeperOptions) {}
+  constructor(private readonly options: SweeperOptions) {}
 
   start(): void {
-    this.timer = setInterval(() => this.sweep(), this.o.everyMs);
+    this.timer = setInterval(() => this.sweep(), this.options.everyMs);
     this.sweep();
   }
 
@@ -38,25 +38,25 @@ export class Sweeper {
     if (this.sweeping) return;
     this.sweeping = true;
     this.round = this.once()
-      .catch((error: unknown) => this.o.logger.warn({ err: errorMessage(error) }, "sweep failed; will retry"))
+      .catch((error: unknown) => this.options.logger.warn({ err: errorMessage(error) }, "sweep failed; will retry"))
       .finally(() => {
         this.sweeping = false;
       });
   }
 
   private async once(): Promise<void> {
-    const batch = this.o.batch ?? 100;
+    const batch = this.options.batch ?? 100;
     const now = new Date();
-    for (const id of await this.o.store.expired(now, batch)) {
+    for (const id of await this.options.store.expired(now, batch)) {
       try {
-        const { task } = await this.o.store.commit(id, expire());
-        this.o.logger.info({ taskId: id, code: task.errorCode }, "task expired");
+        const { task } = await this.options.store.commit(id, expire());
+        this.options.logger.info({ taskId: id, code: task.errorCode }, "task expired");
       } catch (error) {
         // Claimed, resumed or deleted since it was listed: nothing to do.
         if (!(error instanceof FailedPreconditionError) && !(error instanceof TaskNotFoundError)) throw error;
       }
     }
-    const purged = await Promise.all((await this.o.store.purgeable(now, batch)).map((id) => this.o.store.delete(id)));
-    if (purged.length > 0) this.o.logger.info({ tasks: purged.filter(Boolean).length }, "retention purged tasks");
+    const purged = await Promise.all((await this.options.store.purgeable(now, batch)).map((id) => this.options.store.delete(id)));
+    if (purged.length > 0) this.options.logger.info({ tasks: purged.filter(Boolean).length }, "retention purged tasks");
   }
 }

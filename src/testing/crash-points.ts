@@ -1,18 +1,14 @@
-// A test hook for the crash-matrix suite (test/recovery/crash-matrix.test.ts):
-// with ROOKERY_TEST_CRASH_AT=<point>, the process SIGKILLs itself the first time
-// it reaches that point, so a test can crash it at an exact step without sleeps.
-// Unset (always, outside those tests) it does nothing.
-export type CrashPoint =
-  | "before_claim"
-  | "after_claim"
-  | "after_model_answer"
-  | "after_checkpoint"
-  | "during_tool_call"
-  | "during_cancel"
-  | "during_purge";
+// Crash hooks for the crash-matrix suite (test/recovery/crash-matrix.test.ts):
+// with ROOKERY_TEST_CRASH_AT=<point> (a HookPoint), cli/main.ts passes these
+// hooks in, and the process SIGKILLs itself the first time it reaches that
+// point, so a test can crash it at an exact step without sleeps.
+import type { HookPoint, Hooks } from "../hooks.js";
 
-const target = process.env.ROOKERY_TEST_CRASH_AT;
-
-export function crashPoint(point: CrashPoint): void {
-  if (target === point) process.kill(process.pid, "SIGKILL");
+export function crashHooks(target: string | undefined): Hooks | undefined {
+  if (!target) return undefined;
+  return {
+    reached(point: HookPoint) {
+      if (point === target) process.kill(process.pid, "SIGKILL");
+    },
+  };
 }

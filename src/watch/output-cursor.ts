@@ -37,23 +37,23 @@ export class OutputCursor {
   /** Until when this watcher last told the store it wants the output (see read()). */
   private notedUntil = 0;
 
-  constructor(private readonly o: OutputCursorOptions) {}
+  constructor(private readonly options: OutputCursorOptions) {}
 
   /** Reads the event at afterSequence: it tells which iteration was in flight. */
   async start(): Promise<void> {
     // On a shared store, say at once that output is wanted: the replica running the task
     // writes chunks only then (an iteration it flushed before this note is not sent).
-    if (this.o.store.sharesOutput) await this.noteWatcher();
-    if (this.o.afterSequence === 0) return;
-    const [seen] = await this.o.store.events(this.o.taskId, this.o.afterSequence - 1, 1);
+    if (this.options.store.sharesOutput) await this.noteWatcher();
+    if (this.options.afterSequence === 0) return;
+    const [seen] = await this.options.store.events(this.options.taskId, this.options.afterSequence - 1, 1);
     if (!seen) return;
     this.state = stateAfter(seen);
-    this.offset = this.o.outputOffset;
+    this.offset = this.options.outputOffset;
   }
 
   /** Calls `wake` (coalesced) when this process has new output of the task. */
   subscribe(wake: () => void): () => void {
-    return this.o.outputs.subscribe(this.o.taskId, wake);
+    return this.options.outputs.subscribe(this.options.taskId, wake);
   }
 
   /** The rest of the iteration `event` closes, if it is the one in flight: to send before the event. */
@@ -78,20 +78,20 @@ export class OutputCursor {
 
   private async noteWatcher(): Promise<void> {
     this.notedUntil = Date.now() + WATCHER_NOTE_MS;
-    await this.o.store.noteOutputWatcher(this.o.taskId, new Date(this.notedUntil));
+    await this.options.store.noteOutputWatcher(this.options.taskId, new Date(this.notedUntil));
   }
 
   private localLog(state: State) {
-    return this.o.outputs.log(this.o.taskId, state.iterations + 1, attemptOf(state.runs, 0));
+    return this.options.outputs.log(this.options.taskId, state.iterations + 1, attemptOf(state.runs, 0));
   }
 
   private async read(state: State): Promise<OutputChunk | undefined> {
     const local = this.localLog(state);
     if (local) return local.read(this.offset);
-    if (!this.o.store.sharesOutput) return undefined;
+    if (!this.options.store.sharesOutput) return undefined;
     // The replica that runs the task writes chunks only while someone wants them.
     if (this.notedUntil - Date.now() < WATCHER_NOTE_MS / 2) await this.noteWatcher();
-    const chunks = await this.o.store.readOutput(this.o.taskId, state.iterations + 1, attemptOf(state.runs, 0), this.offset);
+    const chunks = await this.options.store.readOutput(this.options.taskId, state.iterations + 1, attemptOf(state.runs, 0), this.offset);
     return joined(chunks, this.offset);
   }
 }

@@ -1,7 +1,8 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { claim, checkpoint, complete, createTask, type Decide } from "../domain/transitions.js";
-import type { Task } from "../domain/task.js";
-import { PublishingStore } from "../store/publishing-store.js";
+import type { TaskEvent } from "../domain/task.js";
+import { PublishingStore } from "./publishing-store.js";
 import { SqliteTaskStore } from "../store/sqlite/sqlite-task-store.js";
 import { EventFeed } from "./event-feed.js";
 import { watchEvents } from "./watch-events.js";
@@ -15,7 +16,7 @@ async function setup() {
   const token = running.lease!.token;
   const step = (i: number): Decide => checkpoint(token, { iterations: i, usage: running.usage, checkpoint: { sessionId: "s", iteration: i, maxIterations: 50, messages: [], initialPrompt: "p", systemPrompt: "", provider: "o", model: "m", toolsEnabled: [], lastCheckpointAt: new Date() }, added: [] });
   const finish = complete(token, "done", { iterations: 9, usage: running.usage, checkpoint: undefined as never, added: [] });
-  return { feed, inner, store, task: task as Task, step, finish };
+  return { feed, inner, store, task: task, step, finish };
 }
 
 const sequences = async (it: AsyncIterable<{ sequence: number }>) => {
@@ -47,12 +48,13 @@ describe("watchEvents()", () => {
   it("should fall back to the store when its bounded inbox overflows, still without gaps", async () => {
     const { feed, store, task, step, finish } = await setup();
     const stream = watchEvents({ store, feed, taskId: task.id, afterSequence: 0, signal: new AbortController().signal, pollMs: 10_000, inboxLimit: 3 });
-    const first = await stream.next(); // subscribed now; the reader then stalls
+    const first: IteratorResult<TaskEvent> = await stream.next(); // subscribed now; the reader then stalls
     for (let i = 1; i <= 20; i++) await store.commit(task.id, step(i));
     await store.commit(task.id, finish);
     expect(feed.watcherCount()).toBe(1);
     const rest = await sequences(stream);
-    expect([first.value!.sequence, ...rest]).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
+    if (first.done) throw new Error("the stream ended before its first event");
+    expect([first.value.sequence, ...rest]).toEqual(Array.from({ length: 23 }, (_, i) => i + 1));
     expect(feed.watcherCount()).toBe(0);
   });
 
@@ -67,7 +69,7 @@ describe("watchEvents()", () => {
     });
     const stream = watchEvents({ store: counting, feed, taskId: task.id, afterSequence: 2, signal: new AbortController().signal, pollMs: 10_000 });
     const seen = sequences(stream);
-    await new Promise((r) => setTimeout(r, 10)); // the watcher has read the replay and waits
+    await sleep(10); // the watcher has read the replay and waits
     for (let i = 1; i <= 10; i++) await store.commit(task.id, step(i));
     await store.commit(task.id, finish);
     expect(await seen).toEqual(Array.from({ length: 11 }, (_, i) => i + 3));
@@ -78,7 +80,7 @@ describe("watchEvents()", () => {
     const { feed, inner, task, step, finish } = await setup();
     const stream = watchEvents({ store: inner, feed, taskId: task.id, afterSequence: 2, signal: new AbortController().signal, pollMs: 20 });
     const seen = sequences(stream);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
     await inner.commit(task.id, step(1)); // straight to the store: no live event
     await inner.commit(task.id, finish);
     expect(await seen).toEqual([3, 4]);

@@ -51,8 +51,8 @@ export class WebhookSender {
   private stopped = false;
   private loop: Promise<void> = Promise.resolve();
 
-  constructor(private readonly o: WebhookSenderOptions) {
-    this.perHostLimit = Math.max(1, Math.ceil(o.concurrency / 2));
+  constructor(private readonly options: WebhookSenderOptions) {
+    this.perHostLimit = Math.max(1, Math.ceil(options.concurrency / 2));
   }
 
   start(): void {
@@ -81,7 +81,7 @@ export class WebhookSender {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const free = this.o.concurrency - this.inFlight.size;
+      const free = this.options.concurrency - this.inFlight.size;
       if (free > 0) {
         try {
           // Held for the attempt and the commit of its outcome; past that another sender may retry it.
@@ -90,7 +90,7 @@ export class WebhookSender {
           const busy = [...this.perHost].filter(([, n]) => n >= this.perHostLimit).map(([receiver]) => receiver);
           const mostOfOthers = Math.max(0, ...[...this.perHost.values()].filter((n) => n < this.perHostLimit));
           const limit = Math.min(free, this.perHostLimit - mostOfOthers);
-          const due = await this.o.store.dueDeliveries(new Date(), limit, 2 * this.o.timeoutMs + 5_000, busy);
+          const due = await this.options.store.dueDeliveries(new Date(), limit, 2 * this.options.timeoutMs + 5_000, busy);
           this.moreDue = due.length === limit;
           for (const delivery of due) {
             const receiver = receiverOf(delivery.url);
@@ -98,10 +98,10 @@ export class WebhookSender {
             this.track(this.attempt(delivery), receiver);
           }
         } catch (error) {
-          this.o.logger.warn({ err: errorMessage(error) }, "could not read due webhook deliveries; will retry");
+          this.options.logger.warn({ err: errorMessage(error) }, "could not read due webhook deliveries; will retry");
         }
       }
-      await this.sleep(this.o.pollMs);
+      await this.sleep(this.options.pollMs);
     }
   }
 
@@ -151,27 +151,27 @@ export class WebhookSender {
 
   private async attempt(delivery: WebhookDelivery): Promise<void> {
     const result = await this.post(delivery);
-    const next = afterAttempt(delivery, result, new Date(), this.o.policy);
+    const next = afterAttempt(delivery, result, new Date(), this.options.policy);
     const fields = { taskId: delivery.taskId, webhookId: delivery.id, sequence: delivery.sequence };
     try {
-      await this.o.store.recordDelivery(next);
+      await this.options.store.recordDelivery(next);
     } catch (error) {
       // Not recorded: its hold runs out and it is attempted again, with the same webhook-id.
-      this.o.logger.warn({ ...fields, err: errorMessage(error) }, "could not record a webhook attempt; it will be repeated");
+      this.options.logger.warn({ ...fields, err: errorMessage(error) }, "could not record a webhook attempt; it will be repeated");
       return;
     }
-    this.o.onOutcome?.(next);
+    this.options.onOutcome?.(next);
     if (next.state === "delivered") return;
     const outcome = { ...fields, attempts: next.attempts, statusCode: next.lastStatusCode, err: next.lastError };
-    if (next.state === "pending") this.o.logger.info({ ...outcome, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
-    else this.o.logger.warn(outcome, `webhook delivery ${next.state}`);
+    if (next.state === "pending") this.options.logger.info({ ...outcome, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
+    else this.options.logger.warn(outcome, `webhook delivery ${next.state}`);
   }
 
   /** One signer per secret (per API key with auth on). */
   private signer(owner: string): Webhook {
     let signer = this.signers.get(owner);
     if (!signer) {
-      signer = new Webhook(webhookSecretFor(this.o.secret, owner));
+      signer = new Webhook(webhookSecretFor(this.options.secret, owner));
       this.signers.set(owner, signer);
     }
     return signer;
@@ -179,7 +179,7 @@ export class WebhookSender {
 
   private async post(delivery: WebhookDelivery): Promise<AttemptResult> {
     try {
-      const refusal = await this.o.guard.refusal(delivery.url);
+      const refusal = await this.options.guard.refusal(delivery.url);
       if (refusal) return { kind: "refused", error: `webhook URL refused: ${refusal}` };
       const body = toJsonString(WebhookPayloadSchema, webhookPayloadToPb(delivery));
       const signer = this.signer(delivery.owner ?? "");
@@ -191,8 +191,8 @@ export class WebhookSender {
         "user-agent": "rookery-webhooks",
       };
       return await postWebhook({ url: delivery.url, headers, body }, {
-        timeoutMs: this.o.timeoutMs,
-        lookup: this.o.guard.lookup,
+        timeoutMs: this.options.timeoutMs,
+        lookup: this.options.guard.lookup,
         agents: this.agents,
         signal: this.shutdown.signal,
       });

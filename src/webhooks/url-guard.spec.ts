@@ -55,7 +55,7 @@ describe("WebhookUrlGuard.refusal", () => {
 describe("WebhookUrlGuard.lookup (the connection's own resolution)", () => {
   const lookup = (guard: WebhookUrlGuard, host: string, all: boolean) =>
     new Promise<{ error: NodeJS.ErrnoException | null; address: unknown }>((resolve) =>
-      guard.lookup(host, { all } as never, (error, address) => resolve({ error, address })),
+      guard.lookup(host, { all }, (error, address) => resolve({ error, address })),
     );
 
   it("should fail before connecting when a name resolves to an address the guard refuses", async () => {

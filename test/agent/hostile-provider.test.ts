@@ -14,7 +14,7 @@ const NO_CHOICES: FakeReply = {
 
 describe("a provider that sends no choices", () => {
   const servers = childServersOnOneFile("hostile-provider", { ROOKERY_MODEL_MAX_RETRIES: "1" });
-  const start = servers.start;
+  const start = (env?: Record<string, string>) => servers.start(env);
   let fake: FakeOpenAI;
   beforeAll(async () => {
     await servers.setUp();
@@ -46,7 +46,7 @@ describe("a provider that sends no choices", () => {
   it("should FAIL a task whose run was taken over from a dead holder ROOKERY_MAX_TAKEOVERS times in a row", async () => {
     fake.respond((c) => (c.prompt === "kills its server" ? { content: "boom" } : { content: "?" }));
     // Each process dies right after the model answers: a reply that kills its server, every time.
-    const crashing = { ROOKERY_LEASE_MS: "1000", ROOKERY_TEST_CRASH_AT: "after_model_answer", ROOKERY_MAX_TAKEOVERS: "2" };
+    const crashing = { ROOKERY_LEASE_MS: "1000", ROOKERY_TEST_CRASH_AT: "agent_loop.after_model_answer", ROOKERY_MAX_TAKEOVERS: "2" };
     const first = await start(crashing);
     const { task } = await first.client.submit({ prompt: "kills its server" });
     expect(await first.exited).toBe("SIGKILL");

@@ -103,7 +103,7 @@ describe("rookery CLI", () => {
       const id = (JSON.parse(submitted.stdout) as { id: string }).id;
       await cli("watch", id);
       await expect.poll(() => receiver.received.length).toBe(1);
-      await expect.poll(async () => (await cli("get", id)).stdout).toMatch(/webhook #\d+ completed\s+delivered, 1 attempt last HTTP 200  msg_[0-9a-f]{32}/);
+      await expect.poll(async () => (await cli("get", id)).stdout).toMatch(/webhook #\d+ completed\s+delivered, 1 attempt last HTTP 200 {2}msg_[0-9a-f]{32}/);
       expect((await cli("get", id)).stdout).toContain(`webhook:     ${receiver.url} (on completed)`);
     } finally {
       await receiver.close();

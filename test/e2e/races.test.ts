@@ -1,6 +1,6 @@
 // Races and retries a real client makes: many Submits at the quota at once,
 // many Cancels of one task at once, and a retried Submit after the task moved on.
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../src/auth/api-keys.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
-import { collectEvents, startHarness, waitForStatus, type Harness } from "../support/harness.js";
+import { collectEvents, startHarness, waitForStatus, type Harness, type TaskClient } from "../support/harness.js";
 
 const keys = { quota: createApiKey("quota"), other: createApiKey("other") };
 
 describe("concurrent and repeated calls", () => {
   let h: Harness;
-  const as = (key: { key: string }): Client<typeof TaskService> =>
+  const as = (key: { key: string }): TaskClient =>
     createClient(
       TaskService,
       createGrpcTransport({
@@ -59,7 +59,7 @@ describe("concurrent and repeated calls", () => {
     await waitForStatus(client, task!.id, TaskStatus.RUNNING);
     const answers = await Promise.allSettled(Array.from({ length: 20 }, () => client.cancel({ id: task!.id, reason: "stop" })));
     const failed = answers.filter((a) => a.status === "rejected");
-    expect(failed.map((f) => String((f as PromiseRejectedResult).reason))).toEqual([]);
+    expect(failed.map((f) => String((f).reason))).toEqual([]);
     for (const a of answers) expect((a as PromiseFulfilledResult<{ task?: { status: TaskStatus } }>).value.task?.status).toBe(TaskStatus.CANCELLED);
     const events = await collectEvents(client, task!.id);
     expect(events.filter((e) => e.status === TaskStatus.CANCELLED)).toHaveLength(1);

@@ -2,7 +2,7 @@
 // proto-JSON request into a real call over a real socket and the response back
 // into proto JSON.
 import { spawn } from "node:child_process";
-import { fromJson, toJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import type { TaskClient } from "../support/harness.js";
@@ -19,7 +19,8 @@ export function clientDriver(client: TaskClient): Driver {
       const m = method(name);
       const call = client[m.localName as "get"] as (r: unknown) => Promise<never>;
       try {
-        return toJson(m.output, await call(fromJson(m.input, request as JsonValue))) as Json;
+        const response: Json = toJson(m.output, await call(fromJson(m.input, request)));
+        return response;
       } catch (error) {
         throw failure(error);
       }
@@ -29,9 +30,9 @@ export function clientDriver(client: TaskClient): Driver {
       const controller = new AbortController();
       const out: Json[] = [];
       try {
-        for await (const response of client.watch(fromJson(m.input, request as JsonValue) as never, { signal: controller.signal })) {
+        for await (const response of client.watch(fromJson(m.input, request) as never, { signal: controller.signal })) {
           const json = toJson(m.output, response) as { event: { status: string } };
-          out.push(json as unknown as Json);
+          out.push(json);
           if (until && json.event.status === until) break;
         }
       } catch (error) {

@@ -61,7 +61,7 @@ export async function runScenario(driver: Driver, suite: string): Promise<string
       if (step.call) await callStep(driver, step, vars);
       else await watchStep(driver, step, vars);
     } catch (error) {
-      throw new Error(`step "${step.name}" failed: ${(error as Error).message}`);
+      throw new Error(`step "${step.name}" failed: ${(error as Error).message}`, { cause: error });
     }
     done.push(`ok ${step.name}`);
   }
@@ -74,7 +74,7 @@ async function callStep(driver: Driver, step: Step, vars: Record<string, string>
     response = await driver.call(step.call!, substitute(step.request ?? {}, vars));
   } catch (error) {
     if (error instanceof RpcFailure && step.expectCode) {
-      if (error.code !== step.expectCode) throw new Error(`expected ${step.expectCode}, got ${error.code}: ${error.message}`);
+      if (error.code !== step.expectCode) throw new Error(`expected ${step.expectCode}, got ${error.code}: ${error.message}`, { cause: error });
       return;
     }
     throw error;
@@ -86,7 +86,7 @@ async function callStep(driver: Driver, step: Step, vars: Record<string, string>
     const same = expected === null ? got === undefined || got === "" || got === null : JSON.stringify(got) === JSON.stringify(expected);
     if (!same) throw new Error(`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(got)}`);
   }
-  for (const [name, path] of Object.entries(step.save ?? {})) vars[name] = String(lookup(response, path) ?? "");
+  for (const [name, path] of Object.entries(step.save ?? {})) vars[name] = stringOf(lookup(response, path));
 }
 
 async function watchStep(driver: Driver, step: Step, vars: Record<string, string>): Promise<void> {
@@ -130,4 +130,10 @@ function lookup(value: Json, path: string): Json | undefined {
     current = Array.isArray(current) ? current[Number(key)] : current[key];
   }
   return current;
+}
+
+/** A saved value as text: strings and numbers as they are, anything else as JSON. */
+function stringOf(value: unknown): string {
+  if (value === undefined || value === null) return "";
+  return typeof value === "string" || typeof value === "number" || typeof value === "bigint" ? String(value) : JSON.stringify(value);
 }

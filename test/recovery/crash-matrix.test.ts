@@ -1,8 +1,9 @@
 // SIGKILL at each step of a task's life, then restart on the same data file:
 // every acknowledged task reaches a terminal state, no iteration is committed
 // twice, and event sequences stay dense. The crash is placed exactly, by the
-// ROOKERY_TEST_CRASH_AT hook (src/testing/crash-points.ts) or, for a model call
+// ROOKERY_TEST_CRASH_AT hook (src/hooks.ts, src/testing/crash-points.ts) or, for a model call
 // in flight, by killing the process when the fake provider receives the call.
+import type { HookPoint } from "../../src/hooks.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,17 @@ import { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense, waitForStatus, type TaskClient } from "../support/harness.js";
 
 type Point = "before_claim" | "after_claim" | "during_model_call" | "after_model_answer" | "after_checkpoint" | "during_tool_call" | "during_cancel";
+
+/** Where each step of the matrix crashes (src/hooks.ts); a model call is crashed from outside. */
+const HOOK_POINT: Record<Point, HookPoint | undefined> = {
+  before_claim: "supervisor.before_claim",
+  after_claim: "supervisor.after_claim",
+  during_model_call: undefined,
+  after_model_answer: "agent_loop.after_model_answer",
+  after_checkpoint: "supervisor.after_checkpoint",
+  during_tool_call: "tool_registry.before_tool_run",
+  during_cancel: "task_service.after_cancel_commit",
+};
 
 describe("crash matrix", () => {
   let fake: FakeOpenAI;
@@ -41,17 +53,18 @@ describe("crash matrix", () => {
       ROOKERY_LEASE_MS: "1000",
       ROOKERY_POLL_MS: "50",
       ROOKERY_WATCH_POLL_MS: "50",
-      ...(crash ? { ROOKERY_TEST_CRASH_AT: point } : {}),
+      ...(crash ? { ROOKERY_TEST_CRASH_AT: HOOK_POINT[point]! } : {}),
     });
 
   /** Drives the task until the first server dies; returns the task id if the Submit was acknowledged. */
   async function untilCrash(point: Point, first: ChildServer, prompt: string): Promise<string | undefined> {
+    // Armed before the Submit: armed after it, the run could finish first and the kill land too late.
+    if (point === "during_model_call") hangOnce.add(prompt);
     const submitted = await first.client.submit({ prompt, requestId: `req-${point}` }).then(
       (r) => r.task!.id,
       () => undefined, // the crash cut the Submit off: not acknowledged
     );
     if (point === "during_model_call") {
-      hangOnce.add(prompt);
       await fake.waitForCall((c) => c.prompt === prompt && c.turn === 1);
       first.process.kill("SIGKILL");
     }
@@ -89,7 +102,7 @@ describe("crash matrix", () => {
       expectDense(events);
       expect(events.at(-1)?.status).toBe(terminal);
       const checkpointed = events.filter((e) => e.kind === TaskEventKind.ITERATION_CHECKPOINTED).map((e) => e.iterations);
-      expect(new Set(checkpointed).size, `iterations checkpointed: ${checkpointed}`).toBe(checkpointed.length);
+      expect(new Set(checkpointed).size, `iterations checkpointed: ${checkpointed.join(", ")}`).toBe(checkpointed.length);
       const task = (await client.get({ id })).task!;
       if (terminal === TaskStatus.COMPLETED) expect(task).toMatchObject({ result: "survived", iterations: 2 });
       expect((await client.list({ pageSize: 10 })).tasks).toHaveLength(1);

@@ -1,6 +1,7 @@
 // Several server processes on one MongoDB database: claims are exclusive,
 // Watch works through any replica, and a dead replica's tasks are taken over
 // from their checkpoints once its leases expire.
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { MongoClient } from "mongodb";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
@@ -65,7 +66,7 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     expectDense(events);
     expect(events.at(-1)).toMatchObject({ status: TaskStatus.CANCELLED, sequence: cancelled!.lastEventSequence });
     // Nothing is written for the run after the CANCELLED event.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await sleep(1_000);
     expect((await api.client.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.CANCELLED, lastEventSequence: cancelled!.lastEventSequence });
     expect(runner.logs.join("\n")).toMatch(/cancelled by caller \(seen in the store\)/);
   });

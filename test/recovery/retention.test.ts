@@ -40,7 +40,7 @@ describe("retention on SQLite under steady load", () => {
         // One task a wave asks to be kept an hour: retention must not touch it.
         keep.push((await h.grpc.submit({ prompt: "keep me", retention: { seconds: 3600n, nanos: 0 } })).task!.id);
         // Reads of the wave while the sweeper purges older ones.
-        await Promise.all(wave.slice(0, 20).map((id) => id && h.grpc.get({ id }).catch((e: unknown) => failures.push(e))));
+        await Promise.all(wave.slice(0, 20).flatMap((id) => (id ? [h.grpc.get({ id }).catch((e: unknown) => failures.push(e))] : [])));
         await sleep(400);
         samples.push({ rows: rows(), bytes: bytes() });
       }
@@ -84,7 +84,7 @@ function describeCrashDuringPurge(name: string, storeEnv: () => Record<string, s
     };
 
     it("should leave no task half-deleted: restarted, the purge is finished", { timeout: 60_000 }, async () => {
-      const first = await start({ ROOKERY_TEST_CRASH_AT: "during_purge" });
+      const first = await start({ ROOKERY_TEST_CRASH_AT: "store.during_delete" });
       const { task } = await first.client.submit({ prompt: "purge me", retention: { seconds: 1n, nanos: 0 } });
       await collectEvents(first.client, task!.id);
       expect(await first.exited).toBe("SIGKILL"); // the sweeper reached the purge a second later

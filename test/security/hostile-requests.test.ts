@@ -58,7 +58,7 @@ function submitRawBytes(bytes: number[]): Promise<never> {
       metadata,
       (error) => {
         client.close();
-        reject(error ? new ConnectError(error.details, error.code as number as Code) : new Error("accepted"));
+        reject(error ? new ConnectError(error.details, error.code as number) : new Error("accepted"));
       },
     ),
   );

@@ -1,6 +1,7 @@
 // The HTTP listener (connect-node) answers broken and hostile requests the way
 // the grpc-js listener does: the same code for the same bytes, strict JSON, the
 // protocol decided on the whole HTTP/2 preface, stalled watchers cut off.
+import { setTimeout as sleep } from "node:timers/promises";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { once } from "node:events";
@@ -76,7 +77,7 @@ describe("the HTTP listener with broken and hostile requests", () => {
     socket.setNoDelay(true);
     const body = JSON.stringify({ pageSize: 1 });
     socket.write("P");
-    await new Promise((resolve) => setTimeout(resolve, 50)); // its own segment
+    await sleep(50); // its own segment
     socket.write(`OST /rookery.v1.TaskService/List HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
     const chunks: Buffer[] = [];
     socket.on("data", (c: Buffer) => chunks.push(c));

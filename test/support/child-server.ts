@@ -40,9 +40,9 @@ export async function startChildServer(env: Record<string, string>): Promise<Chi
   child.once("exit", () => spawned.delete(child));
   const logs: string[] = [];
   const exited = once(child, "exit").then(([code, signal]) => (code ?? signal) as number | string);
-  child.stderr!.on("data", (d: Buffer) => logs.push(d.toString()));
+  child.stderr.on("data", (d: Buffer) => logs.push(d.toString()));
   const ready = new Promise<{ grpc: string; http: string }>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).on("line", (line) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
       logs.push(line);
       try {
         const entry = JSON.parse(line) as { msg?: string; grpc?: string; http?: string };

@@ -2,6 +2,7 @@
 // scripts replies with a function of the incoming call; the real `openai` SDK
 // talks to it over loopback HTTP. Streamed replies are sent as SSE chunks the
 // way OpenAI sends them (content and tool-call arguments split across chunks).
+import { setTimeout as sleep } from "node:timers/promises";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -189,7 +190,7 @@ export class FakeOpenAI {
     const pieces = pacing.pieceSize ? chop(content, pacing.pieceSize) : split(content);
     for (const [i, piece] of pieces.entries()) {
       if (i === pacing.pauseAt) await pacing.resume;
-      if (pacing.paceMs && i > 0) await new Promise((resolve) => setTimeout(resolve, pacing.paceMs));
+      if (pacing.paceMs && i > 0) await sleep(pacing.paceMs);
       if (res.destroyed) return;
       chunk({ content: piece });
     }

@@ -2,8 +2,8 @@
 // generated descriptor), shaped like a Connect client so the same test can
 // drive both listeners. grpc-js errors become ConnectErrors carrying the wire
 // code, message and decoded google.rpc.Status details.
-import { fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
-import { ConnectError, type Code } from "@connectrpc/connect";
+import { ScalarType, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
@@ -25,7 +25,7 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
     ]),
   );
   const Client = grpc.makeGenericClientConstructor(definition, "TaskService");
-  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<string, Function> & grpc.Client;
+  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<string, (this: grpc.Client, ...args: unknown[]) => unknown> & grpc.Client;
   const md = () => {
     const m = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) m.set(k, v);
@@ -34,7 +34,7 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
   const options = (o?: { timeoutMs?: number }) => (o?.timeoutMs ? { deadline: new Date(Date.now() + o.timeoutMs) } : {});
   const result: Record<string, unknown> = { close: () => client.close() };
   for (const m of TaskService.methods) {
-    const input = m.input as DescMessage;
+    const input = m.input;
     if (m.methodKind === "server_streaming") {
       result[m.localName] = (req: object, o?: { signal?: AbortSignal; timeoutMs?: number }) =>
         streamOf(client[m.localName]!.call(client, withType(input, req), md(), options(o)) as grpc.ClientReadableStream<unknown>, o?.signal);
@@ -61,7 +61,8 @@ function defaultsFor(desc: DescMessage): Record<string, unknown> {
     if (f.fieldKind === "list") out[f.localName] = [];
     else if (f.fieldKind === "map") out[f.localName] = {};
     else if (f.fieldKind === "scalar" && !f.proto.proto3Optional) {
-      out[f.localName] = f.scalar === 9 ? "" : f.scalar === 8 ? false : [3, 4, 6, 16, 18].includes(f.scalar) ? 0n : 0;
+      out[f.localName] =
+        f.scalar === ScalarType.STRING ? "" : f.scalar === ScalarType.BOOL ? false : BIG_SCALARS.includes(f.scalar) ? 0n : 0;
     } else if (f.fieldKind === "enum") out[f.localName] = 0;
   }
   return out;
@@ -82,7 +83,10 @@ function toConnectError(err: grpc.ServiceError): ConnectError {
     raw instanceof Buffer
       ? fromBinary(StatusSchema, raw).details.map((a) => ({ type: a.typeUrl.split("/").pop()!, value: a.value }))
       : [];
-  const error = new ConnectError(err.details, err.code as number as Code);
+  const error = new ConnectError(err.details, err.code as number);
   error.details.push(...details);
   return error;
 }
+
+/** The 64-bit integer scalars, which protobuf-es holds as bigint. */
+const BIG_SCALARS: ScalarType[] = [ScalarType.INT64, ScalarType.UINT64, ScalarType.FIXED64, ScalarType.SFIXED64, ScalarType.SINT64];

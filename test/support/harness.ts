@@ -1,6 +1,6 @@
 // Starts a real Rookery in this process on loopback ports (port 0), pointed at
 // a FakeOpenAI, with clients for both listeners.
-import { createClient, type Client } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
@@ -9,7 +9,8 @@ import { TaskStatus, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { FakeOpenAI } from "./fake-openai.js";
 
-export type TaskClient = Client<typeof TaskService>;
+export type { TaskClient } from "../../src/cli/client.js";
+import type { TaskClient } from "../../src/cli/client.js";
 
 export interface Harness {
   rookery: Rookery;

@@ -54,7 +54,7 @@ export function toolchain<T>(name: string, setup: () => T): { value?: T; missing
     return { value: setup() };
   } catch (error) {
     const why = `${name} unavailable: ${(error as Error).message.split("\n")[0]}`;
-    if (process.env.CI === "true") throw new Error(why);
+    if (process.env.CI === "true") throw new Error(why, { cause: error });
     return { missing: why };
   }
 }

@@ -30,10 +30,11 @@ export class WebhookReceiver {
 
   /** On `port` (0: any free one), e.g. the port of a receiver that was closed, to bring it back. */
   static async start(port = 0): Promise<WebhookReceiver> {
-    let receiver: WebhookReceiver | undefined;
-    const server = http.createServer((req, res) => receiver!.handle(req, res));
+    const handlers: { receiver?: WebhookReceiver } = {};
+    const server = http.createServer((req, res) => handlers.receiver!.handle(req, res));
     await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-    receiver = new WebhookReceiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`);
+    const receiver = new WebhookReceiver(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`);
+    handlers.receiver = receiver;
     return receiver;
   }
 

@@ -2,7 +2,8 @@ import { z } from "zod";
 import type { ToolDefinition } from "../../domain/task.js";
 import { calculator } from "./calculator.js";
 import { currentTime } from "./current-time.js";
-import { crashPoint } from "../../testing/crash-points.js";
+import type { Hooks } from "../../hooks.js";
+import { errorMessage } from "../../logger.js";
 import type { ServerTool } from "./tool.js";
 
 export const SERVER_TOOLS: readonly ServerTool[] = [currentTime, calculator];
@@ -11,7 +12,10 @@ export class ToolRegistry {
   private readonly byName: Map<string, ServerTool>;
   private cachedDefinitions: ToolDefinition[] | undefined;
 
-  constructor(tools: readonly ServerTool[] = SERVER_TOOLS) {
+  constructor(
+    tools: readonly ServerTool[] = SERVER_TOOLS,
+    private readonly hooks?: Hooks,
+  ) {
     this.byName = new Map(tools.map((t) => [t.name, t]));
   }
 
@@ -25,7 +29,7 @@ export class ToolRegistry {
     this.cachedDefinitions ??= [...this.byName.values()].map((t) => ({
       name: t.name,
       description: t.description,
-      parameters: z.toJSONSchema(t.schema) as Record<string, unknown>,
+      parameters: z.toJSONSchema(t.schema),
     }));
     return this.cachedDefinitions;
   }
@@ -43,11 +47,11 @@ export class ToolRegistry {
     const parsed = tool.schema.safeParse(raw);
     if (!parsed.success) return `error: invalid arguments: ${z.prettifyError(parsed.error)}`;
     try {
-      crashPoint("during_tool_call");
+      this.hooks?.reached("tool_registry.before_tool_run");
       return await tool.run(parsed.data, signal);
     } catch (error) {
       signal.throwIfAborted();
-      return `error: ${error instanceof Error ? error.message : String(error)}`;
+      return `error: ${errorMessage(error)}`;
     }
   }
 }

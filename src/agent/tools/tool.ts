@@ -9,5 +9,5 @@ export interface ServerTool<S extends z.ZodType = z.ZodType> {
 }
 
 export function defineTool<S extends z.ZodType>(tool: ServerTool<S>): ServerTool {
-  return tool as unknown as ServerTool;
+  return tool;
 }

@@ -28,9 +28,10 @@
 // update is a read then a separate write), and only _id equality uses an
 // index (any other filter scans the collection). So every hot-path read is an
 // _id lookup, and no correctness rests on a conditional update.
+import { setTimeout as sleep } from "node:timers/promises";
 import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from "mongodb";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
-import type { Task, TaskEvent } from "../../domain/task.js";
+import { ACTIVE_STATUSES, type Task, type TaskEvent } from "../../domain/task.js";
 import { commitTransition, creationEvent, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import { fromEventDocument, fromTaskDocument, toEventDocument, toTaskDocument } from "../task-document.js";
@@ -48,8 +49,9 @@ import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument } from "./mongo-output.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "./mongo-webhooks.js";
 import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
-import { crashPoint } from "../../testing/crash-points.js";
+import type { Hooks } from "../../hooks.js";
 import type { OutputChunk } from "../../domain/output.js";
+import { errorMessage } from "../../logger.js";
 
 export interface MongoStoreOptions {
   uri: string;
@@ -57,6 +59,7 @@ export interface MongoStoreOptions {
   now?: () => Date;
   /** How long an operation waits for a reachable server before UNAVAILABLE. */
   serverSelectionTimeoutMS?: number;
+  hooks?: Hooks;
 }
 
 interface QueueDocument {
@@ -73,7 +76,6 @@ interface RequestIdDocument {
 
 const DUPLICATE_KEY = 11000;
 const MAX_COMMIT_ATTEMPTS = 100;
-const ACTIVE: Task["status"][] = ["pending", "running", "input_required"];
 
 export class MongoTaskStore implements TaskStore {
   private readonly tasks: Collection<MongoTaskDocument>;
@@ -95,6 +97,7 @@ export class MongoTaskStore implements TaskStore {
     private readonly client: MongoClient,
     private readonly db: Db,
     now: () => Date,
+    private readonly hooks?: Hooks,
   ) {
     this.tasks = db.collection<MongoTaskDocument>("tasks");
     this.taskEvents = db.collection<MongoEventDocument>("task_events");
@@ -120,7 +123,7 @@ export class MongoTaskStore implements TaskStore {
       serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 5_000,
       ignoreUndefined: true,
     });
-    const store = new MongoTaskStore(client, client.db(options.database), options.now ?? (() => new Date()));
+    const store = new MongoTaskStore(client, client.db(options.database), options.now ?? (() => new Date()), options.hooks);
     await store.guard(async () => {
       await client.connect();
       await store.createIndexes();
@@ -158,7 +161,7 @@ export class MongoTaskStore implements TaskStore {
       // A retry of a Submit that was accepted gets its task back, whatever the count now.
       if (task.requestId && (await this.requestIds.findOne({ _id: requestKey(task) }))) return this.createOne(draft);
       return withOwnerLock({ locks: this.locks, now: this.now }, task.owner, async () => {
-        const active = await this.tasks.countDocuments({ owner: task.owner, status: { $in: ACTIVE } });
+        const active = await this.tasks.countDocuments({ owner: task.owner, status: { $in: [...ACTIVE_STATUSES] } });
         if (active >= maxActive) throw new ActiveTaskQuotaError(maxActive);
         return this.createOne(draft);
       });
@@ -386,7 +389,7 @@ export class MongoTaskStore implements TaskStore {
       await this.requestIds.deleteMany({ task_id: id });
       await this.output.delete(id);
       await this.webhooks.deleteTask(id);
-      crashPoint("during_purge");
+      this.hooks?.reached("store.during_delete");
       await this.taskEvents.deleteMany({ task_id: id, deleted: { $ne: true } });
       await this.taskEvents.deleteMany({ task_id: id });
       await this.deletions.deleteOne({ _id: id });
@@ -502,7 +505,7 @@ export class MongoTaskStore implements TaskStore {
       return await work();
     } catch (error) {
       if (isUnavailable(error)) {
-        throw new StoreUnavailableError(`MongoDB unavailable: ${(error as Error).message}`, { cause: error });
+        throw new StoreUnavailableError(`MongoDB unavailable: ${errorMessage(error)}`, { cause: error });
       }
       throw error;
     }
@@ -530,5 +533,5 @@ function eventDocument(event: TaskEvent, state: Task, delivery?: WebhookDelivery
 
 function backoff(attempt: number): Promise<void> {
   const ms = Math.min(50, 2 ** Math.min(attempt, 5)) * Math.random();
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return sleep(ms);
 }

@@ -25,22 +25,22 @@ export interface OwnerLockOptions {
   waitMs?: number;
 }
 
-export async function withOwnerLock<T>(o: OwnerLockOptions, owner: string, work: () => Promise<T>): Promise<T> {
-  const ttlMs = o.ttlMs ?? 10_000;
-  const giveUpAt = Date.now() + (o.waitMs ?? 15_000);
+export async function withOwnerLock<T>(lock: OwnerLockOptions, owner: string, work: () => Promise<T>): Promise<T> {
+  const ttlMs = lock.ttlMs ?? 10_000;
+  const giveUpAt = Date.now() + (lock.waitMs ?? 15_000);
   const token = randomUUID();
   for (let attempt = 0; ; attempt++) {
     try {
-      await o.locks.insertOne({ _id: owner, token, expires_at: new Date(o.now().getTime() + ttlMs) });
+      await lock.locks.insertOne({ _id: owner, token, expires_at: new Date(lock.now().getTime() + ttlMs) });
       break;
     } catch (error) {
       if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
     }
-    const held = await o.locks.findOne({ _id: owner });
-    if (held && held.expires_at <= o.now()) {
+    const held = await lock.locks.findOne({ _id: owner });
+    if (held && held.expires_at <= lock.now()) {
       // Its holder died holding it. Deleting by token removes that lock only, never a newer one
       // (on a server without atomic filtered deletes two waiters may both get here; see SCALING notes in README).
-      await o.locks.deleteOne({ _id: owner, token: held.token });
+      await lock.locks.deleteOne({ _id: owner, token: held.token });
       continue;
     }
     if (Date.now() > giveUpAt) throw new StoreUnavailableError(`the create lock of caller "${owner}" stayed busy`);
@@ -49,6 +49,6 @@ export async function withOwnerLock<T>(o: OwnerLockOptions, owner: string, work:
   try {
     return await work();
   } finally {
-    await o.locks.deleteOne({ _id: owner, token });
+    await lock.locks.deleteOne({ _id: owner, token });
   }
 }

@@ -3,7 +3,7 @@
 // and the delete itself, which runs in one transaction: a task is never half-deleted.
 import type Database from "better-sqlite3";
 import type { Task } from "../../domain/task.js";
-import { crashPoint } from "../../testing/crash-points.js";
+import type { Hooks } from "../../hooks.js";
 
 /** When the task expires if no run holds it: its deadline, or while PENDING its queue deadline if sooner. */
 export function expiresAt(t: Task): number | null {
@@ -26,7 +26,10 @@ export class SqliteLifetime {
   private readonly deleteDeliveries: Database.Statement<[string]>;
   private readonly deleteTask: Database.Statement<[number]>;
 
-  constructor(db: Database.Database) {
+  constructor(
+    db: Database.Database,
+    private readonly hooks?: Hooks,
+  ) {
     this.expiredIds = db.prepare("SELECT id FROM tasks WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
     this.purgeableIds = db.prepare("SELECT id FROM tasks WHERE purge_at <= ? ORDER BY purge_at LIMIT ?");
     this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
@@ -49,7 +52,7 @@ export class SqliteLifetime {
     const row = this.taskNo.get(id);
     if (!row) return false;
     this.deleteEvents.run(row.task_no);
-    crashPoint("during_purge"); // inside the transaction: a crash here rolls all of it back
+    this.hooks?.reached("store.during_delete"); // inside the transaction: a crash here rolls all of it back
     this.deleteChunks.run(id);
     this.deleteDeliveries.run(id);
     this.deleteTask.run(row.task_no);

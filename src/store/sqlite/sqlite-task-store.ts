@@ -8,11 +8,12 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
 import type { OutputChunk } from "../../domain/output.js";
-import type { Task, TaskEvent } from "../../domain/task.js";
+import { ACTIVE_STATUSES, type Task, type TaskEvent } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
 import type { WebhookDelivery } from "../../domain/webhooks.js";
+import type { Hooks } from "../../hooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import {
@@ -30,6 +31,7 @@ export interface SqliteStoreOptions {
   /** A file path, or ":memory:". */
   path: string;
   now?: () => Date;
+  hooks?: Hooks;
 }
 
 interface TaskRow {
@@ -68,7 +70,7 @@ export class SqliteTaskStore implements TaskStore {
     this.now = options.now ?? (() => new Date());
     migrate(this.db);
     this.output = new SqliteOutputChunks(this.db);
-    this.lifetime = new SqliteLifetime(this.db);
+    this.lifetime = new SqliteLifetime(this.db, options.hooks);
     this.webhooks = new SqliteWebhookDeliveries(this.db);
   }
 
@@ -79,7 +81,7 @@ export class SqliteTaskStore implements TaskStore {
   /** Queues a write for the next group commit; it settles after that commit. */
   private enqueue<T>(write: () => T): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.pendingWrites.push({ write, resolve: resolve as (value: unknown) => void, reject });
+      this.pendingWrites.push({ write, resolve: resolve, reject });
       if (this.pendingWrites.length === 1) setImmediate(() => this.flushWrites());
     });
   }
@@ -92,13 +94,13 @@ export class SqliteTaskStore implements TaskStore {
     try {
       outcomes = this.guard(() => this.writeBatch(batch.map((p) => p.write)));
     } catch (error) {
-      for (const { reject } of batch) reject(error);
+      for (const pending of batch) pending.reject(error);
       return;
     }
-    batch.forEach(({ resolve, reject }, i) => {
+    batch.forEach((pending, i) => {
       const outcome = outcomes[i]!;
-      if (outcome.ok) resolve(outcome.value);
-      else reject(this.mapped(outcome.error));
+      if (outcome.ok) pending.resolve(outcome.value);
+      else pending.reject(this.mapped(outcome.error));
     });
   }
 
@@ -243,7 +245,7 @@ export class SqliteTaskStore implements TaskStore {
 
   private countActive(owner: string): number {
     const row = this.statement<[string], { n: number }>(
-        "SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN ('pending', 'running', 'input_required')",
+        `SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(", ")})`,
       )
       .get(owner);
     return row?.n ?? 0;
@@ -303,7 +305,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   /** Prepared once per SQL text: preparing compiles the statement. */
-  private statement<P extends unknown[] | {} = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
+  private statement<P extends unknown[] | object = unknown[], R = unknown>(sql: string): Database.Statement<P, R> {
     let statement = this.statements.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);

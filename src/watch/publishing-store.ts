@@ -3,8 +3,8 @@
 import type { OutputChunk } from "../domain/output.js";
 import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
-import type { EventFeed } from "../watch/event-feed.js";
-import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "./task-store.js";
+import type { EventFeed } from "./event-feed.js";
+import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../store/task-store.js";
 
 export class PublishingStore implements TaskStore {
   constructor(

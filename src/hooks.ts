@@ -1,0 +1,16 @@
+// Points in the code where a test may act (the crash matrix SIGKILLs the process
+// at one). Production code calls `hooks?.reached(point)`; the hooks object is
+// passed in from cli/main.ts, and only when a test asks for one (see
+// testing/crash-points.ts). Each point is named after where it fires.
+export type HookPoint =
+  | "supervisor.before_claim"
+  | "supervisor.after_claim"
+  | "agent_loop.after_model_answer"
+  | "supervisor.after_checkpoint"
+  | "tool_registry.before_tool_run"
+  | "task_service.after_cancel_commit"
+  | "store.during_delete";
+
+export interface Hooks {
+  reached(point: HookPoint): void;
+}
