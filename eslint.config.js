@@ -18,7 +18,10 @@ export default tseslint.config(
       // Adapters implement a port whose methods return promises; some have nothing to await.
       "@typescript-eslint/require-await": "off",
       // `_name` marks a value left out on purpose (destructuring a field away).
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" }],
+      "@typescript-eslint/no-unused-vars": [
+        "error",
+        { argsIgnorePattern: "^_", varsIgnorePattern: "^_", destructuredArrayIgnorePattern: "^_" },
+      ],
     },
   },
   {

@@ -19,9 +19,7 @@ const TASKS = 5;
 const ROUNDS = 3;
 
 const fake = await FakeOpenAI.start();
-fake.respond((c) =>
-  c.turn < ITERATIONS - 1 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" },
-);
+fake.respond((c) => (c.turn < ITERATIONS - 1 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" }));
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-"));
 const server = await startChildServer({
   ROOKERY_SQLITE_PATH: join(dir, "bench.db"),

@@ -48,7 +48,11 @@ async function rookeryRound(n: number): Promise<number> {
   const { client } = server;
   const t0 = performance.now();
   await submitAll((i) => client.submit({ prompt: `e2e ${n}.${i}` }));
-  await waitFor(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
+  await waitFor(
+    async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
+    "every task to end",
+    UNTIL_DONE,
+  );
   const seconds = (performance.now() - t0) / 1000;
   let completed = 0;
   let pageToken = "";
@@ -90,7 +94,9 @@ for (let n = 1; n <= ROUNDS; n++) {
   rates.bullmqNoop.push(await bullmqRound(n, "noop"));
 }
 const m = (k: keyof typeof rates) => median(rates[k]);
-console.log(`End to end, ${TASKS} one-iteration tasks, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(
+  `End to end, ${TASKS} one-iteration tasks, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+);
 console.log(`Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s`);
 console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
 console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);

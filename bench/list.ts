@@ -31,10 +31,22 @@ const ROUNDS = 3;
 const DEEP = Math.floor(TASKS / 2);
 const BASE = Date.UTC(2026, 0, 1);
 
-const statusOf = (i: number): TaskStatus => (["completed", "failed", "completed", "completed", "cancelled", "completed", "completed", "completed", "completed", "pending"] as const)[i % 10]!;
+const statusOf = (i: number): TaskStatus =>
+  (["completed", "failed", "completed", "completed", "cancelled", "completed", "completed", "completed", "completed", "pending"] as const)[
+    i % 10
+  ]!;
 const draftOf = (i: number) => {
   const draft = createTask(
-    { prompt: `list bench task ${i}`, systemPrompt: "", maxIterations: 10, labels: {}, tools: [], owner: "", provider: "openai", model: "gpt-4o-mini" },
+    {
+      prompt: `list bench task ${i}`,
+      systemPrompt: "",
+      maxIterations: 10,
+      labels: {},
+      tools: [],
+      owner: "",
+      provider: "openai",
+      model: "gpt-4o-mini",
+    },
     new Date(BASE + i),
   );
   draft.task.status = statusOf(i);
@@ -46,7 +58,9 @@ async function populate(env: Record<string, string>): Promise<{ all: ReturnType<
   // Newest first, the task at position DEEP has index TASKS-1-DEEP; with the status filter, the
   // DEEP/10-th newest failed task.
   const deepAll = TASKS - 1 - DEEP;
-  const failedIndexes = Array.from({ length: TASKS }, (_, i) => i).filter((i) => statusOf(i) === "failed").reverse();
+  const failedIndexes = Array.from({ length: TASKS }, (_, i) => i)
+    .filter((i) => statusOf(i) === "failed")
+    .reverse();
   const deepFailed = failedIndexes[Math.floor(DEEP / 10)]!;
   const batch = 5000;
   if (STORE === "sqlite") {
@@ -101,7 +115,9 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 console.log(`List at ${TASKS} tasks, ${STORE} store, ${CALLS} calls x ${ROUNDS} rounds, medians (${new Date().toISOString()})`);
 for (const [name, r] of Object.entries(results)) {
-  console.log(`${name.padEnd(36)} median ${median(r.p50).toFixed(1).padStart(8)} ms   slowest-of-${CALLS} ${median(r.p99).toFixed(1).padStart(8)} ms`);
+  console.log(
+    `${name.padEnd(36)} median ${median(r.p50).toFixed(1).padStart(8)} ms   slowest-of-${CALLS} ${median(r.p99).toFixed(1).padStart(8)} ms`,
+  );
 }
 console.log("target: <= 20 ms");
 list.close();

@@ -80,7 +80,9 @@ for (let round = 1; round <= ROUNDS; round++) {
 console.log(`Output throughput, ${TOKENS} tokens of 4 characters, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
 console.log(`SDK reading the provider directly   ${Math.round(median(rows.direct)).toLocaleString("en").padStart(9)} tokens/s`);
 console.log(`watcher through Rookery's Watch     ${Math.round(median(rows.watch)).toLocaleString("en").padStart(9)} tokens/s`);
-console.log(`ratio (side by side in each round)  ${median(rows.ratio).toFixed(2)}x (target >= 0.9x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+console.log(
+  `ratio (side by side in each round)  ${median(rows.ratio).toFixed(2)}x (target >= 0.9x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
+);
 console.log(`server CPU per token                ${median(rows.cpu).toFixed(1)} µs`);
 server.process.kill("SIGTERM");
 await server.exited;

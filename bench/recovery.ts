@@ -90,9 +90,13 @@ async function round(n: number): Promise<Round> {
 const rounds: Round[] = [];
 for (let n = 1; n <= ROUNDS; n++) rounds.push(await round(n));
 const m = (k: keyof Round) => median(rounds.map((r) => r[k])).toFixed(0);
-console.log(`Recovery of ${TASKS} running tasks after SIGKILL, ${STORE} store, lease ${LEASE_MS} ms, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(
+  `Recovery of ${TASKS} running tasks after SIGKILL, ${STORE} store, lease ${LEASE_MS} ms, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+);
 console.log(`new process ready:        ${m("restartMs").padStart(6)} ms after the kill`);
-console.log(`all ${TASKS} RUNNING again:     ${m("allRunningMs").padStart(6)} ms after the kill (target <= lease + 1 s = ${LEASE_MS + 1000} ms)`);
+console.log(
+  `all ${TASKS} RUNNING again:     ${m("allRunningMs").padStart(6)} ms after the kill (target <= lease + 1 s = ${LEASE_MS + 1000} ms)`,
+);
 console.log(`all ${TASKS} COMPLETED:         ${m("allCompletedMs").padStart(6)} ms after the kill`);
 await fake.close();
 await stopBenchStores();

@@ -44,8 +44,18 @@ const store = await benchStore(STORE, dir, "submit");
 const rookery = await startChildServer({ ...store.env, ROOKERY_CONCURRENCY: "0" });
 const rookeryPid = rookery.process.pid!;
 let n = 0;
-const grpcSubmit = grpcJsUnary(`127.0.0.1:${rookery.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
-const grpcCheck = grpcJsUnary(`127.0.0.1:${floors.grpcPort}`, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema);
+const grpcSubmit = grpcJsUnary(
+  `127.0.0.1:${rookery.grpcPort}`,
+  "/rookery.v1.TaskService/Submit",
+  SubmitRequestSchema,
+  SubmitResponseSchema,
+);
+const grpcCheck = grpcJsUnary(
+  `127.0.0.1:${floors.grpcPort}`,
+  "/grpc.health.v1.Health/Check",
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+);
 const connectSubmit = createClient(TaskService, connectTransport(rookery.httpPort));
 const connectCheck = createClient(Health, connectTransport(floors.connectPort));
 
@@ -65,7 +75,9 @@ for (let round = 1; round <= ROUNDS; round++) {
 }
 console.log(`Submit vs floor, ${STORE} store, ${CALLERS} callers, ${SECONDS}s x ${ROUNDS} rounds, medians (${new Date().toISOString()})`);
 for (const [name, r] of Object.entries(results)) {
-  console.log(`${name.padEnd(36)} ${median(r.rate).toFixed(0).padStart(7)} calls/s  ${median(r.cpu).toFixed(0).padStart(5)} µs server CPU/call`);
+  console.log(
+    `${name.padEnd(36)} ${median(r.rate).toFixed(0).padStart(7)} calls/s  ${median(r.cpu).toFixed(0).padStart(5)} µs server CPU/call`,
+  );
 }
 const ratio = (a: string, b: string) => (median(results[a]!.rate) / median(results[b]!.rate)).toFixed(2);
 console.log(`grpc-js listener Submit / floor:      ${ratio("grpc-js listener: Submit", "grpc-js floor (no-op unary)")}x (target >= 0.7x)`);

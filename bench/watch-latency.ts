@@ -31,8 +31,13 @@ const ROUNDS = 3;
 async function floorLatencies(floor: Ready, listener: Listener, n: number): Promise<number[]> {
   const [grpcPort, connectPort] = floor.words.map(Number) as [number, number];
   const latencies: number[] = [];
-  const watchers = openWatchers(listener, listener === "grpc-js" ? grpcPort : connectPort, n, CONNECTIONS, { id: "floor", afterSequence: 0n }, (e) =>
-    latencies.push(ageMs(e)),
+  const watchers = openWatchers(
+    listener,
+    listener === "grpc-js" ? grpcPort : connectPort,
+    n,
+    CONNECTIONS,
+    { id: "floor", afterSequence: 0n },
+    (e) => latencies.push(ageMs(e)),
   );
   const column = listener === "grpc-js" ? 1 : 2;
   const { events, gapMs } = PACE[n]!;

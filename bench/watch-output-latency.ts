@@ -27,7 +27,9 @@ const ROUNDS = 5;
 async function latencies(server: ChildServer, provider: Ready, withOutput: boolean, round: number): Promise<number[]> {
   const pieces = withOutput ? OUTPUT_PIECES : 0;
   const prompts = Array.from({ length: TASKS }, (_, i) => `paced ${PACE.events} ${PACE.gapMs} ${pieces} task ${i} round ${round}`);
-  const ids = await Promise.all(prompts.map(async (prompt) => (await server.client.submit({ prompt, maxIterations: PACE.events + 1 })).task!.id));
+  const ids = await Promise.all(
+    prompts.map(async (prompt) => (await server.client.submit({ prompt, maxIterations: PACE.events + 1 })).task!.id),
+  );
   const running = await Promise.all(
     ids.map(async (id) => {
       let task = (await server.client.get({ id })).task!;
@@ -37,8 +39,13 @@ async function latencies(server: ChildServer, provider: Ready, withOutput: boole
   );
   const seen: number[] = [];
   const watchers = running.map((task) =>
-    openWatchers("grpc-js", server.grpcPort, WATCHERS, 2, { id: task.id, afterSequence: task.lastEventSequence, includeOutput: withOutput }, (e) =>
-      seen.push(ageMs(e)),
+    openWatchers(
+      "grpc-js",
+      server.grpcPort,
+      WATCHERS,
+      2,
+      { id: task.id, afterSequence: task.lastEventSequence, includeOutput: withOutput },
+      (e) => seen.push(ageMs(e)),
     ),
   );
   await waitFor(async () => (await rookeryWatchStreams(server.httpPort)) === TASKS * WATCHERS, "every watcher");
@@ -58,7 +65,11 @@ const server = await startChildServer({
   ...(process.argv[2] ? { ROOKERY_OUTPUT_COALESCE_MS: process.argv[2] } : {}),
 });
 
-const rows = { without: { p50: [] as number[], p99: [] as number[] }, with: { p50: [] as number[], p99: [] as number[] }, ratio: [] as number[] };
+const rows = {
+  without: { p50: [] as number[], p99: [] as number[] },
+  with: { p50: [] as number[], p99: [] as number[] },
+  ratio: [] as number[],
+};
 for (let round = 1; round <= ROUNDS; round++) {
   const withFirst = round % 2 === 0;
   const first = await latencies(server, provider, withFirst, round);
@@ -74,9 +85,15 @@ console.log(
   `Watch event latency, ${TASKS} tasks x ${WATCHERS} watchers (grpc-js), ${PACE.events} events ${PACE.gapMs} ms apart per task, ` +
     `output coalesced ${process.argv[2] ?? 50} ms, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
 );
-console.log(`events only (no output)              p50 ${median(rows.without.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.without.p99).toFixed(1).padStart(6)} ms`);
-console.log(`with output (${OUTPUT_PIECES} pieces per reply)      p50 ${median(rows.with.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.with.p99).toFixed(1).padStart(6)} ms`);
-console.log(`p99 with output / without: ${median(rows.ratio).toFixed(2)}x (target <= 1.2x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+console.log(
+  `events only (no output)              p50 ${median(rows.without.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.without.p99).toFixed(1).padStart(6)} ms`,
+);
+console.log(
+  `with output (${OUTPUT_PIECES} pieces per reply)      p50 ${median(rows.with.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.with.p99).toFixed(1).padStart(6)} ms`,
+);
+console.log(
+  `p99 with output / without: ${median(rows.ratio).toFixed(2)}x (target <= 1.2x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
+);
 server.process.kill("SIGTERM");
 await server.exited;
 await provider.stop();

@@ -109,11 +109,15 @@ for (let round = 1; round <= ROUNDS; round++) {
     add(`${listener} Rookery`, await rookery(listener, provider, dir, round));
   }
 }
-console.log(`Watch scale: ${STREAMS} open streams over ${CONNECTIONS} connections, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(
+  `Watch scale: ${STREAMS} open streams over ${CONNECTIONS} connections, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+);
 for (const [name, ms] of results) {
   const kb = median(ms.map((m) => m.kbPerStream));
   const fan = median(ms.map((m) => m.fanOutMs));
-  console.log(`${name.padEnd(22)} ${kb.toFixed(1).padStart(6)} KB RSS per stream   ${fan.toFixed(0).padStart(6)} ms to fan one event out to all`);
+  console.log(
+    `${name.padEnd(22)} ${kb.toFixed(1).padStart(6)} KB RSS per stream   ${fan.toFixed(0).padStart(6)} ms to fan one event out to all`,
+  );
 }
 console.log("target: <= 30 KB per stream on the grpc-js listener");
 await provider.stop();

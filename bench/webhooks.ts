@@ -91,8 +91,14 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ co
   const { client } = server;
   const before = receiver.ids.size;
   const t0 = performance.now();
-  await submitAll(TASKS, (i) => client.submit({ prompt: `hook ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }));
-  await waitFor(async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
+  await submitAll(TASKS, (i) =>
+    client.submit({ prompt: `hook ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }),
+  );
+  await waitFor(
+    async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
+    "every task to end",
+    UNTIL_DONE,
+  );
   const seconds = (performance.now() - t0) / 1000;
   if (withWebhook) await waitFor(async () => receiver.ids.size - before === TASKS, "every delivery", { pollMs: 5, timeoutMs: Infinity });
   const delivered = withWebhook ? Math.max(seconds, (receiver.lastAt - t0) / 1000) : seconds;
@@ -107,7 +113,11 @@ async function drainPerSecond(): Promise<number> {
   receiver.hold = true;
   const first = await startChildServer(env);
   await submitAll(DRAIN, (i) => first.client.submit({ prompt: `drain ${i}`, webhook: { url: receiver.url } }));
-  await waitFor(async () => (await first.client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0, "every task to end", UNTIL_DONE);
+  await waitFor(
+    async () => (await first.client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
+    "every task to end",
+    UNTIL_DONE,
+  );
   first.process.kill("SIGKILL");
   await first.exited;
   receiver.hold = false;
@@ -137,8 +147,12 @@ for (let round = 1; round <= ROUNDS; round++) {
 const drain = [await drainPerSecond()];
 console.log(`Webhooks, ${TASKS} one-iteration tasks a round, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
 console.log(`end to end, no webhook                 ${median(rows.without).toFixed(0).padStart(6)} tasks/s`);
-console.log(`end to end, a webhook on every task    ${median(rows.with).toFixed(0).padStart(6)} tasks/s to the last delivery (${median(rows.withCompleted).toFixed(0)} to the last completion)`);
-console.log(`with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+console.log(
+  `end to end, a webhook on every task    ${median(rows.with).toFixed(0).padStart(6)} tasks/s to the last delivery (${median(rows.withCompleted).toFixed(0)} to the last completion)`,
+);
+console.log(
+  `with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
+);
 console.log(`draining a backlog of ${DRAIN - 16} deliveries after a restart: ${median(drain).toFixed(0)} deliveries/s`);
 receiver.close();
 await provider.stop();

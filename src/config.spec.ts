@@ -5,7 +5,14 @@ import { ConfigError, SETTINGS, loadConfig } from "./config.js";
 describe("loadConfig()", () => {
   it("should apply the documented defaults", () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ host: "127.0.0.1", port: 50051, httpPort: 8080, store: "sqlite", sqlitePath: "./data/rookery.db", provider: "openai" });
+    expect(c).toMatchObject({
+      host: "127.0.0.1",
+      port: 50051,
+      httpPort: 8080,
+      store: "sqlite",
+      sqlitePath: "./data/rookery.db",
+      provider: "openai",
+    });
   });
 
   it("should let flags win over env vars", () => {

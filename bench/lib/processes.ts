@@ -64,7 +64,20 @@ export async function freePort(): Promise<number> {
  */
 export async function startRedis(dir: string): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""];
+  const args = [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--save",
+    "",
+  ];
   const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "inherit"] });
   child.once("error", (error) => {
     throw new Error(`redis-server could not start (${error.message}); install it with: apt-get install redis-server`);

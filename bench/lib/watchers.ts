@@ -37,7 +37,15 @@ export function openWatchers(
     const clients = Array.from({ length: connections }, () => grpcJsClient(`127.0.0.1:${port}`));
     for (let i = 0; i < count; i++) {
       streams.push(
-        grpcJsStream(clients[i % connections]!, "/rookery.v1.TaskService/Watch", WatchRequestSchema, WatchResponseSchema, request, (m) => m.event && onEvent(m.event), abort.signal),
+        grpcJsStream(
+          clients[i % connections]!,
+          "/rookery.v1.TaskService/Watch",
+          WatchRequestSchema,
+          WatchResponseSchema,
+          request,
+          (m) => m.event && onEvent(m.event),
+          abort.signal,
+        ),
       );
     }
     void Promise.allSettled(streams).then(() => clients.forEach((c) => c.close()));

@@ -26,11 +26,10 @@ async function callModel(prompt: string): Promise<string> {
 }
 
 const connection = new Redis({ port: Number(port), host: "127.0.0.1", maxRetriesPerRequest: null });
-const worker = new Worker<{ prompt: string }, string>(
-  queue!,
-  async (job) => (mode === "sdk" ? callModel(job.data.prompt) : ""),
-  { connection, concurrency: Number(concurrency) },
-);
+const worker = new Worker<{ prompt: string }, string>(queue!, async (job) => (mode === "sdk" ? callModel(job.data.prompt) : ""), {
+  connection,
+  concurrency: Number(concurrency),
+});
 await worker.waitUntilReady();
 console.log("ready");
 process.on("SIGTERM", () => void worker.close().then(() => process.exit(0)));

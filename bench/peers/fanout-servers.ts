@@ -12,12 +12,7 @@ import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { TaskEventKind, TaskStatus } from "../../gen/rookery/v1/task_pb.js";
-import {
-  TaskService,
-  WatchRequestSchema,
-  WatchResponseSchema,
-  type WatchResponse,
-} from "../../gen/rookery/v1/task_service_pb.js";
+import { TaskService, WatchRequestSchema, WatchResponseSchema, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 
 const grpcStreams = new Set<grpc.ServerWritableStream<unknown, WatchResponse>>();
 let connectStreams = 0;

@@ -39,7 +39,14 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
   const model = task.model ?? deps.defaultModel;
   const clientTools = new Set(task.tools.map((t) => t.name));
   const tools = [...deps.tools.definitions(), ...task.tools];
-  const state = task.checkpoint ?? initialCheckpoint(task, provider, model, tools.map((t) => t.name));
+  const state =
+    task.checkpoint ??
+    initialCheckpoint(
+      task,
+      provider,
+      model,
+      tools.map((t) => t.name),
+    );
   const messages = [...state.messages];
   let iteration = state.iteration;
   let usage = task.usage;

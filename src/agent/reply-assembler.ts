@@ -108,7 +108,8 @@ export class ReplyAssembler {
     }
     const out: ToolCallPiece = { index, arguments: "" };
     if (raw.id !== undefined && raw.id !== null) {
-      if (typeof raw.id !== "string" || raw.id.length > 256) throw this.malformed("a tool call id is not a string of at most 256 characters");
+      if (typeof raw.id !== "string" || raw.id.length > 256)
+        throw this.malformed("a tool call id is not a string of at most 256 characters");
       call.id = raw.id;
       out.id = raw.id;
     }
@@ -116,7 +117,8 @@ export class ReplyAssembler {
     if (fn === undefined || fn === null) return out;
     if (!isObject(fn)) throw this.malformed("a tool call's `function` is not an object");
     if (fn.name !== undefined && fn.name !== null) {
-      if (typeof fn.name !== "string" || fn.name.length > 256) throw this.malformed("a tool name is not a string of at most 256 characters");
+      if (typeof fn.name !== "string" || fn.name.length > 256)
+        throw this.malformed("a tool name is not a string of at most 256 characters");
       call.name += fn.name;
       out.name = call.name;
     }

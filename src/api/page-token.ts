@@ -13,9 +13,7 @@ export function filterFingerprint(filters: unknown): string {
 }
 
 export function encodePageToken(position: PagePosition, fingerprint: string): string {
-  return Buffer.from(JSON.stringify({ t: position.createdAt.getTime(), i: position.id, f: fingerprint })).toString(
-    "base64url",
-  );
+  return Buffer.from(JSON.stringify({ t: position.createdAt.getTime(), i: position.id, f: fingerprint })).toString("base64url");
 }
 
 export function decodePageToken(token: string, fingerprint: string): PagePosition {

@@ -144,14 +144,9 @@ export class TaskService {
     );
     // A per-key quota: without keys every task has the same owner, so it would cap the whole service.
     // The store applies it after the request_id lookup, so a retried Submit gets its task back.
-    const { task, created } = await this.deps.store.create(
-      draft,
-      this.deps.authEnabled ? { maxActive: limits.maxActiveTasksPerKey } : {},
-    );
+    const { task, created } = await this.deps.store.create(draft, this.deps.authEnabled ? { maxActive: limits.maxActiveTasksPerKey } : {});
     if (!created && task.prompt !== input.prompt) {
-      throw new AlreadyExistsError(
-        `request_id "${input.requestId}" was already used for task ${task.id} with a different prompt`,
-      );
+      throw new AlreadyExistsError(`request_id "${input.requestId}" was already used for task ${task.id} with a different prompt`);
     }
     return create(SubmitResponseSchema, { task: taskToPb(task) });
   }

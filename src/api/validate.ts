@@ -3,12 +3,7 @@
 import { InvalidArgumentError, type FieldViolation } from "../domain/errors.js";
 import type { TaskStatus, ToolDefinition, ToolResult } from "../domain/task.js";
 import type { ResumeInput } from "../domain/transitions.js";
-import type {
-  CancelRequest,
-  ListRequest,
-  ResumeRequest,
-  SubmitRequest,
-} from "../../gen/rookery/v1/task_service_pb.js";
+import type { CancelRequest, ListRequest, ResumeRequest, SubmitRequest } from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
 import type { WebhookConfig as PbWebhookConfig } from "../../gen/rookery/v1/task_pb.js";
@@ -72,8 +67,13 @@ function checkLabels(v: Violations, field: string, labels: Record<string, string
   const entries = Object.entries(labels);
   if (entries.length > limits.maxLabels) v.add(field, `must have at most ${limits.maxLabels} entries (has ${entries.length})`);
   for (const [key, value] of entries.slice(0, limits.maxLabels + 1)) {
-    if (!LABEL_KEY.test(key)) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, "key must be 1-63 of a-z 0-9 _ . - /, starting and ending with a letter or digit");
-    if ([...value].length > limits.maxLabelValueLength) v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `value must be at most ${limits.maxLabelValueLength} characters`);
+    if (!LABEL_KEY.test(key))
+      v.add(
+        `${field}[${JSON.stringify(key.slice(0, 80))}]`,
+        "key must be 1-63 of a-z 0-9 _ . - /, starting and ending with a letter or digit",
+      );
+    if ([...value].length > limits.maxLabelValueLength)
+      v.add(`${field}[${JSON.stringify(key.slice(0, 80))}]`, `value must be at most ${limits.maxLabelValueLength} characters`);
   }
 }
 
@@ -128,11 +128,7 @@ export interface SubmitInput {
   webhook?: WebhookConfig;
 }
 
-export function checkSubmit(
-  req: SubmitRequest,
-  limits: Limits,
-  known: { providers: string[]; serverTools: string[] },
-): SubmitInput {
+export function checkSubmit(req: SubmitRequest, limits: Limits, known: { providers: string[]; serverTools: string[] }): SubmitInput {
   const v = new Violations();
   if (req.prompt.trim() === "") v.add("prompt", "is required");
   checkText(v, "prompt", req.prompt, limits.maxPromptBytes);
@@ -163,7 +159,10 @@ export function checkSubmit(
     if (schemaBytes > limits.maxToolSchemaBytes) {
       v.add(`${f}.parameters`, `must be at most ${limits.maxToolSchemaBytes} bytes of JSON`);
     } else if (t.parameters && jsonDepth(t.parameters) > limits.maxToolSchemaDepth) {
-      v.add(`${f}.parameters`, `must nest objects and arrays at most ${limits.maxToolSchemaDepth} levels deep (every protobuf runtime must be able to decode the task)`);
+      v.add(
+        `${f}.parameters`,
+        `must nest objects and arrays at most ${limits.maxToolSchemaDepth} levels deep (every protobuf runtime must be able to decode the task)`,
+      );
     }
   });
   if (totalToolBytes > limits.maxToolsTotalBytes) {

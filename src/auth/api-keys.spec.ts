@@ -22,7 +22,9 @@ describe("api keys", () => {
   it("should skip comments and name the line of a bad or duplicate entry", () => {
     const good = createApiKey("a").entry;
     expect(parseApiKeys(["# keys", "", `${good}  # ops`], where)).toHaveLength(1);
-    expect(() => parseApiKeys([good, "b sha256:xyz"], where)).toThrow(new ApiKeyFormatError('line 2: expected "<key id> sha256:<64 hex digits>"'));
+    expect(() => parseApiKeys([good, "b sha256:xyz"], where)).toThrow(
+      new ApiKeyFormatError('line 2: expected "<key id> sha256:<64 hex digits>"'),
+    );
     expect(() => parseApiKeys([good, good], where)).toThrow(/line 2: key id "a" appears twice/);
   });
 });

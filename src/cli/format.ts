@@ -40,7 +40,12 @@ export function formatTask(t: Task): string {
     `created:     ${t.createTime ? timestampDate(t.createTime).toISOString() : "-"}`,
     `updated:     ${t.updateTime ? timestampDate(t.updateTime).toISOString() : "-"}`,
   ];
-  if (Object.keys(t.labels).length) lines.push(`labels:      ${Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  if (Object.keys(t.labels).length)
+    lines.push(
+      `labels:      ${Object.entries(t.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", ")}`,
+    );
   if (t.usage) lines.push(`tokens:      ${t.usage.totalTokens}${t.maxTotalTokens ? ` of ${t.maxTotalTokens}` : ""}`);
   if (t.deadline) lines.push(`deadline:    ${timestampDate(t.deadline).toISOString()}`);
   if (t.webhook) lines.push(`webhook:     ${t.webhook.url} (on ${t.webhook.statuses.map(statusName).join(", ")})`);

@@ -12,7 +12,17 @@ import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { UsageError, errorCodeName, formatDelivery, formatEvent, formatMessage, formatTask, formatTaskRow, statusFromName, statusName } from "./format.js";
+import {
+  UsageError,
+  errorCodeName,
+  formatDelivery,
+  formatEvent,
+  formatMessage,
+  formatTask,
+  formatTaskRow,
+  statusFromName,
+  statusName,
+} from "./format.js";
 import { webhookSecretFor } from "../webhooks/secrets.js";
 import { crashHooks } from "../testing/crash-points.js";
 
@@ -113,7 +123,9 @@ keys
   });
 keys
   .command("webhook-secret <id>")
-  .description("print the secret that signs the webhook deliveries of the key's tasks (derived from ROOKERY_WEBHOOK_SECRET; give it to the key's owner)")
+  .description(
+    "print the secret that signs the webhook deliveries of the key's tasks (derived from ROOKERY_WEBHOOK_SECRET; give it to the key's owner)",
+  )
   .action((id: string) => {
     const secret = process.env.ROOKERY_WEBHOOK_SECRET;
     if (!secret) throw new UsageError("ROOKERY_WEBHOOK_SECRET must be set: key secrets derive from it");
@@ -134,7 +146,11 @@ program
   .option("--queue-timeout <duration>", "longest wait in PENDING, e.g. 1m", durationOption)
   .option("--retention <duration>", "keep the task this long after it ends, e.g. 7d", durationOption)
   .option("--webhook <url>", "post the task's transitions there (signed, retried)")
-  .option("--webhook-status <status>", "a status whose entry is posted (repeatable; default input_required, completed, failed, cancelled)", collect)
+  .option(
+    "--webhook-status <status>",
+    "a status whose entry is posted (repeatable; default input_required, completed, failed, cancelled)",
+    collect,
+  )
   .option("--watch", "watch the task until it ends")
   .action(async (prompt: string, flags: SubmitFlags) => {
     const { task } = await client().submit({
@@ -149,7 +165,7 @@ program
       timeout: flags.timeout,
       queueTimeout: flags.queueTimeout,
       retention: flags.retention,
-      ...(flags.webhook ? { webhook: { url: flags.webhook, statuses: ((flags.webhookStatus) ?? []).map(statusFromName) } } : {}),
+      ...(flags.webhook ? { webhook: { url: flags.webhook, statuses: (flags.webhookStatus ?? []).map(statusFromName) } } : {}),
     });
     if (!flags.watch) return printTask(task);
     if (!json()) console.log(`submitted ${task!.id}`);
@@ -177,10 +193,11 @@ program
     const page = await client().list({
       pageSize: flags.pageSize,
       pageToken: flags.pageToken,
-      statuses: ((flags.status) ?? []).map(statusFromName),
+      statuses: (flags.status ?? []).map(statusFromName),
       labels: keyValues(flags.label),
     });
-    if (json()) return console.log(JSON.stringify({ tasks: page.tasks.map((t) => toJson(TaskSchema, t)), nextPageToken: page.nextPageToken }));
+    if (json())
+      return console.log(JSON.stringify({ tasks: page.tasks.map((t) => toJson(TaskSchema, t)), nextPageToken: page.nextPageToken }));
     for (const t of page.tasks) console.log(formatTaskRow(t));
     if (page.nextPageToken) console.log(`next page: --page-token ${page.nextPageToken}`);
   });

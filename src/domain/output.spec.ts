@@ -35,7 +35,10 @@ describe("partsFrom()", () => {
     const total = placed.reduce((n, p) => n + partLength(p.part), 0);
     for (let cut = 0; cut <= total; cut++) {
       const rest = partsFrom(placed, cut);
-      expect(rest.reduce((n, p) => n + partLength(p.part), 0), `from ${cut}`).toBe(total - cut);
+      expect(
+        rest.reduce((n, p) => n + partLength(p.part), 0),
+        `from ${cut}`,
+      ).toBe(total - cut);
       if (rest[0]) expect(rest[0].offset).toBe(cut);
     }
   });

@@ -2,14 +2,7 @@
 // Rust runtime plus lease, labels, idempotency key, owner and usage.
 import type { WebhookConfig } from "./webhooks.js";
 
-export const TASK_STATUSES = [
-  "pending",
-  "running",
-  "input_required",
-  "completed",
-  "failed",
-  "cancelled",
-] as const;
+export const TASK_STATUSES = ["pending", "running", "input_required", "completed", "failed", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** The statuses a task is active in (counted by the per-key quota): not yet ended. */

@@ -24,8 +24,16 @@ const progress = (task: Task, iterations: number) => ({
   iterations,
   usage: task.usage,
   checkpoint: {
-    sessionId: "s", iteration: iterations, maxIterations: task.maxIterations, messages: [], initialPrompt: "p",
-    systemPrompt: "", provider: "openai", model: "m", toolsEnabled: [], lastCheckpointAt: t0,
+    sessionId: "s",
+    iteration: iterations,
+    maxIterations: task.maxIterations,
+    messages: [],
+    initialPrompt: "p",
+    systemPrompt: "",
+    provider: "openai",
+    model: "m",
+    toolsEnabled: [],
+    lastCheckpointAt: t0,
   },
   added: [],
 });
@@ -100,7 +108,11 @@ describe("the transition table", () => {
 
 describe("passedDeadline()", () => {
   const later = (ms: number) => new Date(t0.getTime() + ms);
-  const queued = () => createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "", queueTimeoutMs: 1_000, timeoutMs: 5_000 }, t0).task;
+  const queued = () =>
+    createTask(
+      { prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "", queueTimeoutMs: 1_000, timeoutMs: 5_000 },
+      t0,
+    ).task;
 
   it("should see a queue deadline pass while PENDING, and the deadline in any status", () => {
     expect(passedDeadline(queued(), later(999))).toBeUndefined();
@@ -138,12 +150,23 @@ describe("resume()", () => {
       lease: undefined,
       checkpoint: progress(running, 1).checkpoint,
       iterations: 1,
-      pendingToolCalls: [{ id: "a", name: "t", arguments: "{}" }, { id: "b", name: "t", arguments: "{}" }],
+      pendingToolCalls: [
+        { id: "a", name: "t", arguments: "{}" },
+        { id: "b", name: "t", arguments: "{}" },
+      ],
     };
   };
 
   it("should append tool results in the order of the pending calls and go to pending", () => {
-    const next = apply(paused(), resume({ toolResults: [{ toolCallId: "b", content: "B", isError: true }, { toolCallId: "a", content: "A", isError: false }] }));
+    const next = apply(
+      paused(),
+      resume({
+        toolResults: [
+          { toolCallId: "b", content: "B", isError: true },
+          { toolCallId: "a", content: "A", isError: false },
+        ],
+      }),
+    );
     expect(next.status).toBe("pending");
     expect(next.pendingToolCalls).toEqual([]);
     expect(next.checkpoint?.messages).toEqual([
@@ -155,7 +178,16 @@ describe("resume()", () => {
   it("should list every unknown, duplicate and missing tool result", () => {
     const error = (() => {
       try {
-        apply(paused(), resume({ toolResults: [{ toolCallId: "a", content: "", isError: false }, { toolCallId: "a", content: "", isError: false }, { toolCallId: "zz", content: "", isError: false }] }));
+        apply(
+          paused(),
+          resume({
+            toolResults: [
+              { toolCallId: "a", content: "", isError: false },
+              { toolCallId: "a", content: "", isError: false },
+              { toolCallId: "zz", content: "", isError: false },
+            ],
+          }),
+        );
       } catch (e) {
         return e;
       }

@@ -4,12 +4,7 @@
 // atomic read-check-write, so a refused transition writes nothing.
 import { randomUUID } from "node:crypto";
 import { deliveryFor, type WebhookConfig, type WebhookDelivery } from "./webhooks.js";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  LeaseLostError,
-  type FieldViolation,
-} from "./errors.js";
+import { FailedPreconditionError, InvalidArgumentError, LeaseLostError, type FieldViolation } from "./errors.js";
 import {
   ZERO_USAGE,
   isTerminal,
@@ -207,7 +202,9 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
     sequence: 1,
     ...(input.maxTotalTokens ? { maxTotalTokens: input.maxTotalTokens } : {}),
     ...(input.timeoutMs ? { deadline: new Date(now.getTime() + input.timeoutMs) } : {}),
-    ...(input.queueTimeoutMs ? { queueTimeoutMs: input.queueTimeoutMs, queueDeadline: new Date(now.getTime() + input.queueTimeoutMs) } : {}),
+    ...(input.queueTimeoutMs
+      ? { queueTimeoutMs: input.queueTimeoutMs, queueDeadline: new Date(now.getTime() + input.queueTimeoutMs) }
+      : {}),
     ...(input.retentionMs !== undefined ? { retentionMs: input.retentionMs } : {}),
     ...(input.webhook ? { webhook: input.webhook } : {}),
   };
@@ -297,7 +294,10 @@ export function fail(token: string, error: string, code: ErrorCode, progress?: P
  */
 export function passedDeadline(t: Task, now: Date): { code: "timeout" | "queue_timeout"; error: string } | undefined {
   if (t.deadline && t.deadline <= now) {
-    return { code: "timeout", error: `the task passed its deadline (${t.deadline.toISOString()}) before it ended; Resume with a timeout to continue` };
+    return {
+      code: "timeout",
+      error: `the task passed its deadline (${t.deadline.toISOString()}) before it ended; Resume with a timeout to continue`,
+    };
   }
   const waitedUntil = t.status === "pending" ? now : t.status === "running" ? t.updatedAt : undefined;
   if (t.queueDeadline && waitedUntil && t.queueDeadline <= waitedUntil) {
@@ -379,13 +379,11 @@ export function resume(input: ResumeInput): Decide {
         throw new FailedPreconditionError(t.id, t.status, `task ${t.id} is past its deadline; resume with a timeout`);
       }
       const added: ChatMessage[] = [
-        ...orderedToolResults(t.pendingToolCalls, input.toolResults).map(
-          (r): ChatMessage => ({
-            role: "tool",
-            toolCallId: r.toolCallId,
-            content: r.isError ? `error: ${r.content}` : r.content,
-          }),
-        ),
+        ...orderedToolResults(t.pendingToolCalls, input.toolResults).map((r): ChatMessage => ({
+          role: "tool",
+          toolCallId: r.toolCallId,
+          content: r.isError ? `error: ${r.content}` : r.content,
+        })),
         ...(input.message ? [{ role: "user" as const, content: input.message }] : []),
       ];
       const next: Task = {

@@ -6,22 +6,60 @@ const policy = { baseDelayMs: 1_000, maxDelayMs: 30_000, horizonMs: 60_000 };
 const start = new Date("2026-01-01T00:00:00Z");
 
 function pending(): WebhookDelivery {
-  const { task } = createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "k", webhook: { url: "https://h.example/", statuses: ["cancelled"] } }, start);
+  const { task } = createTask(
+    {
+      prompt: "p",
+      systemPrompt: "",
+      maxIterations: 3,
+      labels: {},
+      tools: [],
+      owner: "k",
+      webhook: { url: "https://h.example/", statuses: ["cancelled"] },
+    },
+    start,
+  );
   return commitTransition(task, cancel("stop"), start).delivery!;
 }
 
 describe("deliveryFor", () => {
   it("should make a delivery only for a status change the webhook asks for, carrying the task without its checkpoint", () => {
-    const { task, delivery: onCreate } = createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "k", webhook: { url: "https://h.example/", statuses: ["cancelled"] } }, start);
+    const { task, delivery: onCreate } = createTask(
+      {
+        prompt: "p",
+        systemPrompt: "",
+        maxIterations: 3,
+        labels: {},
+        tools: [],
+        owner: "k",
+        webhook: { url: "https://h.example/", statuses: ["cancelled"] },
+      },
+      start,
+    );
     expect(onCreate).toBeUndefined();
     const { event, delivery } = commitTransition(task, cancel("stop"), start);
-    expect(delivery).toMatchObject({ taskId: task.id, sequence: event.sequence, owner: "k", status: "cancelled", previousStatus: "pending", state: "pending", attempts: 0 });
+    expect(delivery).toMatchObject({
+      taskId: task.id,
+      sequence: event.sequence,
+      owner: "k",
+      status: "cancelled",
+      previousStatus: "pending",
+      state: "pending",
+      attempts: 0,
+    });
     expect(delivery!.task.checkpoint).toBeUndefined();
     expect(deliveryFor({ ...task, webhook: undefined }, event)).toBeUndefined();
   });
 
   it("should give the first event's delivery an id fixed by the task (it may be written twice) and later ones fresh ids", () => {
-    const input = { prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "", webhook: { url: "https://h.example/", statuses: ["pending" as const, "cancelled" as const] } };
+    const input = {
+      prompt: "p",
+      systemPrompt: "",
+      maxIterations: 3,
+      labels: {},
+      tools: [],
+      owner: "",
+      webhook: { url: "https://h.example/", statuses: ["pending" as const, "cancelled" as const] },
+    };
     const { task, event, delivery } = createTask(input, start);
     expect(delivery!.id).toBe(`msg_${task.id.replaceAll("-", "")}_1`);
     expect(deliveryFor(task, event)!.id).toBe(delivery!.id);
@@ -32,8 +70,16 @@ describe("deliveryFor", () => {
 
 describe("afterAttempt", () => {
   it("should mark a 2xx delivered and a 410 stopped, counting the attempt", () => {
-    expect(afterAttempt(pending(), { kind: "delivered", statusCode: 204 }, start, policy)).toMatchObject({ state: "delivered", attempts: 1, lastStatusCode: 204 });
-    expect(afterAttempt(pending(), { kind: "gone", statusCode: 410 }, start, policy)).toMatchObject({ state: "stopped", attempts: 1, lastStatusCode: 410 });
+    expect(afterAttempt(pending(), { kind: "delivered", statusCode: 204 }, start, policy)).toMatchObject({
+      state: "delivered",
+      attempts: 1,
+      lastStatusCode: 204,
+    });
+    expect(afterAttempt(pending(), { kind: "gone", statusCode: 410 }, start, policy)).toMatchObject({
+      state: "stopped",
+      attempts: 1,
+      lastStatusCode: 410,
+    });
   });
 
   it("should schedule retry n between half and all of base * 2^(n-1), capped at the maximum", () => {
@@ -45,7 +91,8 @@ describe("afterAttempt", () => {
   });
 
   it("should wait a receiver's Retry-After, capped at the maximum wait", () => {
-    const retry = (retryAfterMs: number) => afterAttempt(pending(), { kind: "refused", statusCode: 429, error: "HTTP 429", retryAfterMs }, start, policy);
+    const retry = (retryAfterMs: number) =>
+      afterAttempt(pending(), { kind: "refused", statusCode: 429, error: "HTTP 429", retryAfterMs }, start, policy);
     expect(retry(7_000).nextAttemptAt.getTime() - start.getTime()).toBe(7_000);
     expect(retry(3_600_000).nextAttemptAt.getTime() - start.getTime()).toBe(30_000);
   });

@@ -100,12 +100,19 @@ export type AttemptResult =
  * exponential backoff with full jitter (or the receiver's Retry-After, capped),
  * or failed once the next attempt would fall past the horizon.
  */
-export function afterAttempt(delivery: WebhookDelivery, result: AttemptResult, now: Date, policy: RetryPolicy, random: () => number = Math.random): WebhookDelivery {
+export function afterAttempt(
+  delivery: WebhookDelivery,
+  result: AttemptResult,
+  now: Date,
+  policy: RetryPolicy,
+  random: () => number = Math.random,
+): WebhookDelivery {
   const attempts = delivery.attempts + 1;
   const { lastStatusCode: _s, lastError: _e, ...rest } = delivery;
   const base = { ...rest, attempts, lastAttemptAt: now, ...(result.statusCode !== undefined ? { lastStatusCode: result.statusCode } : {}) };
   if (result.kind === "delivered") return { ...base, state: "delivered" };
-  if (result.kind === "gone") return { ...base, state: "stopped", lastError: "the receiver answered 410 Gone: no more deliveries for this task" };
+  if (result.kind === "gone")
+    return { ...base, state: "stopped", lastError: "the receiver answered 410 Gone: no more deliveries for this task" };
   const wait = result.retryAfterMs !== undefined ? Math.min(result.retryAfterMs, policy.maxDelayMs) : backoffMs(attempts, policy, random);
   const next = new Date(now.getTime() + wait);
   const expired = next.getTime() > delivery.createdAt.getTime() + policy.horizonMs;

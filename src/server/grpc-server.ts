@@ -39,9 +39,7 @@ export async function startGrpcListener(options: GrpcListenerOptions): Promise<G
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);
 
   const credentials = options.tls
-    ? grpc.ServerCredentials.createSsl(null, [
-        { cert_chain: readFileSync(options.tls.cert), private_key: readFileSync(options.tls.key) },
-      ])
+    ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: readFileSync(options.tls.cert), private_key: readFileSync(options.tls.key) }])
     : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host}:${options.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),

@@ -39,7 +39,10 @@ export class HandlerAdapter {
 
   context(authorization: string | undefined, signal: AbortSignal): CallContext {
     const { shutdown } = this.options;
-    return { principal: this.options.authenticate(authorization), signal: signal === shutdown ? shutdown : AbortSignal.any([signal, shutdown]) };
+    return {
+      principal: this.options.authenticate(authorization),
+      signal: signal === shutdown ? shutdown : AbortSignal.any([signal, shutdown]),
+    };
   }
 
   async unary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {
@@ -55,7 +58,10 @@ export class HandlerAdapter {
     } catch (error) {
       const wire = this.wireError(method, error);
       if (CHANGES.has(method)) {
-        this.options.logger.info({ method, taskId: taskIdOf(undefined, request), key, code: Code[wire.code], why: wire.rawMessage }, `${method} refused`);
+        this.options.logger.info(
+          { method, taskId: taskIdOf(undefined, request), key, code: Code[wire.code], why: wire.rawMessage },
+          `${method} refused`,
+        );
       }
       throw wire;
     }

@@ -92,7 +92,9 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * which. They are pushed back onto the socket before the socket is handed over;
  * both the HTTP/1 parser and an HTTP/2 session read what is buffered there first.
  */
-function cleartextServer(handler: http.RequestListener & ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void)): net.Server {
+function cleartextServer(
+  handler: http.RequestListener & ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void),
+): net.Server {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   return net.createServer((socket) => {

@@ -24,5 +24,7 @@ export function reflectionPackageDefinition(): PackageDefinition {
   };
   SERVED_FILES.forEach(add);
   const fileDescriptorProtos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
-  return { "rookery.v1.TaskService": { format: "Protocol Buffer 3 FileDescriptorProto", type: {}, fileDescriptorProtos } } as unknown as PackageDefinition;
+  return {
+    "rookery.v1.TaskService": { format: "Protocol Buffer 3 FileDescriptorProto", type: {}, fileDescriptorProtos },
+  } as unknown as PackageDefinition;
 }

@@ -148,7 +148,8 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
   if (sender) feed.subscribeAll((e) => e.kind === "status_changed" && e.task.webhook?.statuses.includes(e.status) && sender.poke());
 
   const authenticate: Authenticate = keys ? apiKeyAuthenticator(keys) : () => "";
-  if (config.retention === undefined) logger.info("retention is off: tasks are kept until deleted (set ROOKERY_RETENTION to purge old ones)");
+  if (config.retention === undefined)
+    logger.info("retention is off: tasks are kept until deleted (set ROOKERY_RETENTION to purge old ones)");
   if (keys) logger.info({ keys: keys.length }, "auth is on: each API key sees only its own tasks");
   else logger.info("auth is off: every caller sees every task (set ROOKERY_API_KEYS_FILE to require API keys)");
 

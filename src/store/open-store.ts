@@ -6,9 +6,7 @@ import type { TaskStore } from "./task-store.js";
 import type { Hooks } from "../hooks.js";
 
 /** Which store to open: the embedded SQLite file, or a MongoDB database. */
-export type StoreChoice =
-  | { kind: "sqlite"; path: string }
-  | { kind: "mongodb"; uri: string; database: string; timeoutMs: number };
+export type StoreChoice = { kind: "sqlite"; path: string } | { kind: "mongodb"; uri: string; database: string; timeoutMs: number };
 
 /** The adapter the choice names; `hooks` only from tests (see hooks.ts). */
 export async function openStore(choice: StoreChoice, hooks?: Hooks): Promise<TaskStore> {

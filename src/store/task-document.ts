@@ -148,9 +148,7 @@ export function fromTaskDocument(d: TaskDocument): Task {
     tools: d.tools ?? [],
     requestId: d.request_id ?? undefined,
     owner: d.owner ?? "",
-    lease: d.lease
-      ? { token: d.lease.token, owner: d.lease.owner, expiresAt: date(d.lease.expires_at) }
-      : undefined,
+    lease: d.lease ? { token: d.lease.token, owner: d.lease.owner, expiresAt: date(d.lease.expires_at) } : undefined,
     sequence: d.sequence,
     takeovers: d.takeovers ?? undefined,
     followUps: d.follow_ups ?? undefined,

@@ -42,7 +42,10 @@ export interface SupervisorOptions {
 /** Why a run was aborted: the reason given to its AbortController. */
 export class RunStopped extends Error {
   override readonly name = "RunStopped";
-  constructor(readonly why: "cancelled" | "shutdown" | "lease_lost" | "deleted" | "timeout", detail: string) {
+  constructor(
+    readonly why: "cancelled" | "shutdown" | "lease_lost" | "deleted" | "timeout",
+    detail: string,
+  ) {
     super(detail);
   }
 }
@@ -168,7 +171,12 @@ export class Supervisor {
       // Its holders keep dying mid-run (a reply that crashes the process would do that):
       // stop here rather than take every replica down in turn.
       log.error({ takeovers: task.takeovers }, "task taken over too many times in a row; failing it");
-      await this.tryCommit(commit, fail(token, takeoverFailure(task.takeovers ?? 0, this.options.maxTakeovers), "takeovers"), log, "failed");
+      await this.tryCommit(
+        commit,
+        fail(token, takeoverFailure(task.takeovers ?? 0, this.options.maxTakeovers), "takeovers"),
+        log,
+        "failed",
+      );
       return;
     }
     // A deadline that passed before the run began (while queued, or while no server was up).
@@ -269,7 +277,8 @@ export class Supervisor {
       log.info(`task ${what}`);
     } catch (error) {
       // The lease will expire and another worker (or this one) will take the task over; or it was deleted.
-      if (!(error instanceof LeaseLostError) && !(error instanceof TaskNotFoundError)) log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
+      if (!(error instanceof LeaseLostError) && !(error instanceof TaskNotFoundError))
+        log.warn({ err: errorMessage(error) }, `task could not be ${what}`);
     }
   }
 }

@@ -11,10 +11,29 @@ async function setup() {
   const feed = new EventFeed();
   const inner = new SqliteTaskStore({ path: ":memory:" });
   const store = new PublishingStore(inner, feed);
-  const { task } = await store.create(createTask({ prompt: "p", systemPrompt: "", maxIterations: 50, labels: {}, tools: [], owner: "" }, new Date()));
+  const { task } = await store.create(
+    createTask({ prompt: "p", systemPrompt: "", maxIterations: 50, labels: {}, tools: [], owner: "" }, new Date()),
+  );
   const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
   const token = running.lease!.token;
-  const step = (i: number): Decide => checkpoint(token, { iterations: i, usage: running.usage, checkpoint: { sessionId: "s", iteration: i, maxIterations: 50, messages: [], initialPrompt: "p", systemPrompt: "", provider: "o", model: "m", toolsEnabled: [], lastCheckpointAt: new Date() }, added: [] });
+  const step = (i: number): Decide =>
+    checkpoint(token, {
+      iterations: i,
+      usage: running.usage,
+      checkpoint: {
+        sessionId: "s",
+        iteration: i,
+        maxIterations: 50,
+        messages: [],
+        initialPrompt: "p",
+        systemPrompt: "",
+        provider: "o",
+        model: "m",
+        toolsEnabled: [],
+        lastCheckpointAt: new Date(),
+      },
+      added: [],
+    });
   const finish = complete(token, "done", { iterations: 9, usage: running.usage, checkpoint: undefined as never, added: [] });
   return { feed, inner, store, task: task, step, finish };
 }
@@ -40,14 +59,30 @@ describe("watchEvents()", () => {
       },
     });
     const seen = await sequences(
-      watchEvents({ store: racing, feed, taskId: task.id, afterSequence: 0, signal: new AbortController().signal, pollMs: 10_000, batch: 2 }),
+      watchEvents({
+        store: racing,
+        feed,
+        taskId: task.id,
+        afterSequence: 0,
+        signal: new AbortController().signal,
+        pollMs: 10_000,
+        batch: 2,
+      }),
     );
     expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it("should fall back to the store when its bounded inbox overflows, still without gaps", async () => {
     const { feed, store, task, step, finish } = await setup();
-    const stream = watchEvents({ store, feed, taskId: task.id, afterSequence: 0, signal: new AbortController().signal, pollMs: 10_000, inboxLimit: 3 });
+    const stream = watchEvents({
+      store,
+      feed,
+      taskId: task.id,
+      afterSequence: 0,
+      signal: new AbortController().signal,
+      pollMs: 10_000,
+      inboxLimit: 3,
+    });
     const first: IteratorResult<TaskEvent> = await stream.next(); // subscribed now; the reader then stalls
     for (let i = 1; i <= 20; i++) await store.commit(task.id, step(i));
     await store.commit(task.id, finish);
@@ -67,7 +102,14 @@ describe("watchEvents()", () => {
         return inner.events(id, after, limit);
       },
     });
-    const stream = watchEvents({ store: counting, feed, taskId: task.id, afterSequence: 2, signal: new AbortController().signal, pollMs: 10_000 });
+    const stream = watchEvents({
+      store: counting,
+      feed,
+      taskId: task.id,
+      afterSequence: 2,
+      signal: new AbortController().signal,
+      pollMs: 10_000,
+    });
     const seen = sequences(stream);
     await sleep(10); // the watcher has read the replay and waits
     for (let i = 1; i <= 10; i++) await store.commit(task.id, step(i));

@@ -44,7 +44,12 @@ export async function* watchStream(options: WatchOptions, cursor?: OutputCursor)
   const { store, feed, taskId, signal, pollMs } = options;
   const batch = options.batch ?? 256;
   const inbox = new Inbox(options.inboxLimit ?? 256, signal);
-  const unsubscribe = feed.subscribe(taskId, (e) => inbox.push(e), () => inbox.length, () => inbox.markDeleted());
+  const unsubscribe = feed.subscribe(
+    taskId,
+    (e) => inbox.push(e),
+    () => inbox.length,
+    () => inbox.markDeleted(),
+  );
   const unsubscribeOutput = cursor?.subscribe(() => inbox.poke());
   let last = options.afterSequence;
   let readStore = true; // first the stored events after afterSequence

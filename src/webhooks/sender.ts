@@ -163,7 +163,8 @@ export class WebhookSender {
     this.options.onOutcome?.(next);
     if (next.state === "delivered") return;
     const outcome = { ...fields, attempts: next.attempts, statusCode: next.lastStatusCode, err: next.lastError };
-    if (next.state === "pending") this.options.logger.info({ ...outcome, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
+    if (next.state === "pending")
+      this.options.logger.info({ ...outcome, nextAttemptAt: next.nextAttemptAt }, "webhook attempt failed; will retry");
     else this.options.logger.warn(outcome, `webhook delivery ${next.state}`);
   }
 
@@ -190,15 +191,17 @@ export class WebhookSender {
         "webhook-signature": signer.sign(delivery.id, timestamp, body),
         "user-agent": "rookery-webhooks",
       };
-      return await postWebhook({ url: delivery.url, headers, body }, {
-        timeoutMs: this.options.timeoutMs,
-        lookup: this.options.guard.lookup,
-        agents: this.agents,
-        signal: this.shutdown.signal,
-      });
+      return await postWebhook(
+        { url: delivery.url, headers, body },
+        {
+          timeoutMs: this.options.timeoutMs,
+          lookup: this.options.guard.lookup,
+          agents: this.agents,
+          signal: this.shutdown.signal,
+        },
+      );
     } catch (error) {
       return { kind: "refused", error: `could not send: ${errorMessage(error)}` };
     }
   }
 }
-

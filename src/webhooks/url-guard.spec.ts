@@ -5,11 +5,13 @@ import { describe, expect, it } from "vitest";
 import { WebhookUrlGuard } from "./url-guard.js";
 import { parseRetryAfter } from "./post.js";
 
-const resolver = (table: Record<string, string[]>) => async (host: string): Promise<LookupAddress[]> => {
-  const addresses = table[host];
-  if (!addresses) throw Object.assign(new Error("not found"), { code: "ENOTFOUND" });
-  return addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
-};
+const resolver =
+  (table: Record<string, string[]>) =>
+  async (host: string): Promise<LookupAddress[]> => {
+    const addresses = table[host];
+    if (!addresses) throw Object.assign(new Error("not found"), { code: "ENOTFOUND" });
+    return addresses.map((address) => ({ address, family: address.includes(":") ? 6 : 4 }));
+  };
 
 const names = resolver({
   "public.example": ["93.184.215.14"],

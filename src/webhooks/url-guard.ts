@@ -97,7 +97,9 @@ export class WebhookUrlGuard {
       }
     }
     const refused = addresses.find((a) => !this.addressAllowed(a.address));
-    return refused ? `"${host}" is (or resolves to) ${refused.address}, a loopback, private, link-local or reserved address; allow it with ROOKERY_WEBHOOK_ALLOW_HOSTS` : undefined;
+    return refused
+      ? `"${host}" is (or resolves to) ${refused.address}, a loopback, private, link-local or reserved address; allow it with ROOKERY_WEBHOOK_ALLOW_HOSTS`
+      : undefined;
   }
 
   /**
@@ -110,7 +112,12 @@ export class WebhookUrlGuard {
       (addresses) => {
         const refused = allowedName ? undefined : addresses.find((a) => !this.addressAllowed(a.address));
         if (refused) {
-          callback(Object.assign(new Error(`refused: "${hostname}" resolves to ${refused.address}, which webhooks may not reach`), { code: "EREFUSED" }), "");
+          callback(
+            Object.assign(new Error(`refused: "${hostname}" resolves to ${refused.address}, which webhooks may not reach`), {
+              code: "EREFUSED",
+            }),
+            "",
+          );
           return;
         }
         const usable = options.family ? addresses.filter((a) => a.family === options.family) : addresses;

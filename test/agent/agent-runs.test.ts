@@ -62,11 +62,15 @@ describe("agent runs against an OpenAI-compatible server", () => {
     });
     const { task } = await h.grpc.submit({
       prompt: "weather?",
-      tools: [{ name: "get_weather", description: "weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } }],
+      tools: [
+        { name: "get_weather", description: "weather in a city", parameters: { type: "object", properties: { city: { type: "string" } } } },
+      ],
     });
     await waitForStatus(h.grpc, task!.id, TaskStatus.INPUT_REQUIRED);
     const { task: paused } = await h.grpc.get({ id: task!.id });
-    expect(paused!.pendingToolCalls).toEqual([expect.objectContaining({ id: "call_w", name: "get_weather", arguments: '{"city":"Oslo"}' })]);
+    expect(paused!.pendingToolCalls).toEqual([
+      expect.objectContaining({ id: "call_w", name: "get_weather", arguments: '{"city":"Oslo"}' }),
+    ]);
     expect(h.fake.callsFor("weather?")[0]!.body.tools?.map((t) => t.function.name)).toContain("get_weather");
 
     const { task: resumed } = await h.grpc.resume({ id: task!.id, toolResults: [{ toolCallId: "call_w", content: "sunny" }] });

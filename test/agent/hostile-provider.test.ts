@@ -7,7 +7,14 @@ import { childServersOnOneFile } from "../support/child-server.js";
 import type { FakeOpenAI, FakeReply } from "../support/fake-openai.js";
 import { collectEvents, expectDense, startHarness, type Harness } from "../support/harness.js";
 
-const chunk = (choices: unknown, extra: object = {}) => ({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices, ...extra });
+const chunk = (choices: unknown, extra: object = {}) => ({
+  id: "c",
+  object: "chat.completion.chunk",
+  created: 1,
+  model: "m",
+  choices,
+  ...extra,
+});
 const NO_CHOICES: FakeReply = {
   chunks: [chunk([]), chunk([], { usage: { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 } })],
 };
@@ -85,10 +92,26 @@ describe("odd and hostile streamed replies", () => {
     ["a chunk that is not an object", ["text"], /a chunk is not a JSON object/],
     ["choices that are not an array", [chunk({ 0: {} })], /`choices` is not an array/],
     ["content that is not a string", [chunk([{ index: 0, delta: { content: 42 } }])], /`delta.content` is not a string/],
-    ["a tool call index far out of range", [chunk([{ index: 0, delta: { tool_calls: [{ index: 1e9, id: "a", function: { name: "x" } }] } }])], /tool call index/],
-    ["a tool call without an id", [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: "calculator", arguments: "{}" } }] } }])], /tool call 0 has no id/],
-    ["tool arguments that are not a string", [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", function: { name: "x", arguments: {} } }] } }])], /arguments are not a string/],
-    ["a reply past ROOKERY_MAX_REPLY_BYTES", [chunk([{ index: 0, delta: { content: "x".repeat(600) } }]), chunk([{ index: 0, delta: { content: "y".repeat(600) } }])], /passed 1000 bytes \(ROOKERY_MAX_REPLY_BYTES\)/],
+    [
+      "a tool call index far out of range",
+      [chunk([{ index: 0, delta: { tool_calls: [{ index: 1e9, id: "a", function: { name: "x" } }] } }])],
+      /tool call index/,
+    ],
+    [
+      "a tool call without an id",
+      [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: "calculator", arguments: "{}" } }] } }])],
+      /tool call 0 has no id/,
+    ],
+    [
+      "tool arguments that are not a string",
+      [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", function: { name: "x", arguments: {} } }] } }])],
+      /arguments are not a string/,
+    ],
+    [
+      "a reply past ROOKERY_MAX_REPLY_BYTES",
+      [chunk([{ index: 0, delta: { content: "x".repeat(600) } }]), chunk([{ index: 0, delta: { content: "y".repeat(600) } }])],
+      /passed 1000 bytes \(ROOKERY_MAX_REPLY_BYTES\)/,
+    ],
   ];
   it.each(failures)("should fail the task, not the server, on %s", async (what, chunks, error) => {
     const task = await run(what, { chunks });
@@ -99,7 +122,10 @@ describe("odd and hostile streamed replies", () => {
 
   it("should read a reply whose usage fields are garbage as zero tokens and complete", async () => {
     const task = await run("garbage usage", {
-      chunks: [chunk([{ index: 0, delta: { role: "assistant", content: "ok" }, finish_reason: "stop" }]), chunk([], { usage: { prompt_tokens: "many", total_tokens: -5 } })],
+      chunks: [
+        chunk([{ index: 0, delta: { role: "assistant", content: "ok" }, finish_reason: "stop" }]),
+        chunk([], { usage: { prompt_tokens: "many", total_tokens: -5 } }),
+      ],
     });
     expect(task).toMatchObject({ status: TaskStatus.COMPLETED, result: "ok" });
     expect(task.usage?.totalTokens).toBe(0n);

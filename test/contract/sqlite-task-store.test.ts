@@ -77,9 +77,11 @@ it("should carry tasks and events written under schema 1 over to the task_no lay
     const drafts = [newDraft("older"), newDraft("newer")];
     drafts[1]!.task.createdAt = new Date(drafts[0]!.task.createdAt.getTime() + 1);
     for (const { task, event } of drafts) {
-      old.prepare("INSERT INTO tasks (id, owner, status, created_at, sequence, doc) VALUES (?, ?, ?, ?, ?, ?)")
+      old
+        .prepare("INSERT INTO tasks (id, owner, status, created_at, sequence, doc) VALUES (?, ?, ?, ?, ?, ?)")
         .run(task.id, task.owner, task.status, task.createdAt.getTime(), task.sequence, JSON.stringify(toTaskDocument(task)));
-      old.prepare("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
+      old
+        .prepare("INSERT INTO task_events (task_id, sequence, doc) VALUES (?, ?, ?)")
         .run(task.id, event.sequence, JSON.stringify(toEventDocument(event)));
     }
     old.close();

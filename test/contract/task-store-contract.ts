@@ -4,15 +4,7 @@ import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FailedPreconditionError, LeaseLostError, ResourceExhaustedError, TaskNotFoundError } from "../../src/domain/errors.js";
 import type { Checkpoint, Task } from "../../src/domain/task.js";
-import {
-  cancel,
-  checkpoint,
-  claim,
-  complete,
-  createTask,
-  expire,
-  type NewTask,
-} from "../../src/domain/transitions.js";
+import { cancel, checkpoint, claim, complete, createTask, expire, type NewTask } from "../../src/domain/transitions.js";
 import type { TaskStore } from "../../src/store/task-store.js";
 import { afterAttempt, DEFAULT_WEBHOOK_STATUSES } from "../../src/domain/webhooks.js";
 
@@ -35,10 +27,7 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
     });
 
     const draft = (over: Partial<NewTask> = {}, createdAt = new Date()) =>
-      createTask(
-        { prompt: "p", systemPrompt: "", maxIterations: 5, labels: {}, tools: [], owner: "", ...over },
-        createdAt,
-      );
+      createTask({ prompt: "p", systemPrompt: "", maxIterations: 5, labels: {}, tools: [], owner: "", ...over }, createdAt);
 
     const progress = (task: Task, iteration: number) => {
       const cp: Checkpoint = {
@@ -82,9 +71,7 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
       });
 
       it("should create exactly one task when 20 creates race on one request_id", async () => {
-        const results = await Promise.all(
-          Array.from({ length: 20 }, () => store.create(draft({ requestId: "race" }))),
-        );
+        const results = await Promise.all(Array.from({ length: 20 }, () => store.create(draft({ requestId: "race" }))));
         expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
         expect(results.filter((r) => r.created)).toHaveLength(1);
       });
@@ -97,7 +84,12 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
 
       it("should round-trip every field of the task, checkpoint included", async () => {
         const { task } = await store.create(
-          draft({ provider: "openai", model: "m", requestId: "x", tools: [{ name: "t", description: "d", parameters: { type: "object" } }] }),
+          draft({
+            provider: "openai",
+            model: "m",
+            requestId: "x",
+            tools: [{ name: "t", description: "d", parameters: { type: "object" } }],
+          }),
         );
         const { task: running } = (await store.claimNext(claim("w1", 60_000)))!;
         const p = progress(running, 1);
@@ -137,9 +129,7 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const { task } = await store.create(draft());
         const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
         const token = running.lease!.token;
-        await Promise.all(
-          Array.from({ length: 30 }, (_, i) => store.commit(task.id, checkpoint(token, progress(running, i + 1)))),
-        );
+        await Promise.all(Array.from({ length: 30 }, (_, i) => store.commit(task.id, checkpoint(token, progress(running, i + 1)))));
         const events = await store.events(task.id, 0, 100);
         expect(events.map((e) => e.sequence)).toEqual(Array.from({ length: 32 }, (_, i) => i + 1));
       });
@@ -151,7 +141,7 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const { task: running } = (await store.claimNext(claim("w", 60_000)))!;
         for (let i = 1; i <= 4; i++) await store.commit(task.id, checkpoint(running.lease!.token, progress(running, i)));
         expect((await store.events(task.id, 2, 2)).map((e) => e.sequence)).toEqual([3, 4]);
-        expect((await store.events(task.id, 6, 10))).toEqual([]);
+        expect(await store.events(task.id, 6, 10)).toEqual([]);
       });
     });
 
@@ -186,9 +176,9 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const second = (await store.claimNext(claim("w2", 1_000)))!;
         expect(second.task).toMatchObject({ id: task.id, status: "running", lease: { owner: "w2" } });
         expect(second.event.previousStatus).toBe("running");
-        await expect(
-          store.commit(task.id, complete(first.task.lease!.token, "stale", progress(first.task, 1))),
-        ).rejects.toBeInstanceOf(LeaseLostError);
+        await expect(store.commit(task.id, complete(first.task.lease!.token, "stale", progress(first.task, 1)))).rejects.toBeInstanceOf(
+          LeaseLostError,
+        );
         expect(await store.renewLease(task.id, first.task.lease!.token, new Date(Date.now() + 5000))).toBe(false);
       });
     });
@@ -291,17 +281,30 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
 
     describe("output chunks", () => {
       const chunk = (iteration: number, attempt: number, offset: number, text: string) => ({
-        taskId: "t1", iteration, attempt, offset, endOffset: offset + text.length, parts: [{ text }],
+        taskId: "t1",
+        iteration,
+        attempt,
+        offset,
+        endOffset: offset + text.length,
+        parts: [{ text }],
       });
 
       it("should read back the chunks of one iteration that end after a position, attempt by attempt in order", async () => {
         await store.appendOutput(chunk(1, 32, 0, "hello "));
         await store.appendOutput(chunk(1, 32, 6, "wor"));
-        await store.appendOutput({ ...chunk(1, 32, 9, ""), endOffset: 12, parts: [{ call: { index: 0, id: "c1", name: "calc", arguments: "{}" } }] });
+        await store.appendOutput({
+          ...chunk(1, 32, 9, ""),
+          endOffset: 12,
+          parts: [{ call: { index: 0, id: "c1", name: "calc", arguments: "{}" } }],
+        });
         await store.appendOutput(chunk(1, 33, 12, "again"));
         await store.appendOutput(chunk(2, 32, 0, "next"));
         const read = await store.readOutput("t1", 1, 32, 6);
-        expect(read.map((c) => [c.attempt, c.offset, c.endOffset])).toEqual([[32, 6, 9], [32, 9, 12], [33, 12, 17]]);
+        expect(read.map((c) => [c.attempt, c.offset, c.endOffset])).toEqual([
+          [32, 6, 9],
+          [32, 9, 12],
+          [33, 12, 17],
+        ]);
         expect(read[1]!.parts).toEqual([{ call: { index: 0, id: "c1", name: "calc", arguments: "{}" } }]);
         expect((await store.readOutput("t1", 1, 33, 0)).map((c) => c.offset)).toEqual([12]);
         expect(await store.readOutput("t1", 1, 64, 0)).toEqual([]);
@@ -327,7 +330,13 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const { task, delivery: created } = await store.create(draft({ webhook }));
         expect(created).toBeUndefined(); // PENDING is not among the default statuses
         const { event, delivery } = await store.commit(task.id, cancel("stop"));
-        expect(delivery).toMatchObject({ taskId: task.id, sequence: event.sequence, status: "cancelled", previousStatus: "pending", state: "pending" });
+        expect(delivery).toMatchObject({
+          taskId: task.id,
+          sequence: event.sequence,
+          status: "cancelled",
+          previousStatus: "pending",
+          state: "pending",
+        });
         expect((await store.deliveries(task.id)).map((d) => [d.id, d.sequence, d.status])).toEqual([[delivery!.id, 2, "cancelled"]]);
         const plain = await store.create(draft());
         await store.commit(plain.task.id, cancel("stop"));
@@ -368,7 +377,11 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const later = await store.dueDeliveries(new Date(Date.now() + 20_000), 10, 30_000);
         expect(later.map((d) => [d.id, d.attempts, d.lastStatusCode])).toEqual([[second[0]!.id, 1, 500]]);
         const states = (await store.deliveries(task.id)).map((d) => [d.sequence, d.state]);
-        expect(states).toEqual([[1, "delivered"], [2, "pending"], [3, "pending"]]);
+        expect(states).toEqual([
+          [1, "delivered"],
+          [2, "pending"],
+          [3, "pending"],
+        ]);
         expect((await store.deliveries(task.id))[2]!.task).toMatchObject({ status: "completed", result: "done" });
       });
 
@@ -397,7 +410,10 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         await store.commit(task.id, cancel("")); // two pending now: RUNNING and CANCELLED
         const [first] = await store.dueDeliveries(soon(), 10, 30_000);
         await store.recordDelivery(afterAttempt(first!, { kind: "gone", statusCode: 410 }, new Date(), policy));
-        expect((await store.deliveries(task.id)).map((d) => [d.sequence, d.state])).toEqual([[2, "stopped"], [3, "stopped"]]);
+        expect((await store.deliveries(task.id)).map((d) => [d.sequence, d.state])).toEqual([
+          [2, "stopped"],
+          [3, "stopped"],
+        ]);
         expect(await store.dueDeliveries(new Date(Date.now() + 60_000), 10, 30_000)).toEqual([]);
       });
 

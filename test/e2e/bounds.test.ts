@@ -110,7 +110,11 @@ function describeBounds(name: string, make: () => StoreUnderTest, describeIt: (n
       resumed = true;
       const { task: again } = await h.grpc.resume({ id: task!.id, additionalTokens: 100n });
       await collectEvents(h.grpc, task!.id, again!.lastEventSequence);
-      expect((await h.grpc.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.COMPLETED, result: "done at last", maxTotalTokens: 130n });
+      expect((await h.grpc.get({ id: task!.id })).task).toMatchObject({
+        status: TaskStatus.COMPLETED,
+        result: "done at last",
+        maxTotalTokens: 130n,
+      });
     });
 
     it("should abort a model call that hangs past the task's timeout at the deadline and FAIL it with TIMEOUT", async () => {
@@ -164,8 +168,19 @@ function describeBounds(name: string, make: () => StoreUnderTest, describeIt: (n
       expect(await watching).toBe("NotFound");
       await sleep(300); // a run that kept going would write now
       expect(await store.leftovers(id)).toBe(0);
-      for (const call of [() => h.grpc.get({ id }), () => h.grpc.cancel({ id }), () => h.grpc.resume({ id, message: "m" }), () => h.grpc.delete({ id }), () => collectEvents(h.grpc, id)]) {
-        await expect(call().then(() => "OK", (e: unknown) => Code[codeOf(e)])).resolves.toBe("NotFound");
+      for (const call of [
+        () => h.grpc.get({ id }),
+        () => h.grpc.cancel({ id }),
+        () => h.grpc.resume({ id, message: "m" }),
+        () => h.grpc.delete({ id }),
+        () => collectEvents(h.grpc, id),
+      ]) {
+        await expect(
+          call().then(
+            () => "OK",
+            (e: unknown) => Code[codeOf(e)],
+          ),
+        ).resolves.toBe("NotFound");
       }
       expect((await h.grpc.list({ pageSize: 1000 })).tasks.map((t) => t.id)).not.toContain(id);
       // The request_id is free again: a new Submit with it makes a new task.

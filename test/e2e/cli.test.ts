@@ -37,7 +37,10 @@ describe("rookery CLI", () => {
   it("should submit --watch --json and print every event, then exit 0 on COMPLETED", async () => {
     const r = await cli("--json", "submit", "cli task", "--label", "via=cli", "--watch");
     expect(r.code).toBe(0);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: { sequence: string; status: string }; output?: { text: string } });
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event?: { sequence: string; status: string }; output?: { text: string } });
     const events = lines.flatMap((l) => (l.event ? [{ event: l.event }] : []));
     expect(lines.flatMap((l) => (l.output ? [l.output.text] : [])).join("")).toBe("answer to cli task");
     expect(events.map((e) => e.event.status)).toEqual(["TASK_STATUS_PENDING", "TASK_STATUS_RUNNING", "TASK_STATUS_COMPLETED"]);
@@ -63,10 +66,18 @@ describe("rookery CLI", () => {
     const submitted = await cli("--json", "submit", "what is 6*7, use the calculator");
     const id = (JSON.parse(submitted.stdout) as { id: string }).id;
     const r = await cli("--json", "watch", id);
-    const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { event?: { status: string }; output?: { text?: string; iteration: number } });
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event?: { status: string }; output?: { text?: string; iteration: number } });
     expect(lines.every((l) => Boolean(l.event) !== Boolean(l.output))).toBe(true);
     expect(lines.at(-1)?.event?.status).toBe("TASK_STATUS_COMPLETED");
-    expect(lines.filter((l) => l.output?.iteration === 2).map((l) => l.output?.text ?? "").join("")).toBe("6*7 is 42.");
+    expect(
+      lines
+        .filter((l) => l.output?.iteration === 2)
+        .map((l) => l.output?.text ?? "")
+        .join(""),
+    ).toBe("6*7 is 42.");
   });
 
   it("should stop a task at its --max-tokens with the failure code, and delete it", async () => {
@@ -103,7 +114,9 @@ describe("rookery CLI", () => {
       const id = (JSON.parse(submitted.stdout) as { id: string }).id;
       await cli("watch", id);
       await expect.poll(() => receiver.received.length).toBe(1);
-      await expect.poll(async () => (await cli("get", id)).stdout).toMatch(/webhook #\d+ completed\s+delivered, 1 attempt last HTTP 200 {2}msg_[0-9a-f]{32}/);
+      await expect
+        .poll(async () => (await cli("get", id)).stdout)
+        .toMatch(/webhook #\d+ completed\s+delivered, 1 attempt last HTTP 200 {2}msg_[0-9a-f]{32}/);
       expect((await cli("get", id)).stdout).toContain(`webhook:     ${receiver.url} (on completed)`);
     } finally {
       await receiver.close();
@@ -141,7 +154,9 @@ describe("rookery CLI", () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(r.code).toBe(2);
-    expect(r.stderr.trim().split("\n")).toEqual(['rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN']);
+    expect(r.stderr.trim().split("\n")).toEqual([
+      'rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN',
+    ]);
   });
 
   it("should refuse to serve with a SQLite path it cannot open, naming the path and the setting", async () => {

@@ -79,7 +79,11 @@ describe("large tasks", () => {
   });
 
   it("should refuse tools whose descriptions and schemas together pass 256 KiB", async () => {
-    const tools = Array.from({ length: 5 }, (_, i) => ({ name: `t${i}`, description: "d", parameters: { description: "s".repeat(60 * 1024) } }));
+    const tools = Array.from({ length: 5 }, (_, i) => ({
+      name: `t${i}`,
+      description: "d",
+      parameters: { description: "s".repeat(60 * 1024) },
+    }));
     await expect(h.grpc.submit({ prompt: "too many schemas", tools })).rejects.toThrow(/together/);
   });
 });

@@ -25,15 +25,21 @@ describeWithMongo("Rookery on MongoDB", () => {
   });
 
   it("should complete a task and store it as a BackgroundTask-shaped document in `tasks`", async () => {
-    h.fake.respond((c) =>
-      c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"2+2"}' }] } : { content: "4" },
-    );
-    const { task } = await h.grpc.submit({ prompt: "add", systemPrompt: "math", labels: { "app.example.com/team": "core" }, requestId: "r-1" });
+    h.fake.respond((c) => (c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"2+2"}' }] } : { content: "4" }));
+    const { task } = await h.grpc.submit({
+      prompt: "add",
+      systemPrompt: "math",
+      labels: { "app.example.com/team": "core" },
+      requestId: "r-1",
+    });
     const events = await collectEvents(h.grpc, task!.id);
     expectDense(events);
     expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
 
-    const doc = await raw.db(database).collection("tasks").findOne({ _id: task!.id as never });
+    const doc = await raw
+      .db(database)
+      .collection("tasks")
+      .findOne({ _id: task!.id as never });
     expect(doc).toMatchObject({
       _id: task!.id,
       prompt: "add",
@@ -50,7 +56,13 @@ describeWithMongo("Rookery on MongoDB", () => {
     expect(doc!.error).toBeUndefined();
     expect(doc!.created_at).toBeInstanceOf(Date);
     expect(doc!.updated_at).toBeInstanceOf(Date);
-    expect(doc!.checkpoint).toMatchObject({ iteration: 2, initial_prompt: "add", system_prompt: "math", provider: "openai", model: "fake-model" });
+    expect(doc!.checkpoint).toMatchObject({
+      iteration: 2,
+      initial_prompt: "add",
+      system_prompt: "math",
+      provider: "openai",
+      model: "fake-model",
+    });
     expect(doc!.checkpoint.session_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(doc!.checkpoint.last_checkpoint_at).toBeInstanceOf(Date);
     expect(doc!.checkpoint.messages.map((m: { role: string }) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant"]);
@@ -97,7 +109,10 @@ describeWithMongo("Rookery when MongoDB goes away", () => {
     await db.stop();
     await expect.poll(status, { timeout: 10_000 }).toBe(Serving.NOT_SERVING);
     for (const call of [() => h.grpc.get({ id: task!.id }), () => h.grpc.submit({ prompt: "during" }), () => h.connect.list({})]) {
-      const error = await call().then(() => undefined, (e: unknown) => e);
+      const error = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(ConnectError);
       expect((error as ConnectError).code).toBe(Code.Unavailable);
       expect((error as ConnectError).rawMessage).toBe("the task store is unavailable; retry later");
@@ -105,9 +120,16 @@ describeWithMongo("Rookery when MongoDB goes away", () => {
 
     await db.start();
     await expect.poll(status, { timeout: 15_000 }).toBe(Serving.SERVING);
-    await expect.poll(() => h.grpc.get({ id: task!.id }).then((r) => r.task?.status, () => undefined), { timeout: 15_000 }).toBe(
-      TaskStatus.COMPLETED,
-    );
+    await expect
+      .poll(
+        () =>
+          h.grpc.get({ id: task!.id }).then(
+            (r) => r.task?.status,
+            () => undefined,
+          ),
+        { timeout: 15_000 },
+      )
+      .toBe(TaskStatus.COMPLETED);
     const { task: after } = await h.grpc.submit({ prompt: "after the outage" });
     const events = await collectEvents(h.grpc, after!.id);
     expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);

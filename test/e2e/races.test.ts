@@ -39,7 +39,9 @@ describe("concurrent and repeated calls", () => {
 
   it("should accept exactly the per-key limit of 60 concurrent Submits and refuse the rest with RESOURCE_EXHAUSTED", async () => {
     const client = as(keys.quota);
-    const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => client.submit({ prompt: `hang ${i}`, requestId: `q-${i}` })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 60 }, (_, i) => client.submit({ prompt: `hang ${i}`, requestId: `q-${i}` })),
+    );
     const accepted = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.task!] : []));
     expect(accepted).toHaveLength(10);
     for (const r of results) if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.ResourceExhausted);
@@ -59,8 +61,9 @@ describe("concurrent and repeated calls", () => {
     await waitForStatus(client, task!.id, TaskStatus.RUNNING);
     const answers = await Promise.allSettled(Array.from({ length: 20 }, () => client.cancel({ id: task!.id, reason: "stop" })));
     const failed = answers.filter((a) => a.status === "rejected");
-    expect(failed.map((f) => String((f).reason))).toEqual([]);
-    for (const a of answers) expect((a as PromiseFulfilledResult<{ task?: { status: TaskStatus } }>).value.task?.status).toBe(TaskStatus.CANCELLED);
+    expect(failed.map((f) => String(f.reason))).toEqual([]);
+    for (const a of answers)
+      expect((a as PromiseFulfilledResult<{ task?: { status: TaskStatus } }>).value.task?.status).toBe(TaskStatus.CANCELLED);
     const events = await collectEvents(client, task!.id);
     expect(events.filter((e) => e.status === TaskStatus.CANCELLED)).toHaveLength(1);
   });

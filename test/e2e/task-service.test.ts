@@ -17,7 +17,8 @@ beforeAll(async () => {
   grpcJs = grpcJsTaskClient(`127.0.0.1:${h.rookery.grpcPort}`);
   h.fake.respond((c) => {
     if (c.prompt.startsWith("hang")) return { hang: true };
-    if (c.prompt.startsWith("three")) return c.turn < 2 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "three done" };
+    if (c.prompt.startsWith("three"))
+      return c.turn < 2 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "three done" };
     return { content: `echo: ${c.prompt}` };
   });
 });
@@ -48,7 +49,13 @@ describe.each(listeners)("TaskService on the %s", (name, clientOf) => {
   it("should Submit a task that Get returns and that completes", async () => {
     const client = clientOf();
     const { task } = await client.submit({ prompt: `hello ${tag}`, labels: { suite: "e2e" }, model: "m1" });
-    expect(task).toMatchObject({ prompt: `hello ${tag}`, status: TaskStatus.PENDING, model: "m1", provider: "openai", labels: { suite: "e2e" } });
+    expect(task).toMatchObject({
+      prompt: `hello ${tag}`,
+      status: TaskStatus.PENDING,
+      model: "m1",
+      provider: "openai",
+      labels: { suite: "e2e" },
+    });
     expect(task!.id).toMatch(/^[0-9a-f-]{36}$/);
     const events = await collectEvents(client, task!.id);
     expect(events[0]).toMatchObject({ sequence: 1n, status: TaskStatus.PENDING });
@@ -81,9 +88,7 @@ describe.each(listeners)("TaskService on the %s", (name, clientOf) => {
   it("should create one task for 20 concurrent Submits with the same request_id", async () => {
     const client = clientOf();
     const requestId = `idem-${tag}`;
-    const responses = await Promise.all(
-      Array.from({ length: 20 }, () => client.submit({ prompt: "idempotent", requestId })),
-    );
+    const responses = await Promise.all(Array.from({ length: 20 }, () => client.submit({ prompt: "idempotent", requestId })));
     expect(new Set(responses.map((r) => r.task!.id)).size).toBe(1);
     const listed = await client.list({ pageSize: 1000 });
     expect(listed.tasks.filter((t) => t.requestId === requestId)).toHaveLength(1);
@@ -97,7 +102,12 @@ describe.each(listeners)("TaskService on the %s", (name, clientOf) => {
     const first = await client.list({ pageSize: 3, labels: { batch: `list-${tag}` }, statuses: [TaskStatus.COMPLETED] });
     expect(first.tasks).toHaveLength(3);
     expect(first.nextPageToken).not.toBe("");
-    const second = await client.list({ pageSize: 3, pageToken: first.nextPageToken, labels: { batch: `list-${tag}` }, statuses: [TaskStatus.COMPLETED] });
+    const second = await client.list({
+      pageSize: 3,
+      pageToken: first.nextPageToken,
+      labels: { batch: `list-${tag}` },
+      statuses: [TaskStatus.COMPLETED],
+    });
     expect(second.nextPageToken).toBe("");
     expect([...first.tasks, ...second.tasks].map((t) => t.id)).toEqual([...ids].reverse());
     expect(first.tasks[0]!.checkpoint).toBeUndefined();

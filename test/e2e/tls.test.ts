@@ -16,11 +16,27 @@ describe("TLS", () => {
   let ca: Buffer;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "rookery-tls-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "pipe" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "pipe" },
+    );
     ca = readFileSync(join(dir, "cert.pem"));
     h = await startHarness({ ROOKERY_TLS_CERT: join(dir, "cert.pem"), ROOKERY_TLS_KEY: join(dir, "key.pem") });
   });
@@ -30,7 +46,10 @@ describe("TLS", () => {
   });
 
   it("should serve native gRPC over TLS on the gRPC listener", async () => {
-    const client = createClient(TaskService, createGrpcTransport({ baseUrl: `https://127.0.0.1:${h.rookery.grpcPort}`, nodeOptions: { ca } }));
+    const client = createClient(
+      TaskService,
+      createGrpcTransport({ baseUrl: `https://127.0.0.1:${h.rookery.grpcPort}`, nodeOptions: { ca } }),
+    );
     const { task } = await client.submit({ prompt: "over tls" });
     const events = await collectEvents(client, task!.id);
     expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);

@@ -12,8 +12,7 @@ const method = (name: string) => TaskService.methods.find((m) => m.name === name
 
 /** A generated-client stack: @grpc/grpc-js (via grpcJsTaskClient) or a Connect/gRPC-Web transport. */
 export function clientDriver(client: TaskClient): Driver {
-  const failure = (error: unknown) =>
-    error instanceof ConnectError ? new RpcFailure(Code[error.code], error.rawMessage) : error;
+  const failure = (error: unknown) => (error instanceof ConnectError ? new RpcFailure(Code[error.code], error.rawMessage) : error);
   return {
     async call(name, request) {
       const m = method(name);
@@ -49,8 +48,22 @@ export function clientDriver(client: TaskClient): Driver {
 export function curlDriver(baseUrl: string): Driver {
   return {
     async call(name, request) {
-      const { stdout } = await run("curl", ["-sS", "-w", "\n%{http_code}", "-X", "POST", "-H", "content-type: application/json",
-        "--data-binary", "@-", `${baseUrl}/rookery.v1.TaskService/${name}`], { input: JSON.stringify(request) });
+      const { stdout } = await run(
+        "curl",
+        [
+          "-sS",
+          "-w",
+          "\n%{http_code}",
+          "-X",
+          "POST",
+          "-H",
+          "content-type: application/json",
+          "--data-binary",
+          "@-",
+          `${baseUrl}/rookery.v1.TaskService/${name}`,
+        ],
+        { input: JSON.stringify(request) },
+      );
       const text = stdout.toString("utf8");
       const cut = text.lastIndexOf("\n");
       const body = JSON.parse(text.slice(0, cut)) as Json & { code?: string; message?: string };
@@ -64,21 +77,40 @@ export function curlDriver(baseUrl: string): Driver {
       const out: Json[] = [];
       let pending = Buffer.alloc(0);
       let endError: { code: string; message: string } | undefined;
-      await run("curl", ["-sS", "-N", "-X", "POST", "-H", "content-type: application/connect+json", "--data-binary", "@-",
-        `${baseUrl}/rookery.v1.TaskService/Watch`], { input: envelope, onChunk: (chunk, stop) => {
-        pending = Buffer.concat([pending, chunk]);
-        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
-          const flags = pending[0]!;
-          const message = JSON.parse(pending.subarray(5, 5 + pending.readUInt32BE(1)).toString("utf8")) as Json & { error?: typeof endError; event?: { status: string } };
-          pending = pending.subarray(5 + pending.readUInt32BE(1));
-          if (flags & 0x02) {
-            endError = message.error; // end of stream: an error, or {} for OK
-          } else {
-            out.push(message);
-            if (until && message.event?.status === until) stop();
-          }
-        }
-      } });
+      await run(
+        "curl",
+        [
+          "-sS",
+          "-N",
+          "-X",
+          "POST",
+          "-H",
+          "content-type: application/connect+json",
+          "--data-binary",
+          "@-",
+          `${baseUrl}/rookery.v1.TaskService/Watch`,
+        ],
+        {
+          input: envelope,
+          onChunk: (chunk, stop) => {
+            pending = Buffer.concat([pending, chunk]);
+            while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+              const flags = pending[0]!;
+              const message = JSON.parse(pending.subarray(5, 5 + pending.readUInt32BE(1)).toString("utf8")) as Json & {
+                error?: typeof endError;
+                event?: { status: string };
+              };
+              pending = pending.subarray(5 + pending.readUInt32BE(1));
+              if (flags & 0x02) {
+                endError = message.error; // end of stream: an error, or {} for OK
+              } else {
+                out.push(message);
+                if (until && message.event?.status === until) stop();
+              }
+            }
+          },
+        },
+      );
       if (endError) throw new RpcFailure(endError.code, endError.message);
       return out;
     },

@@ -37,9 +37,23 @@ export class RpcFailure extends Error {
 }
 
 const CODE_NAMES = [
-  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-  "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
+  "UNAUTHENTICATED",
 ];
 
 /** 5, "NotFound", "not_found" and "NOT_FOUND" are all NOT_FOUND. */
@@ -74,7 +88,8 @@ async function callStep(driver: Driver, step: Step, vars: Record<string, string>
     response = await driver.call(step.call!, substitute(step.request ?? {}, vars));
   } catch (error) {
     if (error instanceof RpcFailure && step.expectCode) {
-      if (error.code !== step.expectCode) throw new Error(`expected ${step.expectCode}, got ${error.code}: ${error.message}`, { cause: error });
+      if (error.code !== step.expectCode)
+        throw new Error(`expected ${step.expectCode}, got ${error.code}: ${error.message}`, { cause: error });
       return;
     }
     throw error;
@@ -94,8 +109,9 @@ async function watchStep(driver: Driver, step: Step, vars: Record<string, string
   const responses = await driver.watch(request, step.until);
   const events = responses.flatMap((r) => (lookup(r, "event") ? [lookup(r, "event") as { sequence: string; status: string }] : []));
   const outputText = responses.map((r) => (lookup(r, "output.text") as string | undefined) ?? "").join("");
-  const lastText = (lookup(responses.filter((r) => lookup(r, "event")).at(-1) ?? null, "event.messages") as { role: string; content?: string }[] | undefined)
-    ?.find((m) => m.role === "assistant")?.content;
+  const lastText = (
+    lookup(responses.filter((r) => lookup(r, "event")).at(-1) ?? null, "event.messages") as { role: string; content?: string }[] | undefined
+  )?.find((m) => m.role === "assistant")?.content;
   if (events.length === 0) throw new Error("no events");
   const from = Number(request.afterSequence ?? 0) + 1;
   events.forEach((e, i) => {

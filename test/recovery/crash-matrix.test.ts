@@ -13,7 +13,8 @@ import { startChildServer, type ChildServer } from "../support/child-server.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense, waitForStatus, type TaskClient } from "../support/harness.js";
 
-type Point = "before_claim" | "after_claim" | "during_model_call" | "after_model_answer" | "after_checkpoint" | "during_tool_call" | "during_cancel";
+type Point =
+  "before_claim" | "after_claim" | "during_model_call" | "after_model_answer" | "after_checkpoint" | "during_tool_call" | "during_cancel";
 
 /** Where each step of the matrix crashes (src/hooks.ts); a model call is crashed from outside. */
 const HOOK_POINT: Record<Point, HookPoint | undefined> = {
@@ -86,29 +87,32 @@ describe("crash matrix", () => {
     ["during_cancel", "CANCELLED"],
   ];
 
-  it.each(points)("SIGKILL %s: the task should end %s after a restart, with dense events and no iteration committed twice", async (point, terminalName) => {
-    const terminal = TaskStatus[terminalName];
-    const prompt = `crash ${point}`;
-    const first = await server(point, point !== "during_model_call");
-    const acknowledged = await untilCrash(point, first, prompt);
+  it.each(points)(
+    "SIGKILL %s: the task should end %s after a restart, with dense events and no iteration committed twice",
+    async (point, terminalName) => {
+      const terminal = TaskStatus[terminalName];
+      const prompt = `crash ${point}`;
+      const first = await server(point, point !== "during_model_call");
+      const acknowledged = await untilCrash(point, first, prompt);
 
-    const second = await server(point, false);
-    try {
-      const client: TaskClient = second.client;
-      // A client whose Submit was cut off retries it with the same request_id: one task, never two.
-      const id = acknowledged ?? (await client.submit({ prompt, requestId: `req-${point}` })).task!.id;
-      if (acknowledged) expect((await client.submit({ prompt, requestId: `req-${point}` })).task!.id).toBe(acknowledged);
-      const events = await collectEvents(client, id);
-      expectDense(events);
-      expect(events.at(-1)?.status).toBe(terminal);
-      const checkpointed = events.filter((e) => e.kind === TaskEventKind.ITERATION_CHECKPOINTED).map((e) => e.iterations);
-      expect(new Set(checkpointed).size, `iterations checkpointed: ${checkpointed.join(", ")}`).toBe(checkpointed.length);
-      const task = (await client.get({ id })).task!;
-      if (terminal === TaskStatus.COMPLETED) expect(task).toMatchObject({ result: "survived", iterations: 2 });
-      expect((await client.list({ pageSize: 10 })).tasks).toHaveLength(1);
-    } finally {
-      second.process.kill("SIGTERM");
-      await second.exited;
-    }
-  });
+      const second = await server(point, false);
+      try {
+        const client: TaskClient = second.client;
+        // A client whose Submit was cut off retries it with the same request_id: one task, never two.
+        const id = acknowledged ?? (await client.submit({ prompt, requestId: `req-${point}` })).task!.id;
+        if (acknowledged) expect((await client.submit({ prompt, requestId: `req-${point}` })).task!.id).toBe(acknowledged);
+        const events = await collectEvents(client, id);
+        expectDense(events);
+        expect(events.at(-1)?.status).toBe(terminal);
+        const checkpointed = events.filter((e) => e.kind === TaskEventKind.ITERATION_CHECKPOINTED).map((e) => e.iterations);
+        expect(new Set(checkpointed).size, `iterations checkpointed: ${checkpointed.join(", ")}`).toBe(checkpointed.length);
+        const task = (await client.get({ id })).task!;
+        if (terminal === TaskStatus.COMPLETED) expect(task).toMatchObject({ result: "survived", iterations: 2 });
+        expect((await client.list({ pageSize: 10 })).tasks).toHaveLength(1);
+      } finally {
+        second.process.kill("SIGTERM");
+        await second.exited;
+      }
+    },
+  );
 });

@@ -67,7 +67,10 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     expect(events.at(-1)).toMatchObject({ status: TaskStatus.CANCELLED, sequence: cancelled!.lastEventSequence });
     // Nothing is written for the run after the CANCELLED event.
     await sleep(1_000);
-    expect((await api.client.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.CANCELLED, lastEventSequence: cancelled!.lastEventSequence });
+    expect((await api.client.get({ id: task!.id })).task).toMatchObject({
+      status: TaskStatus.CANCELLED,
+      lastEventSequence: cancelled!.lastEventSequence,
+    });
     expect(runner.logs.join("\n")).toMatch(/cancelled by caller \(seen in the store\)/);
   });
 
@@ -97,37 +100,49 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     expect(joinedText(w.outputs, 1)).toBe("Computing.");
   });
 
-  it("should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other", { timeout: 240_000 }, async () => {
-    database = uniqueDatabase("rookery_race");
-    fake.respond((c) => (c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"1+1"}' }] } : { content: `done: ${c.prompt}` }));
-    // The default lease (30 s), far longer than any stall of a loaded FerretDB: a lapsed
-    // lease re-runs an iteration (at-least-once), which this test must not see. With 10 s,
-    // one CI run in seven saw a task's second iteration run on both replicas.
-    const [a, b] = [await replica("key-a", { ROOKERY_LEASE_MS: "30000" }), await replica("key-b", { ROOKERY_LEASE_MS: "30000" })];
-    const prompts = Array.from({ length: 200 }, (_, i) => `race ${i}`);
-    const other = (i: number) => (i % 2 === 0 ? b : a);
-    const submitted = await Promise.all(
-      prompts.map(async (prompt, i) => ({ prompt, i, id: (await (i % 2 === 0 ? a : b).client.submit({ prompt })).task!.id })),
-    );
-    // Live: every 10th task watched from submission through the replica that did not take the Submit.
-    const live = await Promise.all(submitted.filter(({ i }) => i % 10 === 0).map(({ id, i }) => collectEvents(other(i).client, id)));
-    for (const events of live) {
-      expectDense(events);
-      expect(events[0]?.status).toBe(TaskStatus.PENDING);
-      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
-    }
-    // Then every task's whole history, replayed through the other replica.
-    for (const { prompt, id, i } of submitted) {
-      const events = await collectEvents(other(i).client, id);
-      expectDense(events);
-      expect(events.filter((e) => e.status === TaskStatus.COMPLETED), id).toHaveLength(1);
-      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
-      // Each iteration reached the model once: no task ran twice.
-      expect(fake.callsFor(prompt).map((c) => c.turn), prompt).toEqual([0, 1]);
-    }
-    const byReplica = new Set(fake.calls.filter((c) => c.prompt.startsWith("race ")).map((c) => c.apiKey));
-    expect(byReplica).toEqual(new Set(["key-a", "key-b"]));
-  });
+  it(
+    "should complete each of 200 tasks exactly once across two replicas, with every transition visible through the other",
+    { timeout: 240_000 },
+    async () => {
+      database = uniqueDatabase("rookery_race");
+      fake.respond((c) =>
+        c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"1+1"}' }] } : { content: `done: ${c.prompt}` },
+      );
+      // The default lease (30 s), far longer than any stall of a loaded FerretDB: a lapsed
+      // lease re-runs an iteration (at-least-once), which this test must not see. With 10 s,
+      // one CI run in seven saw a task's second iteration run on both replicas.
+      const [a, b] = [await replica("key-a", { ROOKERY_LEASE_MS: "30000" }), await replica("key-b", { ROOKERY_LEASE_MS: "30000" })];
+      const prompts = Array.from({ length: 200 }, (_, i) => `race ${i}`);
+      const other = (i: number) => (i % 2 === 0 ? b : a);
+      const submitted = await Promise.all(
+        prompts.map(async (prompt, i) => ({ prompt, i, id: (await (i % 2 === 0 ? a : b).client.submit({ prompt })).task!.id })),
+      );
+      // Live: every 10th task watched from submission through the replica that did not take the Submit.
+      const live = await Promise.all(submitted.filter(({ i }) => i % 10 === 0).map(({ id, i }) => collectEvents(other(i).client, id)));
+      for (const events of live) {
+        expectDense(events);
+        expect(events[0]?.status).toBe(TaskStatus.PENDING);
+        expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+      }
+      // Then every task's whole history, replayed through the other replica.
+      for (const { prompt, id, i } of submitted) {
+        const events = await collectEvents(other(i).client, id);
+        expectDense(events);
+        expect(
+          events.filter((e) => e.status === TaskStatus.COMPLETED),
+          id,
+        ).toHaveLength(1);
+        expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+        // Each iteration reached the model once: no task ran twice.
+        expect(
+          fake.callsFor(prompt).map((c) => c.turn),
+          prompt,
+        ).toEqual([0, 1]);
+      }
+      const byReplica = new Set(fake.calls.filter((c) => c.prompt.startsWith("race ")).map((c) => c.apiKey));
+      expect(byReplica).toEqual(new Set(["key-a", "key-b"]));
+    },
+  );
 
   it("should finish a SIGKILLed replica's tasks on the other replica, from their checkpoints", { timeout: 120_000 }, async () => {
     database = uniqueDatabase("rookery_takeover");
@@ -145,11 +160,14 @@ describeWithMongo("replicas sharing one MongoDB", () => {
 
     // Wait until every task is either done (on B) or stuck in A's second model call.
     await expect
-      .poll(async () => {
-        const stuck = fake.calls.filter((c) => c.apiKey === "key-a" && c.turn === 1 && c.prompt.startsWith("takeover")).length;
-        const done = (await b.client.list({ statuses: [TaskStatus.COMPLETED], pageSize: 100 })).tasks.length;
-        return stuck + done;
-      }, { timeout: 30_000 })
+      .poll(
+        async () => {
+          const stuck = fake.calls.filter((c) => c.apiKey === "key-a" && c.turn === 1 && c.prompt.startsWith("takeover")).length;
+          const done = (await b.client.list({ statuses: [TaskStatus.COMPLETED], pageSize: 100 })).tasks.length;
+          return stuck + done;
+        },
+        { timeout: 30_000 },
+      )
       .toBe(12);
     const stuckOnA = fake.calls.filter((c) => c.apiKey === "key-a" && c.turn === 1 && c.prompt.startsWith("takeover")).map((c) => c.prompt);
     expect(stuckOnA.length).toBeGreaterThan(0);

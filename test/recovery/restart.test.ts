@@ -109,23 +109,29 @@ describe("recovery across process restarts", () => {
     expect(await second.exited).toBe(0);
   });
 
-  it("should hand 50 running tasks back on SIGTERM and finish them all on another process, none left RUNNING", { timeout: 120_000 }, async () => {
-    let release = false;
-    fake.respond((c) => (c.prompt.startsWith("load") && !release ? { hang: true } : { content: "finished under load" }));
-    const first = await start({ ROOKERY_LEASE_MS: "600000", ROOKERY_CONCURRENCY: "64" });
-    const ids = await Promise.all(Array.from({ length: 50 }, async (_, i) => (await first.client.submit({ prompt: `load ${i}` })).task!.id));
-    await expect
-      .poll(async () => (await first.client.list({ statuses: [TaskStatus.RUNNING], pageSize: 100 })).tasks.length, { timeout: 30_000 })
-      .toBe(50);
-    first.process.kill("SIGTERM");
-    expect(await first.exited).toBe(0);
+  it(
+    "should hand 50 running tasks back on SIGTERM and finish them all on another process, none left RUNNING",
+    { timeout: 120_000 },
+    async () => {
+      let release = false;
+      fake.respond((c) => (c.prompt.startsWith("load") && !release ? { hang: true } : { content: "finished under load" }));
+      const first = await start({ ROOKERY_LEASE_MS: "600000", ROOKERY_CONCURRENCY: "64" });
+      const ids = await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => (await first.client.submit({ prompt: `load ${i}` })).task!.id),
+      );
+      await expect
+        .poll(async () => (await first.client.list({ statuses: [TaskStatus.RUNNING], pageSize: 100 })).tasks.length, { timeout: 30_000 })
+        .toBe(50);
+      first.process.kill("SIGTERM");
+      expect(await first.exited).toBe(0);
 
-    release = true;
-    const second = await start({ ROOKERY_LEASE_MS: "600000", ROOKERY_CONCURRENCY: "64" });
-    const finals = await Promise.all(ids.map(async (id) => (await collectEvents(second.client, id)).at(-1)?.status));
-    expect(finals.every((s) => s === TaskStatus.COMPLETED)).toBe(true);
-    expect((await second.client.list({ statuses: [TaskStatus.RUNNING, TaskStatus.PENDING], pageSize: 100 })).tasks).toEqual([]);
-    second.process.kill("SIGTERM");
-    expect(await second.exited).toBe(0);
-  });
+      release = true;
+      const second = await start({ ROOKERY_LEASE_MS: "600000", ROOKERY_CONCURRENCY: "64" });
+      const finals = await Promise.all(ids.map(async (id) => (await collectEvents(second.client, id)).at(-1)?.status));
+      expect(finals.every((s) => s === TaskStatus.COMPLETED)).toBe(true);
+      expect((await second.client.list({ statuses: [TaskStatus.RUNNING, TaskStatus.PENDING], pageSize: 100 })).tasks).toEqual([]);
+      second.process.kill("SIGTERM");
+      expect(await second.exited).toBe(0);
+    },
+  );
 });

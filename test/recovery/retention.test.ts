@@ -23,49 +23,64 @@ describe("retention on SQLite under steady load", () => {
   const path = join(dir, "rookery.db");
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it(`should keep row counts and the file size flat while ${TASKS} tasks finish under a 1 s retention, touching nothing younger`, { timeout: 300_000 }, async () => {
-    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_RETENTION: "1s", ROOKERY_SWEEP_MS: "100" });
-    h.fake.respond(() => ({ content: "done" }));
-    const db = new Database(path, { readonly: true });
-    const rows = () => (db.prepare("SELECT (SELECT COUNT(*) FROM tasks) + (SELECT COUNT(*) FROM task_events) AS n").get() as { n: number }).n;
-    const bytes = () => statSync(path).size + statSync(`${path}-wal`, { throwIfNoEntry: false })!.size;
-    const samples: { rows: number; bytes: number }[] = [];
-    const failures: unknown[] = [];
-    const keep: string[] = [];
-    try {
-      for (let submitted = 0; submitted < TASKS; submitted += WAVE) {
-        const wave = await Promise.all(
-          Array.from({ length: WAVE }, (_, i) => h.grpc.submit({ prompt: `wave task ${submitted + i}` }).then((r) => r.task!.id, (e: unknown) => void failures.push(e))),
-        );
-        // One task a wave asks to be kept an hour: retention must not touch it.
-        keep.push((await h.grpc.submit({ prompt: "keep me", retention: { seconds: 3600n, nanos: 0 } })).task!.id);
-        // Reads of the wave while the sweeper purges older ones.
-        await Promise.all(wave.slice(0, 20).flatMap((id) => (id ? [h.grpc.get({ id }).catch((e: unknown) => failures.push(e))] : [])));
-        await sleep(400);
-        samples.push({ rows: rows(), bytes: bytes() });
+  it(
+    `should keep row counts and the file size flat while ${TASKS} tasks finish under a 1 s retention, touching nothing younger`,
+    { timeout: 300_000 },
+    async () => {
+      const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_RETENTION: "1s", ROOKERY_SWEEP_MS: "100" });
+      h.fake.respond(() => ({ content: "done" }));
+      const db = new Database(path, { readonly: true });
+      const rows = () =>
+        (db.prepare("SELECT (SELECT COUNT(*) FROM tasks) + (SELECT COUNT(*) FROM task_events) AS n").get() as { n: number }).n;
+      const bytes = () => statSync(path).size + statSync(`${path}-wal`, { throwIfNoEntry: false })!.size;
+      const samples: { rows: number; bytes: number }[] = [];
+      const failures: unknown[] = [];
+      const keep: string[] = [];
+      try {
+        for (let submitted = 0; submitted < TASKS; submitted += WAVE) {
+          const wave = await Promise.all(
+            Array.from({ length: WAVE }, (_, i) =>
+              h.grpc.submit({ prompt: `wave task ${submitted + i}` }).then(
+                (r) => r.task!.id,
+                (e: unknown) => void failures.push(e),
+              ),
+            ),
+          );
+          // One task a wave asks to be kept an hour: retention must not touch it.
+          keep.push((await h.grpc.submit({ prompt: "keep me", retention: { seconds: 3600n, nanos: 0 } })).task!.id);
+          // Reads of the wave while the sweeper purges older ones.
+          await Promise.all(wave.slice(0, 20).flatMap((id) => (id ? [h.grpc.get({ id }).catch((e: unknown) => failures.push(e))] : [])));
+          await sleep(400);
+          samples.push({ rows: rows(), bytes: bytes() });
+        }
+        expect(failures).toEqual([]);
+        // Steady state from the first quarter on: neither rows nor file grow with the tasks done.
+        const quarter = Math.floor(samples.length / 4);
+        const early = samples.slice(quarter, 2 * quarter);
+        const late = samples.slice(3 * quarter);
+        const max = (xs: number[]) => Math.max(...xs);
+        expect(max(late.map((s) => s.rows))).toBeLessThanOrEqual(1.5 * max(early.map((s) => s.rows)));
+        expect(max(late.map((s) => s.rows))).toBeLessThan(TASKS / 2);
+        expect(max(late.map((s) => s.bytes))).toBeLessThanOrEqual(1.5 * max(early.map((s) => s.bytes)));
+        for (const id of keep) expect((await h.grpc.get({ id })).task?.status).toBe(TaskStatus.COMPLETED);
+      } finally {
+        db.close();
+        await h.close();
       }
-      expect(failures).toEqual([]);
-      // Steady state from the first quarter on: neither rows nor file grow with the tasks done.
-      const quarter = Math.floor(samples.length / 4);
-      const early = samples.slice(quarter, 2 * quarter);
-      const late = samples.slice(3 * quarter);
-      const max = (xs: number[]) => Math.max(...xs);
-      expect(max(late.map((s) => s.rows))).toBeLessThanOrEqual(1.5 * max(early.map((s) => s.rows)));
-      expect(max(late.map((s) => s.rows))).toBeLessThan(TASKS / 2);
-      expect(max(late.map((s) => s.bytes))).toBeLessThanOrEqual(1.5 * max(early.map((s) => s.bytes)));
-      for (const id of keep) expect((await h.grpc.get({ id })).task?.status).toBe(TaskStatus.COMPLETED);
-    } finally {
-      db.close();
-      await h.close();
-    }
-  });
+    },
+  );
 });
 
 /** One finished task, then a server that crashes in the middle of purging it; then one that finishes the purge. */
-function describeCrashDuringPurge(name: string, storeEnv: () => Record<string, string>, check: {
-  afterCrash: (id: string) => Promise<"all" | "none" | "tombstoned" | "partial">;
-  leftovers: (id: string) => Promise<number>;
-}, describeIt: (name: string, body: () => void) => void): void {
+function describeCrashDuringPurge(
+  name: string,
+  storeEnv: () => Record<string, string>,
+  check: {
+    afterCrash: (id: string) => Promise<"all" | "none" | "tombstoned" | "partial">;
+    leftovers: (id: string) => Promise<number>;
+  },
+  describeIt: (name: string, body: () => void) => void,
+): void {
   describeIt(`a crash during a purge on ${name}`, () => {
     let fake: FakeOpenAI;
     const children: ChildServer[] = [];
@@ -78,7 +93,14 @@ function describeCrashDuringPurge(name: string, storeEnv: () => Record<string, s
       await fake.close();
     });
     const start = async (env: Record<string, string>) => {
-      const child = await startChildServer({ ...storeEnv(), OPENAI_BASE_URL: fake.baseURL, OPENAI_API_KEY: "k", ROOKERY_SWEEP_MS: "100", ROOKERY_POLL_MS: "50", ...env });
+      const child = await startChildServer({
+        ...storeEnv(),
+        OPENAI_BASE_URL: fake.baseURL,
+        OPENAI_API_KEY: "k",
+        ROOKERY_SWEEP_MS: "100",
+        ROOKERY_POLL_MS: "50",
+        ...env,
+      });
       children.push(child);
       return child;
     };
@@ -106,17 +128,22 @@ const sqliteCount = (id: string) => {
   db.close();
   return { task, events };
 };
-describeCrashDuringPurge("SQLite", () => ({ ROOKERY_SQLITE_PATH: sqlitePath }), {
-  // The purge's transaction died with the process: all of the task is there, or none.
-  afterCrash: async (id) => {
-    const { task, events } = sqliteCount(id);
-    return task === 1 && events === 3 ? "all" : task === 0 && events === 0 ? "none" : "partial";
+describeCrashDuringPurge(
+  "SQLite",
+  () => ({ ROOKERY_SQLITE_PATH: sqlitePath }),
+  {
+    // The purge's transaction died with the process: all of the task is there, or none.
+    afterCrash: async (id) => {
+      const { task, events } = sqliteCount(id);
+      return task === 1 && events === 3 ? "all" : task === 0 && events === 0 ? "none" : "partial";
+    },
+    leftovers: async (id) => {
+      const { task, events } = sqliteCount(id);
+      return task + events;
+    },
   },
-  leftovers: async (id) => {
-    const { task, events } = sqliteCount(id);
-    return task + events;
-  },
-}, describe);
+  describe,
+);
 
 const mongoDb = uniqueDatabase("rookery_purge_crash");
 const mongoCount = async (id: string, filter: object = {}) => {
@@ -130,17 +157,22 @@ const mongoCount = async (id: string, filter: object = {}) => {
   await raw.close();
   return counts;
 };
-describeCrashDuringPurge("MongoDB", () => ({ ROOKERY_STORE: "mongodb", MONGODB_URI: mongodbUri(), ROOKERY_MONGODB_DB: mongoDb }), {
-  // The tombstone went in first: every read treats the task as gone until the purge is finished.
-  afterCrash: async (id) => {
-    const c = await mongoCount(id);
-    return c.tombstones === 1 ? "tombstoned" : c.view === 1 && c.events === 3 ? "all" : c.view + c.events === 0 ? "none" : "partial";
+describeCrashDuringPurge(
+  "MongoDB",
+  () => ({ ROOKERY_STORE: "mongodb", MONGODB_URI: mongodbUri(), ROOKERY_MONGODB_DB: mongoDb }),
+  {
+    // The tombstone went in first: every read treats the task as gone until the purge is finished.
+    afterCrash: async (id) => {
+      const c = await mongoCount(id);
+      return c.tombstones === 1 ? "tombstoned" : c.view === 1 && c.events === 3 ? "all" : c.view + c.events === 0 ? "none" : "partial";
+    },
+    leftovers: async (id) => {
+      const c = await mongoCount(id);
+      return c.view + c.events;
+    },
   },
-  leftovers: async (id) => {
-    const c = await mongoCount(id);
-    return c.view + c.events;
-  },
-}, describeWithMongo);
+  describeWithMongo,
+);
 
 afterAll(async () => {
   rmSync(sqliteDir, { recursive: true, force: true });

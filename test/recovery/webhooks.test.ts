@@ -38,15 +38,17 @@ async function submitAll(client: TaskClient, prefix: string): Promise<string[]> 
 
 async function allCompleted(client: TaskClient, ids: string[]): Promise<void> {
   await expect
-    .poll(async () => (await Promise.all(ids.map(async (id) => (await client.get({ id })).task!.status))).every((s) => s === TaskStatus.COMPLETED), { timeout: 60_000 })
+    .poll(
+      async () =>
+        (await Promise.all(ids.map(async (id) => (await client.get({ id })).task!.status))).every((s) => s === TaskStatus.COMPLETED),
+      { timeout: 60_000 },
+    )
     .toBe(true);
 }
 
 /** Every task's COMPLETED delivery reached the receiver with a 200 (each at least once). */
 async function allDelivered(ids: string[], since: number): Promise<void> {
-  await expect
-    .poll(() => ids.filter((id) => receiver.ofTask(id).some((r) => r.at >= since)).length, { timeout: 60_000 })
-    .toBe(ids.length);
+  await expect.poll(() => ids.filter((id) => receiver.ofTask(id).some((r) => r.at >= since)).length, { timeout: 60_000 }).toBe(ids.length);
 }
 
 describe("on one SQLite file", () => {

@@ -117,14 +117,41 @@ const cases: Case[] = [
   ["Submit with an empty model", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", model: "" })],
   ["Submit with max_iterations 0", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", maxIterations: 0 })],
   ["Submit with max_iterations 100000", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", maxIterations: 100_000 })],
-  ["Submit with 65 labels", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) })],
+  [
+    "Submit with 65 labels",
+    Code.InvalidArgument,
+    () => clients.b.submit({ prompt: "p", labels: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])) }),
+  ],
   ["Submit with a label key that has spaces", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", labels: { "Bad Key": "v" } })],
   ["Submit with a 300-character label value", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", labels: { k: big(300) } })],
   ["Submit with a 200-character request_id", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", requestId: big(200) })],
-  ["Submit with an invalid tool name", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", tools: [{ name: "no spaces allowed", description: "" }] })],
-  ["Submit declaring a server tool's name", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", tools: [{ name: "calculator", description: "" }] })],
-  ["Submit with a duplicate tool", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", tools: [{ name: "t", description: "" }, { name: "t", description: "" }] })],
-  ["Submit with 65 tools", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", tools: Array.from({ length: 65 }, (_, i) => ({ name: `t${i}`, description: "" })) })],
+  [
+    "Submit with an invalid tool name",
+    Code.InvalidArgument,
+    () => clients.b.submit({ prompt: "p", tools: [{ name: "no spaces allowed", description: "" }] }),
+  ],
+  [
+    "Submit declaring a server tool's name",
+    Code.InvalidArgument,
+    () => clients.b.submit({ prompt: "p", tools: [{ name: "calculator", description: "" }] }),
+  ],
+  [
+    "Submit with a duplicate tool",
+    Code.InvalidArgument,
+    () =>
+      clients.b.submit({
+        prompt: "p",
+        tools: [
+          { name: "t", description: "" },
+          { name: "t", description: "" },
+        ],
+      }),
+  ],
+  [
+    "Submit with 65 tools",
+    Code.InvalidArgument,
+    () => clients.b.submit({ prompt: "p", tools: Array.from({ length: 65 }, (_, i) => ({ name: `t${i}`, description: "" })) }),
+  ],
   ["Submit reusing a request_id for another prompt", Code.AlreadyExists, () => clients.b.submit({ prompt: "not mine", requestId: "b-1" })],
   ["Submit past the active-task limit", Code.ResourceExhausted, () => clients.a.submit({ prompt: "one too many" })],
   // Get
@@ -136,7 +163,11 @@ const cases: Case[] = [
   ["List with page_size -1", Code.InvalidArgument, () => clients.a.list({ pageSize: -1 })],
   ["List with page_size 1001", Code.InvalidArgument, () => clients.a.list({ pageSize: 1001 })],
   ["List with a garbage page_token", Code.InvalidArgument, () => clients.a.list({ pageToken: "%%%not-a-token" })],
-  ["List with a page_token issued for other filters", Code.InvalidArgument, () => clients.a.list({ pageToken: ids.pageToken, statuses: [TaskStatus.RUNNING] })],
+  [
+    "List with a page_token issued for other filters",
+    Code.InvalidArgument,
+    () => clients.a.list({ pageToken: ids.pageToken, statuses: [TaskStatus.RUNNING] }),
+  ],
   ["List with an unknown status number", Code.InvalidArgument, () => clients.a.list({ statuses: [99 as TaskStatus] })],
   ["List with status UNSPECIFIED", Code.InvalidArgument, () => clients.a.list({ statuses: [TaskStatus.UNSPECIFIED] })],
   // Watch
@@ -146,12 +177,35 @@ const cases: Case[] = [
   ["Watch after a sequence the task has not reached", Code.InvalidArgument, () => collectEvents(clients.a, ids.completed, 99n)],
   // Resume
   ["Resume of a running task", Code.FailedPrecondition, () => clients.a.resume({ id: ids.running, message: "more" })],
-  ["Resume with a result for an unknown call id", Code.InvalidArgument, () => clients.a.resume({ id: ids.paused, toolResults: [{ toolCallId: "call_404", content: "x" }] })],
-  ["Resume with duplicate tool results", Code.InvalidArgument, () => clients.a.resume({ id: ids.paused, toolResults: [{ toolCallId: "call_1", content: "x" }, { toolCallId: "call_1", content: "y" }] })],
+  [
+    "Resume with a result for an unknown call id",
+    Code.InvalidArgument,
+    () => clients.a.resume({ id: ids.paused, toolResults: [{ toolCallId: "call_404", content: "x" }] }),
+  ],
+  [
+    "Resume with duplicate tool results",
+    Code.InvalidArgument,
+    () =>
+      clients.a.resume({
+        id: ids.paused,
+        toolResults: [
+          { toolCallId: "call_1", content: "x" },
+          { toolCallId: "call_1", content: "y" },
+        ],
+      }),
+  ],
   ["Resume without the pending tool results", Code.InvalidArgument, () => clients.a.resume({ id: ids.paused, message: "hi" })],
-  ["Resume with tool results for a completed task", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed, message: "m", toolResults: [{ toolCallId: "call_1", content: "x" }] })],
+  [
+    "Resume with tool results for a completed task",
+    Code.InvalidArgument,
+    () => clients.a.resume({ id: ids.completed, message: "m", toolResults: [{ toolCallId: "call_1", content: "x" }] }),
+  ],
   ["Resume of a completed task without a message", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed })],
-  ["Resume with additional_iterations 0", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed, message: "m", additionalIterations: 0 })],
+  [
+    "Resume with additional_iterations 0",
+    Code.InvalidArgument,
+    () => clients.a.resume({ id: ids.completed, message: "m", additionalIterations: 0 }),
+  ],
   ["Resume with an empty message", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed, message: "" })],
   ["Resume of another key's task", Code.NotFound, () => clients.a.resume({ id: ids.otherKeys, message: "m" })],
   // Cancel
@@ -165,9 +219,17 @@ const cases: Case[] = [
   ["Delete without an API key", Code.Unauthenticated, () => clients.none.delete({ id: ids.completed })],
   // Bounds
   ["Submit with a zero timeout", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", timeout: { seconds: 0n, nanos: 0 } })],
-  ["Submit with a negative queue_timeout", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", queueTimeout: { seconds: -5n, nanos: 0 } })],
+  [
+    "Submit with a negative queue_timeout",
+    Code.InvalidArgument,
+    () => clients.b.submit({ prompt: "p", queueTimeout: { seconds: -5n, nanos: 0 } }),
+  ],
   ["Submit with max_total_tokens 0", Code.InvalidArgument, () => clients.b.submit({ prompt: "p", maxTotalTokens: 0n })],
-  ["Resume with additional_tokens 0", Code.InvalidArgument, () => clients.a.resume({ id: ids.completed, message: "m", additionalTokens: 0n })],
+  [
+    "Resume with additional_tokens 0",
+    Code.InvalidArgument,
+    () => clients.a.resume({ id: ids.completed, message: "m", additionalTokens: 0n }),
+  ],
   // Auth
   ["Submit without an API key", Code.Unauthenticated, () => clients.none.submit({ prompt: "p" })],
   ["Get with a wrong API key", Code.Unauthenticated, () => clients.wrong.get({ id: ids.completed })],
@@ -182,7 +244,10 @@ describe("hostile and malformed requests", () => {
 
   it.each(cases)("%s: should answer %s and write nothing", async (_name, code, call) => {
     const before = storeFingerprint();
-    const error = await call().then(() => undefined, (e: unknown) => e);
+    const error = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error, "the call should fail").toBeInstanceOf(ConnectError);
     expect(Code[(error as ConnectError).code]).toBe(Code[code]);
     expect(storeFingerprint()).toBe(before);
@@ -195,7 +260,10 @@ describe("hostile and malformed requests", () => {
       for await (const _ of clients.a.watch({ id: ids.running }, { signal: controller.signal })) void _;
     });
     await expect.poll(() => h.rookery.watchers()).toBe(2);
-    const third = await collectEvents(clients.a, ids.running).then(() => undefined, (e: unknown) => e);
+    const third = await collectEvents(clients.a, ids.running).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect((third as ConnectError).code).toBe(Code.ResourceExhausted);
     const otherKey = clients.b.watch({ id: ids.otherKeys });
     expect((await otherKey[Symbol.asyncIterator]().next()).done).toBe(false);

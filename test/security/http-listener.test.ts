@@ -49,7 +49,12 @@ describe("the HTTP listener with broken and hostile requests", () => {
 
   it("should answer a garbage gRPC message on the HTTP listener with INVALID_ARGUMENT too", async () => {
     const session = http2.connect(base);
-    const stream = session.request({ ":method": "POST", ":path": "/rookery.v1.TaskService/Submit", "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/rookery.v1.TaskService/Submit",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     const frame = Buffer.alloc(5 + truncated.length);
     frame.writeUInt32BE(truncated.length, 1);
     Buffer.from(truncated).copy(frame, 5);
@@ -78,7 +83,9 @@ describe("the HTTP listener with broken and hostile requests", () => {
     const body = JSON.stringify({ pageSize: 1 });
     socket.write("P");
     await sleep(50); // its own segment
-    socket.write(`OST /rookery.v1.TaskService/List HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+    socket.write(
+      `OST /rookery.v1.TaskService/List HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+    );
     const chunks: Buffer[] = [];
     socket.on("data", (c: Buffer) => chunks.push(c));
     await once(socket, "close");
@@ -91,39 +98,54 @@ describe("the HTTP listener with broken and hostile requests", () => {
     await expect(h.connect.submit({ prompt: "emoji", labels: { mood: emoji(257) } })).rejects.toThrow(/at most 256 characters/);
   });
 
-  it("should cut off a Watch whose client stops reading with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to gRPC clients) and free it", { timeout: 60_000 }, async () => {
-    // 200 iterations, far more than the HTTP/2 buffers of a client that reads nothing hold.
-    const { task } = await h.grpc.submit({ prompt: "many iterations", maxIterations: 250 });
-    await waitForStatus(h.grpc, task!.id, TaskStatus.RUNNING);
-    await expect.poll(() => h.rookery.watchers()).toBe(0);
-    // A raw HTTP/2 client with a tiny window that never reads: the server soon cannot write.
-    const session = http2.connect(base, { settings: { initialWindowSize: 64 } });
-    const stream = session.request({ ":method": "POST", ":path": "/rookery.v1.TaskService/Watch", "content-type": "application/grpc", te: "trailers" });
-    const request = Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { id: task!.id })));
-    const frame = Buffer.alloc(5 + request.length);
-    frame.writeUInt32BE(request.length, 1);
-    request.copy(frame, 5);
-    stream.end(frame);
-    stream.pause();
-    const errors: Error[] = [];
-    stream.on("error", (e) => errors.push(e));
-    const closed = new Promise((resolve) => stream.once("close", resolve));
-    await expect.poll(() => h.rookery.watchers()).toBe(1);
-    openGate();
-    await closed;
-    expect(stream.rstCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-    expect(errors.map((e) => e.message)).toEqual(["Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM"]);
-    await expect.poll(() => h.rookery.watchers()).toBe(0);
-    session.close();
-  });
+  it(
+    "should cut off a Watch whose client stops reading with ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED to gRPC clients) and free it",
+    { timeout: 60_000 },
+    async () => {
+      // 200 iterations, far more than the HTTP/2 buffers of a client that reads nothing hold.
+      const { task } = await h.grpc.submit({ prompt: "many iterations", maxIterations: 250 });
+      await waitForStatus(h.grpc, task!.id, TaskStatus.RUNNING);
+      await expect.poll(() => h.rookery.watchers()).toBe(0);
+      // A raw HTTP/2 client with a tiny window that never reads: the server soon cannot write.
+      const session = http2.connect(base, { settings: { initialWindowSize: 64 } });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/rookery.v1.TaskService/Watch",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      const request = Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { id: task!.id })));
+      const frame = Buffer.alloc(5 + request.length);
+      frame.writeUInt32BE(request.length, 1);
+      request.copy(frame, 5);
+      stream.end(frame);
+      stream.pause();
+      const errors: Error[] = [];
+      stream.on("error", (e) => errors.push(e));
+      const closed = new Promise((resolve) => stream.once("close", resolve));
+      await expect.poll(() => h.rookery.watchers()).toBe(1);
+      openGate();
+      await closed;
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      expect(errors.map((e) => e.message)).toEqual(["Stream closed with error code NGHTTP2_ENHANCE_YOUR_CALM"]);
+      await expect.poll(() => h.rookery.watchers()).toBe(0);
+      session.close();
+    },
+  );
 });
 
 function rawGrpcSubmit(address: string, bytes: Buffer): Promise<{ code: number; details: string }> {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   return new Promise((resolve) =>
-    client.makeUnaryRequest("/rookery.v1.TaskService/Submit", (b: Buffer) => b, (b: Buffer) => b, bytes, (error) => {
-      client.close();
-      resolve({ code: error?.code ?? 0, details: error?.details ?? "" });
-    }),
+    client.makeUnaryRequest(
+      "/rookery.v1.TaskService/Submit",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      (error) => {
+        client.close();
+        resolve({ code: error?.code ?? 0, details: error?.details ?? "" });
+      },
+    ),
   );
 }

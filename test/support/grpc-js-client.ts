@@ -25,7 +25,11 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
     ]),
   );
   const Client = grpc.makeGenericClientConstructor(definition, "TaskService");
-  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<string, (this: grpc.Client, ...args: unknown[]) => unknown> & grpc.Client;
+  const client = new Client(address, grpc.credentials.createInsecure()) as unknown as Record<
+    string,
+    (this: grpc.Client, ...args: unknown[]) => unknown
+  > &
+    grpc.Client;
   const md = () => {
     const m = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) m.set(k, v);
@@ -37,7 +41,10 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
     const input = m.input;
     if (m.methodKind === "server_streaming") {
       result[m.localName] = (req: object, o?: { signal?: AbortSignal; timeoutMs?: number }) =>
-        streamOf(client[m.localName]!.call(client, withType(input, req), md(), options(o)) as grpc.ClientReadableStream<unknown>, o?.signal);
+        streamOf(
+          client[m.localName]!.call(client, withType(input, req), md(), options(o)) as grpc.ClientReadableStream<unknown>,
+          o?.signal,
+        );
     } else {
       result[m.localName] = (req: object, o?: { timeoutMs?: number }) =>
         new Promise((resolve, reject) =>
@@ -80,9 +87,7 @@ async function* streamOf(call: grpc.ClientReadableStream<unknown>, signal?: Abor
 function toConnectError(err: grpc.ServiceError): ConnectError {
   const raw = err.metadata?.get("grpc-status-details-bin")[0];
   const details =
-    raw instanceof Buffer
-      ? fromBinary(StatusSchema, raw).details.map((a) => ({ type: a.typeUrl.split("/").pop()!, value: a.value }))
-      : [];
+    raw instanceof Buffer ? fromBinary(StatusSchema, raw).details.map((a) => ({ type: a.typeUrl.split("/").pop()!, value: a.value })) : [];
   const error = new ConnectError(err.details, err.code as number);
   error.details.push(...details);
   return error;

@@ -63,11 +63,28 @@ export function toolchain<T>(name: string, setup: () => T): { value?: T; missing
 export function pythonStubs(python: string): string {
   const out = join(CACHE, "interop", "python");
   mkdirSync(out, { recursive: true });
-  const wellKnown = execFileSync(python, ["-c", "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))"])
+  const wellKnown = execFileSync(python, [
+    "-c",
+    "import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), '_proto'))",
+  ])
     .toString()
     .trim();
-  execFileSync(python, ["-m", "grpc_tools.protoc", "-I", "proto", "-I", wellKnown, `--python_out=${out}`, `--grpc_python_out=${out}`,
-    "rookery/v1/task.proto", "rookery/v1/task_service.proto"], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(
+    python,
+    [
+      "-m",
+      "grpc_tools.protoc",
+      "-I",
+      "proto",
+      "-I",
+      wellKnown,
+      `--python_out=${out}`,
+      `--grpc_python_out=${out}`,
+      "rookery/v1/task.proto",
+      "rookery/v1/task_service.proto",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   return out;
 }
 

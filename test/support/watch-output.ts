@@ -20,7 +20,10 @@ export async function watchOutput(
   const w: Watched = { events: [], outputs: [], order: [] };
   const controller = new AbortController();
   try {
-    for await (const r of client.watch({ id, includeOutput: true, afterSequence: from.afterSequence ?? 0n, outputOffset: from.outputOffset ?? 0n }, { signal: controller.signal })) {
+    for await (const r of client.watch(
+      { id, includeOutput: true, afterSequence: from.afterSequence ?? 0n, outputOffset: from.outputOffset ?? 0n },
+      { signal: controller.signal },
+    )) {
       expect(Number(Boolean(r.event)) + Number(Boolean(r.output)), "exactly one of event and output").toBe(1);
       if (r.event) w.events.push(r.event);
       if (r.output) w.outputs.push(r.output);
@@ -36,4 +39,7 @@ export async function watchOutput(
 /** The assistant text an event stored for its iteration. */
 export const storedText = (event: TaskEvent | undefined) => event?.messages.find((m) => m.role === "assistant")?.content;
 export const joinedText = (outputs: OutputDelta[], iteration: number) =>
-  outputs.filter((o) => o.iteration === iteration).map((o) => o.text).join("");
+  outputs
+    .filter((o) => o.iteration === iteration)
+    .map((o) => o.text)
+    .join("");

@@ -82,30 +82,34 @@ describe("a Watch whose reader stops reading, on the gRPC listener", () => {
     await h.close();
   });
 
-  it("should hold it to a full but bounded queue, then cut it off with RESOURCE_EXHAUSTED naming where to resume, gap-free", { timeout: 120_000 }, async () => {
-    const { task } = await h.grpc.submit({ prompt: "stall", maxIterations: ITERATIONS + 1 });
-    const id = task!.id;
-    const stalled = stalledWatch(`127.0.0.1:${h.rookery.grpcPort}`, id);
-    await expect.poll(() => h.rookery.watchers()).toBe(1);
-    // Sampled while the events pile up behind the reader that does not read.
-    const queueSizes: number[] = [];
-    const sampler = setInterval(() => queueSizes.push(h.rookery.maxWatchQueue()), 5);
-    openGate();
-    // The server lets it go (its Watch ends) while it still reads nothing; then it reads what is left.
-    await expect.poll(() => h.rookery.watchers(), { timeout: 60_000 }).toBe(0);
-    clearInterval(sampler);
-    const cutOff = await stalled.resume();
+  it(
+    "should hold it to a full but bounded queue, then cut it off with RESOURCE_EXHAUSTED naming where to resume, gap-free",
+    { timeout: 120_000 },
+    async () => {
+      const { task } = await h.grpc.submit({ prompt: "stall", maxIterations: ITERATIONS + 1 });
+      const id = task!.id;
+      const stalled = stalledWatch(`127.0.0.1:${h.rookery.grpcPort}`, id);
+      await expect.poll(() => h.rookery.watchers()).toBe(1);
+      // Sampled while the events pile up behind the reader that does not read.
+      const queueSizes: number[] = [];
+      const sampler = setInterval(() => queueSizes.push(h.rookery.maxWatchQueue()), 5);
+      openGate();
+      // The server lets it go (its Watch ends) while it still reads nothing; then it reads what is left.
+      await expect.poll(() => h.rookery.watchers(), { timeout: 60_000 }).toBe(0);
+      clearInterval(sampler);
+      const cutOff = await stalled.resume();
 
-    // Filled (the bound was reached, not merely never approached) and never passed.
-    expect(Math.max(...queueSizes)).toBeGreaterThanOrEqual(QUEUE_LIMIT / 2);
-    expect(Math.max(...queueSizes)).toBeLessThanOrEqual(QUEUE_LIMIT);
-    expect(cutOff.code).toBe(Code.ResourceExhausted);
-    const resumeFrom = BigInt(/after_sequence=(\d+)/.exec(cutOff.details)![1]!);
-    expect(cutOff.received.at(-1)).toBe(resumeFrom);
-    const rest = await collectEvents(h.grpc, id, resumeFrom);
-    const expected = Array.from({ length: ITERATIONS + 3 }, (_, i) => BigInt(i + 1));
-    expect([...cutOff.received, ...rest.map((e) => e.sequence)]).toEqual(expected);
-  });
+      // Filled (the bound was reached, not merely never approached) and never passed.
+      expect(Math.max(...queueSizes)).toBeGreaterThanOrEqual(QUEUE_LIMIT / 2);
+      expect(Math.max(...queueSizes)).toBeLessThanOrEqual(QUEUE_LIMIT);
+      expect(cutOff.code).toBe(Code.ResourceExhausted);
+      const resumeFrom = BigInt(/after_sequence=(\d+)/.exec(cutOff.details)![1]!);
+      expect(cutOff.received.at(-1)).toBe(resumeFrom);
+      const rest = await collectEvents(h.grpc, id, resumeFrom);
+      const expected = Array.from({ length: ITERATIONS + 3 }, (_, i) => BigInt(i + 1));
+      expect([...cutOff.received, ...rest.map((e) => e.sequence)]).toEqual(expected);
+    },
+  );
 });
 
 /**

@@ -21,9 +21,12 @@ describe("Watch with include_output", () => {
     h = await startHarness({ ROOKERY_OUTPUT_COALESCE_MS: "50" });
     h.fake.respond((c) => {
       if (c.prompt === "2000 tokens") return { content: TOKENS, pieceSize: 6, paceMs: 1 };
-      if (c.prompt.startsWith("pause")) return { content: "first half. second half.", pieceSize: 3, pauseAt: 4, resume: gates.get(c.prompt)!.promise };
+      if (c.prompt.startsWith("pause"))
+        return { content: "first half. second half.", pieceSize: 3, pauseAt: 4, resume: gates.get(c.prompt)!.promise };
       if (c.prompt === "calculate") {
-        return c.turn === 0 ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }], content: "Let me compute." } : { content: "It is 42." };
+        return c.turn === 0
+          ? { toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }], content: "Let me compute." }
+          : { content: "It is 42." };
       }
       return { content: "?" };
     });
@@ -53,7 +56,10 @@ describe("Watch with include_output", () => {
     const { task } = await h.grpc.submit({ prompt: "calculate", systemPrompt: "be brief" });
     const w = await watchOutput(h.grpc, task!.id);
     const [created, , checkpointed, completed] = w.events;
-    expect(created!.messages.map((m) => [m.role, m.content])).toEqual([["system", "be brief"], ["user", "calculate"]]);
+    expect(created!.messages.map((m) => [m.role, m.content])).toEqual([
+      ["system", "be brief"],
+      ["user", "calculate"],
+    ]);
     expect(checkpointed!.kind).toBe(TaskEventKind.ITERATION_CHECKPOINTED);
     expect(checkpointed!.messages.map((m) => m.role)).toEqual(["assistant", "tool"]);
     expect(checkpointed!.messages[0]!.toolCalls[0]).toMatchObject({ name: "calculator", arguments: '{"expression":"6*7"}' });
@@ -74,31 +80,34 @@ describe("Watch with include_output", () => {
     ["grpc", "after the iteration ended"],
     ["connect", "after the iteration ended"],
   ] as const;
-  it.each(cases)("should resume the in-flight iteration's output exactly once after a reconnect with output_offset (%s listener, %s)", async (listener, when) => {
-    const client = h[listener];
-    const prompt = `pause ${listener} ${when}`;
-    const paused = gate(prompt);
-    const { task } = await client.submit({ prompt });
-    // First connection: until the output stops at the pause, then gone.
-    const before = await watchOutput(client, task!.id, {}, (w) => joinedText(w.outputs, 1) === "first half. ");
-    const lastSeen = before.events.at(-1)!;
-    expect(lastSeen.status).toBe(TaskStatus.RUNNING);
-    await expect.poll(() => h.rookery.watchers()).toBe(0);
-    const resume = { afterSequence: lastSeen.sequence, outputOffset: before.outputs.at(-1)!.endOffset };
-    let after: Watched;
-    if (when === "after the iteration ended") {
-      paused.open();
-      await collectEvents(client, task!.id);
-      after = await watchOutput(client, task!.id, resume);
-    } else {
-      const reconnected = watchOutput(client, task!.id, resume);
-      await expect.poll(() => h.rookery.watchers()).toBe(1);
-      paused.open();
-      after = await reconnected;
-    }
-    expect(after.outputs[0]!.offset).toBe(resume.outputOffset);
-    expect(joinedText(before.outputs, 1) + joinedText(after.outputs, 1)).toBe("first half. second half.");
-    expect(after.order.at(-1)).toBe("event");
-    expect(storedText(after.events.at(-1))).toBe("first half. second half.");
-  });
+  it.each(cases)(
+    "should resume the in-flight iteration's output exactly once after a reconnect with output_offset (%s listener, %s)",
+    async (listener, when) => {
+      const client = h[listener];
+      const prompt = `pause ${listener} ${when}`;
+      const paused = gate(prompt);
+      const { task } = await client.submit({ prompt });
+      // First connection: until the output stops at the pause, then gone.
+      const before = await watchOutput(client, task!.id, {}, (w) => joinedText(w.outputs, 1) === "first half. ");
+      const lastSeen = before.events.at(-1)!;
+      expect(lastSeen.status).toBe(TaskStatus.RUNNING);
+      await expect.poll(() => h.rookery.watchers()).toBe(0);
+      const resume = { afterSequence: lastSeen.sequence, outputOffset: before.outputs.at(-1)!.endOffset };
+      let after: Watched;
+      if (when === "after the iteration ended") {
+        paused.open();
+        await collectEvents(client, task!.id);
+        after = await watchOutput(client, task!.id, resume);
+      } else {
+        const reconnected = watchOutput(client, task!.id, resume);
+        await expect.poll(() => h.rookery.watchers()).toBe(1);
+        paused.open();
+        after = await reconnected;
+      }
+      expect(after.outputs[0]!.offset).toBe(resume.outputOffset);
+      expect(joinedText(before.outputs, 1) + joinedText(after.outputs, 1)).toBe("first half. second half.");
+      expect(after.order.at(-1)).toBe("event");
+      expect(storedText(after.events.at(-1))).toBe("first half. second half.");
+    },
+  );
 });

@@ -25,22 +25,29 @@ it("should deliver all of 1,000 tasks' completions once a receiver that was down
   try {
     const ids: string[] = [];
     for (let i = 0; i < TASKS; i += 50) {
-      const batch = Array.from({ length: Math.min(50, TASKS - i) }, (_, j) => h.grpc.submit({ prompt: `backlog ${i + j}`, webhook: { url: down.url } }));
+      const batch = Array.from({ length: Math.min(50, TASKS - i) }, (_, j) =>
+        h.grpc.submit({ prompt: `backlog ${i + j}`, webhook: { url: down.url } }),
+      );
       ids.push(...(await Promise.all(batch)).map((r) => r.task!.id));
     }
     await expect
-      .poll(async () => {
-        let completed = 0;
-        for (let token = "", first = true; first || token; first = false) {
-          const page = await h.grpc.list({ statuses: [TaskStatus.COMPLETED], pageSize: 500, pageToken: token });
-          completed += page.tasks.length;
-          token = page.nextPageToken;
-        }
-        return completed;
-      }, { timeout: 180_000, interval: 1_000 })
+      .poll(
+        async () => {
+          let completed = 0;
+          for (let token = "", first = true; first || token; first = false) {
+            const page = await h.grpc.list({ statuses: [TaskStatus.COMPLETED], pageSize: 500, pageToken: token });
+            completed += page.tasks.length;
+            token = page.nextPageToken;
+          }
+          return completed;
+        },
+        { timeout: 180_000, interval: 1_000 },
+      )
       .toBe(TASKS);
     // The last task's delivery has been refused at least once: the receiver really was down.
-    await expect.poll(async () => (await h.grpc.listWebhookDeliveries({ id: ids.at(-1)! })).deliveries[0]?.attempts ?? 0, { timeout: 60_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await h.grpc.listWebhookDeliveries({ id: ids.at(-1)! })).deliveries[0]?.attempts ?? 0, { timeout: 60_000 })
+      .toBeGreaterThan(0);
     const [refused] = (await h.grpc.listWebhookDeliveries({ id: ids.at(-1)! })).deliveries;
     expect(refused).toMatchObject({ state: WebhookDeliveryState.PENDING });
     expect(refused!.lastError).toMatch(/ECONNREFUSED/);

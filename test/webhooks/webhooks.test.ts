@@ -61,14 +61,19 @@ describe("signed deliveries", () => {
     const verifier = new Webhook(SECRET);
     expect(() => verifier.verify(delivered!.body.replace("COMPLETED", "FAILED"), headersOf(delivered!))).toThrow(/signature/i);
     expect(() => verifier.verify(delivered!.body, { ...headersOf(delivered!), "webhook-id": "msg_other" })).toThrow(/signature/i);
-    expect(() => new Webhook("whsec_" + Buffer.alloc(24, 7).toString("base64")).verify(delivered!.body, headersOf(delivered!))).toThrow(/signature/i);
+    expect(() => new Webhook("whsec_" + Buffer.alloc(24, 7).toString("base64")).verify(delivered!.body, headersOf(delivered!))).toThrow(
+      /signature/i,
+    );
   });
 
   it("should have every delivery verified by Python's standardwebhooks package, and a tampered one refused", async () => {
     const python = toolchain("Python standardwebhooks", () => pythonVenv());
     if (python.missing) return expect.soft(python.missing, "the Python suite could not be set up").toBe("");
     h = await startHarness(ON);
-    const { task } = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url, statuses: [TaskStatus.RUNNING, TaskStatus.COMPLETED] } });
+    const { task } = await h.grpc.submit({
+      prompt: "p",
+      webhook: { url: receiver.url, statuses: [TaskStatus.RUNNING, TaskStatus.COMPLETED] },
+    });
     const received = await deliveries(task!.id, 2);
     const script = `
 import json, sys
@@ -83,8 +88,14 @@ for c in cases["deliveries"]:
         out.append("refused: " + str(e))
 print(json.dumps(out))
 `;
-    const tampered = { body: received[1]!.body.replace("TASK_STATUS_COMPLETED", "TASK_STATUS_CANCELLED"), headers: headersOf(received[1]!) };
-    const input = JSON.stringify({ secret: SECRET, deliveries: [...received.map((r) => ({ body: r.body, headers: headersOf(r) })), tampered] });
+    const tampered = {
+      body: received[1]!.body.replace("TASK_STATUS_COMPLETED", "TASK_STATUS_CANCELLED"),
+      headers: headersOf(received[1]!),
+    };
+    const input = JSON.stringify({
+      secret: SECRET,
+      deliveries: [...received.map((r) => ({ body: r.body, headers: headersOf(r) })), tampered],
+    });
     const out = JSON.parse(execFileSync(python.value!, ["-c", script], { input, encoding: "utf8" })) as string[];
     expect(out.slice(0, 2)).toEqual(["TASK_STATUS_RUNNING", "TASK_STATUS_COMPLETED"]);
     expect(out[2]).toMatch(/^refused: /);
@@ -108,7 +119,9 @@ print(json.dumps(out))
 
   it("should post only the statuses asked for, one delivery per transition, in sequence order", async () => {
     h = await startHarness(ON);
-    h.fake.respond((call) => (call.body.messages.some((m) => m.role === "tool") ? { content: "done" } : { toolCalls: [{ name: "lookup", arguments: "{}" }] }));
+    h.fake.respond((call) =>
+      call.body.messages.some((m) => m.role === "tool") ? { content: "done" } : { toolCalls: [{ name: "lookup", arguments: "{}" }] },
+    );
     const statuses = [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.INPUT_REQUIRED, TaskStatus.COMPLETED];
     const tools = [{ name: "lookup", description: "client tool", parameters: { type: "object", properties: {} } }];
     const { task } = await h.grpc.submit({ prompt: "p", tools, webhook: { url: receiver.url, statuses } });
@@ -178,7 +191,10 @@ describe("retries", () => {
     await waitForStatus(h.grpc, task!.id, TaskStatus.COMPLETED);
     await expect.poll(async () => (await h!.grpc.listWebhookDeliveries({ id: task!.id })).deliveries.length).toBe(2);
     const all = (await h.grpc.listWebhookDeliveries({ id: task!.id })).deliveries;
-    expect(all.map((d) => [WebhookDeliveryState[d.state], d.attempts])).toEqual([["STOPPED", 1], ["STOPPED", 0]]);
+    expect(all.map((d) => [WebhookDeliveryState[d.state], d.attempts])).toEqual([
+      ["STOPPED", 1],
+      ["STOPPED", 0],
+    ]);
     expect(receiver.ofTask(task!.id)).toHaveLength(1);
   });
 
@@ -205,7 +221,12 @@ describe("a slow receiver", () => {
     try {
       h = await startHarness({ ...ON, ROOKERY_WEBHOOK_CONCURRENCY: "4", ROOKERY_WEBHOOK_TIMEOUT_MS: "60000" });
       receiver.answer(() => "hang"); // the slow one never answers
-      const slowIds = await Promise.all(Array.from({ length: 10 }, async (_, i) => (await h!.grpc.submit({ prompt: `slow ${i}`, webhook: { url: receiver.url } })).task!.id));
+      const slowIds = await Promise.all(
+        Array.from(
+          { length: 10 },
+          async (_, i) => (await h!.grpc.submit({ prompt: `slow ${i}`, webhook: { url: receiver.url } })).task!.id,
+        ),
+      );
       await expect.poll(() => receiver.open, { timeout: 30_000 }).toBe(2);
       const { task } = await h.grpc.submit({ prompt: "fast", webhook: { url: fast.url } });
       await expect.poll(() => fast.ofTask(task!.id).length, { timeout: 30_000 }).toBe(1);
@@ -238,7 +259,9 @@ describe("configuration", () => {
 
   it("should refuse an unknown status in webhook.statuses with INVALID_ARGUMENT", async () => {
     h = await startHarness(ON);
-    const refused = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url, statuses: [42 as TaskStatus] } }).catch((e: unknown) => ConnectError.from(e));
+    const refused = await h.grpc
+      .submit({ prompt: "p", webhook: { url: receiver.url, statuses: [42 as TaskStatus] } })
+      .catch((e: unknown) => ConnectError.from(e));
     expect(refused).toMatchObject({ code: Code.InvalidArgument });
     expect((refused as ConnectError).message).toMatch(/webhook\.statuses\[0\]/);
   });
@@ -265,6 +288,8 @@ describe("SSRF protection (no connection is made to any refused address)", () =>
   });
 
   it("should refuse at startup a ROOKERY_WEBHOOK_URL that points at a loopback address not allowed", async () => {
-    await expect(startHarness({ ROOKERY_WEBHOOK_SECRET: SECRET, ROOKERY_WEBHOOK_URL: "https://127.0.0.1/hook" })).rejects.toThrow(/ROOKERY_WEBHOOK_URL/);
+    await expect(startHarness({ ROOKERY_WEBHOOK_SECRET: SECRET, ROOKERY_WEBHOOK_URL: "https://127.0.0.1/hook" })).rejects.toThrow(
+      /ROOKERY_WEBHOOK_URL/,
+    );
   });
 });

@@ -5,7 +5,7 @@ import { defineTool } from "./tool.js";
 
 export const calculator = defineTool({
   name: "calculator",
-  description: "Evaluates an arithmetic expression with + - * / % ^ and parentheses, e.g. \"(2 + 3) * 4 ^ 2\".",
+  description: 'Evaluates an arithmetic expression with + - * / % ^ and parentheses, e.g. "(2 + 3) * 4 ^ 2".',
   schema: z.object({ expression: z.string().min(1).max(1000) }).strict(),
   run({ expression }) {
     return String(evaluate(expression));

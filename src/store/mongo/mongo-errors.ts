@@ -1,12 +1,6 @@
 // Which driver errors mean "the database cannot be reached now" (UNAVAILABLE,
 // retry later) rather than a bug or a refused write.
-import {
-  MongoNetworkError,
-  MongoNotConnectedError,
-  MongoServerSelectionError,
-  MongoTopologyClosedError,
-  MongoError,
-} from "mongodb";
+import { MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError, MongoError } from "mongodb";
 
 export function isUnavailable(error: unknown): boolean {
   return (

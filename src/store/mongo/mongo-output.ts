@@ -76,7 +76,9 @@ export class MongoOutputChunks {
   }
 
   async delete(taskId: string, beforeIteration?: number): Promise<void> {
-    await this.chunks.deleteMany(beforeIteration === undefined ? { task_id: taskId } : { task_id: taskId, iteration: { $lt: beforeIteration } });
+    await this.chunks.deleteMany(
+      beforeIteration === undefined ? { task_id: taskId } : { task_id: taskId, iteration: { $lt: beforeIteration } },
+    );
     if (beforeIteration === undefined) await this.watchers.deleteOne({ _id: taskId });
   }
 }

@@ -204,10 +204,7 @@ export class MongoTaskStore implements TaskStore {
     const pairs = Object.entries(query.labels).map(([k, v]) => labelPair(k, v));
     if (pairs.length > 0) filter.label_pairs = { $all: pairs };
     if (query.after) {
-      filter.$or = [
-        { created_at: { $lt: query.after.createdAt } },
-        { created_at: query.after.createdAt, _id: { $lt: query.after.id } },
-      ];
+      filter.$or = [{ created_at: { $lt: query.after.createdAt } }, { created_at: query.after.createdAt, _id: { $lt: query.after.id } }];
     }
     return this.guard(async () => {
       const docs = await this.tasks
@@ -358,7 +355,10 @@ export class MongoTaskStore implements TaskStore {
 
   async purgeable(now: Date, limit: number): Promise<string[]> {
     return this.guard(async () => {
-      const due = await this.tasks.find({ purge_at: { $lte: now } }, { projection: { _id: 1 } }).limit(limit).toArray();
+      const due = await this.tasks
+        .find({ purge_at: { $lte: now } }, { projection: { _id: 1 } })
+        .limit(limit)
+        .toArray();
       const halfDeleted = await this.deletions.find({}).limit(limit).toArray();
       return [...new Set([...halfDeleted.map((d) => d._id), ...due.map((d) => d._id)])];
     });

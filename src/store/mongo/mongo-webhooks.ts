@@ -104,7 +104,10 @@ export class MongoWebhookDeliveries {
     );
     if (delivery.state !== "stopped" || delivery.lastStatusCode !== 410) return;
     await this.gone.replaceOne({ _id: delivery.taskId }, {}, { upsert: true }).catch(ignoreDuplicate);
-    await this.deliveries.updateMany({ task_id: delivery.taskId, state: "pending" }, { $set: { state: "stopped", last_error: GONE_BEFORE } });
+    await this.deliveries.updateMany(
+      { task_id: delivery.taskId, state: "pending" },
+      { $set: { state: "stopped", last_error: GONE_BEFORE } },
+    );
   }
 
   /** The task's real deliveries (intents not yet confirmed are checked against their events). */
@@ -127,7 +130,10 @@ export class MongoWebhookDeliveries {
    */
   private async isReal(doc: MongoDeliveryDocument, now: Date): Promise<boolean> {
     if (doc.confirmed) return true;
-    const event = await this.events.findOne({ _id: this.eventId(doc.task_id, doc.sequence) }, { projection: { delivery_id: 1, deleted: 1 } });
+    const event = await this.events.findOne(
+      { _id: this.eventId(doc.task_id, doc.sequence) },
+      { projection: { delivery_id: 1, deleted: 1 } },
+    );
     // The first event may be rewritten without its delivery_id by a reader (head()); its delivery's id is fixed.
     const names = event && !event.deleted && (event.delivery_id === doc._id || (doc.sequence === 1 && doc._id.endsWith("_1")));
     if (names) {

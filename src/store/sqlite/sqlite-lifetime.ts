@@ -7,8 +7,7 @@ import type { Hooks } from "../../hooks.js";
 
 /** When the task expires if no run holds it: its deadline, or while PENDING its queue deadline if sooner. */
 export function expiresAt(t: Task): number | null {
-  const deadlines =
-    t.status === "pending" ? [t.deadline, t.queueDeadline] : t.status === "input_required" ? [t.deadline] : [];
+  const deadlines = t.status === "pending" ? [t.deadline, t.queueDeadline] : t.status === "input_required" ? [t.deadline] : [];
   const times = deadlines.flatMap((d) => (d ? [d.getTime()] : []));
   return times.length > 0 ? Math.min(...times) : null;
 }

@@ -134,8 +134,10 @@ export class SqliteTaskStore implements TaskStore {
   private createOne(draft: Committed, options: CreateOptions): CreateResult {
     const { task } = draft;
     if (task.requestId) {
-      const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?")
-        .get(task.owner, task.requestId);
+      const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?").get(
+        task.owner,
+        task.requestId,
+      );
       if (existing) {
         const found = parseTask(existing);
         const [first] = this.readEvents(found.id, 0, 1);
@@ -146,19 +148,18 @@ export class SqliteTaskStore implements TaskStore {
       throw new ActiveTaskQuotaError(options.maxActive);
     }
     this.statement(
-        `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, expires_at, purge_at)
+      `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, expires_at, purge_at)
          VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)`,
-      )
-      .run(
-        task.id,
-        task.owner,
-        task.status,
-        task.createdAt.getTime(),
-        task.requestId ?? null,
-        task.sequence,
-        JSON.stringify(toTaskDocument(task)),
-        expiresAt(task),
-      );
+    ).run(
+      task.id,
+      task.owner,
+      task.status,
+      task.createdAt.getTime(),
+      task.requestId ?? null,
+      task.sequence,
+      JSON.stringify(toTaskDocument(task)),
+      expiresAt(task),
+    );
     this.insertEvent(draft.event);
     if (draft.delivery) this.webhooks.insert(draft.delivery);
     return { ...draft, created: true };
@@ -218,13 +219,11 @@ export class SqliteTaskStore implements TaskStore {
       // Two index walks, each stopping at its first row; a UNION under one ORDER BY
       // would read and sort every pending task on each claim.
       const pending = this.statement<[], ClaimRow>(
-          "SELECT doc, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 1",
-        )
-        .get();
+        "SELECT doc, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 1",
+      ).get();
       const expired = this.statement<[number], ClaimRow>(
-          "SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ? ORDER BY created_at LIMIT 1",
-        )
-        .get(now.getTime());
+        "SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ? ORDER BY created_at LIMIT 1",
+      ).get(now.getTime());
       const row = pending && expired ? (expired.created_at < pending.created_at ? expired : pending) : (pending ?? expired);
       return row ? this.write(commitTransition(parseTask(row), decide, now)) : undefined;
     });
@@ -232,22 +231,23 @@ export class SqliteTaskStore implements TaskStore {
 
   renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
     return this.enqueue(() => {
-      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'")
-        .get(id);
+      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'").get(id);
       const task = row && parseTask(row);
       if (!task?.lease || task.lease.token !== token) return false;
       const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
-      this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?")
-        .run(expiresAt.getTime(), JSON.stringify(toTaskDocument(renewed)), id);
+      this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?").run(
+        expiresAt.getTime(),
+        JSON.stringify(toTaskDocument(renewed)),
+        id,
+      );
       return true;
     });
   }
 
   private countActive(owner: string): number {
     const row = this.statement<[string], { n: number }>(
-        `SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(", ")})`,
-      )
-      .get(owner);
+      `SELECT COUNT(*) AS n FROM tasks WHERE owner = ? AND status IN (${ACTIVE_STATUSES.map((s) => `'${s}'`).join(", ")})`,
+    ).get(owner);
     return row?.n ?? 0;
   }
 
@@ -316,31 +316,35 @@ export class SqliteTaskStore implements TaskStore {
 
   private write(committed: Committed): Committed {
     const { task, event } = committed;
-    this.statement("UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, expires_at = ?, purge_at = ? WHERE id = ?")
-      .run(
-        task.status,
-        task.lease ? task.lease.expiresAt.getTime() : null,
-        task.sequence,
-        JSON.stringify(toTaskDocument(task)),
-        expiresAt(task),
-        purgeAt(task),
-        task.id,
-      );
+    this.statement(
+      "UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, expires_at = ?, purge_at = ? WHERE id = ?",
+    ).run(
+      task.status,
+      task.lease ? task.lease.expiresAt.getTime() : null,
+      task.sequence,
+      JSON.stringify(toTaskDocument(task)),
+      expiresAt(task),
+      purgeAt(task),
+      task.id,
+    );
     this.insertEvent(event);
     if (committed.delivery) this.webhooks.insert(committed.delivery);
     return committed;
   }
 
   private insertEvent(event: TaskEvent): void {
-    this.statement("INSERT INTO task_events (task_no, sequence, doc) VALUES ((SELECT task_no FROM tasks WHERE id = ?), ?, ?)")
-      .run(event.taskId, event.sequence, JSON.stringify(toEventDocument(event)));
+    this.statement("INSERT INTO task_events (task_no, sequence, doc) VALUES ((SELECT task_no FROM tasks WHERE id = ?), ?, ?)").run(
+      event.taskId,
+      event.sequence,
+      JSON.stringify(toEventDocument(event)),
+    );
   }
 
   private readEvents(taskId: string, afterSequence: number, limit: number): TaskEvent[] {
     return this.statement<[string, number, number], { doc: string }>(
-        `SELECT doc FROM task_events WHERE task_no = (SELECT task_no FROM tasks WHERE id = ?)
+      `SELECT doc FROM task_events WHERE task_no = (SELECT task_no FROM tasks WHERE id = ?)
            AND sequence > ? ORDER BY sequence LIMIT ?`,
-      )
+    )
       .all(taskId, afterSequence, limit)
       .map((r) => fromEventDocument(JSON.parse(r.doc) as EventDocument));
   }

@@ -51,7 +51,9 @@ export class SqliteWebhookDeliveries {
       `UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, attempts = ?, last_attempt_at = ?,
          last_status_code = ?, last_error = ?, gone = ? WHERE id = ?`,
     );
-    this.stopPending = db.prepare("UPDATE webhook_deliveries SET state = 'stopped', last_error = ? WHERE task_id = ? AND state = 'pending'");
+    this.stopPending = db.prepare(
+      "UPDATE webhook_deliveries SET state = 'stopped', last_error = ? WHERE task_id = ? AND state = 'pending'",
+    );
     this.ofTask = db.prepare(`SELECT ${COLUMNS} FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence`);
     this.deleteOfTask = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
   }
