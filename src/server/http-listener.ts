@@ -62,7 +62,7 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
   };
 }
 
-function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServiceDesc> {
+export function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServiceDesc> {
   // A request that did not decode (connect-handler.ts) fails here, through the same error mapping.
   const context = (ctx: HandlerContext) => () => {
     const malformed = ctx.values.get(MALFORMED_REQUEST);

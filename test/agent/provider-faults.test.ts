@@ -10,11 +10,14 @@ describe("provider faults", () => {
   let h: Harness;
   const scripts = new Map<string, (attempt: number, turn: number) => FakeReply>();
   const attempts = new Map<string, number>();
+  /** When each attempt of a prompt reached the provider. */
+  const arrivals = new Map<string, number[]>();
   beforeAll(async () => {
-    h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "2", ROOKERY_MODEL_TIMEOUT_MS: "400" });
+    h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "2", ROOKERY_MODEL_TIMEOUT_MS: "1500" });
     h.fake.respond((c) => {
       const n = (attempts.get(c.prompt) ?? 0) + 1;
       attempts.set(c.prompt, n);
+      arrivals.set(c.prompt, [...(arrivals.get(c.prompt) ?? []), Date.now()]);
       return scripts.get(c.prompt)?.(n, c.turn) ?? { content: "?" };
     });
   });
@@ -33,6 +36,9 @@ describe("provider faults", () => {
     const task = await run("429", (n) => (n === 1 ? { status: 429, headers: { "retry-after": "1" } } : { content: "after 429" }));
     expect(task).toMatchObject({ status: TaskStatus.COMPLETED, result: "after 429" });
     expect(attempts.get("429")).toBe(2);
+    // The second attempt came no sooner than the second Retry-After asked for (less a little clock skew).
+    const [first, second] = arrivals.get("429")!;
+    expect(second! - first!).toBeGreaterThanOrEqual(950);
   });
 
   it("should retry 500s and a reset connection, then complete", async () => {

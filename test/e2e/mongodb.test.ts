@@ -76,6 +76,19 @@ describeWithMongo("Rookery on MongoDB", () => {
   it("should filter List by a label whose key has dots, and page through it", async () => {
     const { tasks } = await h.grpc.list({ labels: { "app.example.com/team": "core" } });
     expect(tasks.map((t) => t.prompt)).toEqual(["add"]);
+    // Five more with a label of the same key, paged two at a time: every one once, newest first.
+    const labels = { "app.example.com/team": "paged" };
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await h.grpc.submit({ prompt: `paged ${i}`, labels })).task!.id);
+    const seen: string[] = [];
+    let pages = 0;
+    for (let pageToken = "", first = true; first || pageToken; first = false, pages++) {
+      const page = await h.grpc.list({ labels, pageSize: 2, pageToken });
+      seen.push(...page.tasks.map((t) => t.id));
+      pageToken = page.nextPageToken;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...made].reverse());
   });
 });
 

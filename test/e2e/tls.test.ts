@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
@@ -66,6 +66,14 @@ describe("TLS", () => {
 
   it("should refuse a plaintext gRPC client", async () => {
     const plain = createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}` }));
-    await expect(plain.get({ id: "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10" }, { timeoutMs: 2000 })).rejects.toThrow();
+    const error = await plain.get({ id: "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10" }, { timeoutMs: 10_000 }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    // Served, the Get of an unknown id would answer NOT_FOUND; refused, the connection
+    // fails under the client (the TLS server drops the cleartext HTTP/2 stream).
+    expect(error).toBeInstanceOf(ConnectError);
+    expect([Code.Canceled, Code.Unavailable]).toContain(error!.code);
+    expect(error!.rawMessage).toMatch(/stream closed|ECONNRESET|socket hang up|closed/i);
   });
 });
