@@ -1,6 +1,7 @@
 // Client toolchains for the interop suite, installed from the registries by the
 // tests themselves and cached under .cache/ (git-ignored): Go tools from the Go
-// module proxy, a Python venv with grpcio from PyPI. Versions are pinned here.
+// module proxy, a Python venv with grpcio from PyPI, grpc-java projects built by
+// Maven from Maven Central. Versions are pinned here (Java's in its pom.xml).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -114,4 +115,15 @@ export function buildGoClient(dir: string): string {
   const bin = join(CACHE, "interop", dir.replaceAll("/", "-"));
   execFileSync("go", ["build", "-o", bin, "."], { cwd: resolve(dir), stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 });
   return bin;
+}
+
+/**
+ * Builds a Maven project (grpc-java, stubs generated from proto/ by protoc and
+ * protoc-gen-grpc-java from Maven Central, cached in ~/.m2) and returns the java
+ * command line that runs `mainClass` from it.
+ */
+export function buildJavaClient(dir: string, mainClass: string): string[] {
+  execFileSync("mvn", ["-q", "-B", "package", "-DskipTests"], { cwd: resolve(dir), stdio: ["ignore", "ignore", "pipe"], timeout: 900_000 });
+  const classpath = readFileSync(join(resolve(dir), "target", "classpath.txt"), "utf8").trim();
+  return ["java", "-cp", `${join(resolve(dir), "target", "classes")}:${classpath}`, mainClass];
 }
