@@ -13,11 +13,8 @@ import {
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, TaskNotFoundError } from "../domain/errors.js";
 import { SqliteTaskStore } from "../store/sqlite/sqlite-task-store.js";
-import { EventFeed } from "../watch/event-feed.js";
-import { OutputFeed } from "../watch/output-feed.js";
-import { PublishingStore } from "../watch/publishing-store.js";
-import { TaskService } from "./task-service.js";
-import { DEFAULT_LIMITS } from "./validate.js";
+import { serviceForTests } from "../testing/service-for-tests.js";
+import type { TaskService } from "./task-service.js";
 
 describe("TaskService without a listener", () => {
   let store: SqliteTaskStore;
@@ -26,20 +23,7 @@ describe("TaskService without a listener", () => {
 
   const open = (authEnabled: boolean) => {
     store = new SqliteTaskStore({ path: ":memory:" });
-    const feed = new EventFeed();
-    service = new TaskService({
-      store: new PublishingStore(store, feed),
-      feed,
-      outputs: new OutputFeed(50),
-      limits: DEFAULT_LIMITS,
-      defaults: { provider: "openai", model: "m", maxIterations: 5, maxTotalTokens: 0 },
-      providers: ["openai"],
-      serverTools: ["calculator"],
-      watchPollMs: 50,
-      watchQueueLimit: 16,
-      authEnabled,
-      webhooks: { enabled: false, refusal: async () => undefined },
-    });
+    service = serviceForTests(store, authEnabled);
   };
   beforeEach(() => open(false));
   afterEach(async () => {

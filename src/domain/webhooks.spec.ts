@@ -1,40 +1,25 @@
 import { describe, expect, it } from "vitest";
+import type { TaskStatus } from "./task.js";
 import { afterAttempt, backoffMs, deliveryFor, type WebhookDelivery } from "./webhooks.js";
 import { cancel, commitTransition, createTask } from "./transitions.js";
 
 const policy = { baseDelayMs: 1_000, maxDelayMs: 30_000, horizonMs: 60_000 };
 const start = new Date("2026-01-01T00:00:00Z");
 
-function pending(): WebhookDelivery {
-  const { task } = createTask(
-    {
-      prompt: "p",
-      systemPrompt: "",
-      maxIterations: 3,
-      labels: {},
-      tools: [],
-      owner: "k",
-      webhook: { url: "https://h.example/", statuses: ["cancelled"] },
-    },
+/** A task with a webhook on `statuses`, just created. */
+const created = (statuses: TaskStatus[], owner = "k") =>
+  createTask(
+    { prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner, webhook: { url: "https://h.example/", statuses } },
     start,
   );
-  return commitTransition(task, cancel("stop"), start).delivery!;
+
+function pending(): WebhookDelivery {
+  return commitTransition(created(["cancelled"]).task, cancel("stop"), start).delivery!;
 }
 
 describe("deliveryFor", () => {
   it("should make a delivery only for a status change the webhook asks for, carrying the task without its checkpoint", () => {
-    const { task, delivery: onCreate } = createTask(
-      {
-        prompt: "p",
-        systemPrompt: "",
-        maxIterations: 3,
-        labels: {},
-        tools: [],
-        owner: "k",
-        webhook: { url: "https://h.example/", statuses: ["cancelled"] },
-      },
-      start,
-    );
+    const { task, delivery: onCreate } = created(["cancelled"]);
     expect(onCreate).toBeUndefined();
     const { event, delivery } = commitTransition(task, cancel("stop"), start);
     expect(delivery).toMatchObject({
@@ -51,16 +36,7 @@ describe("deliveryFor", () => {
   });
 
   it("should give the first event's delivery an id fixed by the task (it may be written twice) and later ones fresh ids", () => {
-    const input = {
-      prompt: "p",
-      systemPrompt: "",
-      maxIterations: 3,
-      labels: {},
-      tools: [],
-      owner: "",
-      webhook: { url: "https://h.example/", statuses: ["pending" as const, "cancelled" as const] },
-    };
-    const { task, event, delivery } = createTask(input, start);
+    const { task, event, delivery } = created(["pending", "cancelled"], "");
     expect(delivery!.id).toBe(`msg_${task.id.replaceAll("-", "")}_1`);
     expect(deliveryFor(task, event)!.id).toBe(delivery!.id);
     const later = commitTransition(task, cancel(""), start);

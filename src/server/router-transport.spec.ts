@@ -6,14 +6,10 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
-import { TaskService } from "../api/task-service.js";
-import { DEFAULT_LIMITS } from "../api/validate.js";
 import { apiKeyAuthenticator, createApiKey, parseApiKeys } from "../auth/api-keys.js";
 import { createLogger } from "../logger.js";
 import { SqliteTaskStore } from "../store/sqlite/sqlite-task-store.js";
-import { EventFeed } from "../watch/event-feed.js";
-import { OutputFeed } from "../watch/output-feed.js";
-import { PublishingStore } from "../watch/publishing-store.js";
+import { serviceForTests } from "../testing/service-for-tests.js";
 import { HandlerAdapter } from "./handler-adapter.js";
 import { taskServiceImpl } from "./http-listener.js";
 
@@ -23,20 +19,7 @@ describe("the handlers through createRouterTransport", () => {
   const shutdown = new AbortController();
 
   const client = () => {
-    const feed = new EventFeed();
-    const service = new TaskService({
-      store: new PublishingStore(store, feed),
-      feed,
-      outputs: new OutputFeed(50),
-      limits: DEFAULT_LIMITS,
-      defaults: { provider: "openai", model: "m", maxIterations: 5, maxTotalTokens: 0 },
-      providers: ["openai"],
-      serverTools: [],
-      watchPollMs: 50,
-      watchQueueLimit: 16,
-      authEnabled: true,
-      webhooks: { enabled: false, refusal: async () => undefined },
-    });
+    const service = serviceForTests(store, true);
     const authenticate = apiKeyAuthenticator(parseApiKeys([entry], () => "test"));
     const adapter = new HandlerAdapter({ service, authenticate, logger: createLogger("silent"), shutdown: shutdown.signal });
     const transport = createRouterTransport(({ service: serve }) => serve(TaskServiceDesc, taskServiceImpl(adapter)));

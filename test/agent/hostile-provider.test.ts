@@ -21,7 +21,7 @@ const NO_CHOICES: FakeReply = {
 
 describe("a provider that sends no choices", () => {
   const servers = childServersOnOneFile("hostile-provider", { ROOKERY_MODEL_MAX_RETRIES: "1" });
-  const start = (env?: Record<string, string>) => servers.start(env);
+  const { start } = servers;
   let fake: FakeOpenAI;
   beforeAll(async () => {
     await servers.setUp();

@@ -9,7 +9,7 @@ import { joinedText, storedText, watchOutput } from "../support/watch-output.js"
 
 describe("recovery across process restarts", () => {
   const servers = childServersOnOneFile("restart");
-  const start = (env?: Record<string, string>) => servers.start(env);
+  const { start } = servers;
   let fake: FakeOpenAI;
   beforeAll(async () => {
     await servers.setUp();

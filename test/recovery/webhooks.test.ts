@@ -46,6 +46,19 @@ async function allCompleted(client: TaskClient, ids: string[]): Promise<void> {
     .toBe(true);
 }
 
+/**
+ * Once every task has completed and each delivery was attempted (and refused), SIGKILLs
+ * the server and makes the receiver answer 200; returns when that was.
+ */
+async function killWhileOwed(server: ChildServer, ids: string[]): Promise<number> {
+  await allCompleted(server.client, ids);
+  await expect.poll(() => ids.every((id) => receiver.ofTask(id).length > 0), { timeout: 30_000 }).toBe(true);
+  server.process.kill("SIGKILL");
+  await server.exited;
+  receiver.answer(() => ({ status: 200 }));
+  return Date.now();
+}
+
 /** Every task's COMPLETED delivery reached the receiver with a 200 (each at least once). */
 async function allDelivered(ids: string[], since: number): Promise<void> {
   await expect.poll(() => ids.filter((id) => receiver.ofTask(id).some((r) => r.at >= since)).length, { timeout: 60_000 }).toBe(ids.length);
@@ -68,13 +81,7 @@ describe("on one SQLite file", () => {
     });
     const first = await suite.start();
     const ids = await submitAll(first.client, "sqlite kill");
-    await allCompleted(first.client, ids);
-    await expect.poll(() => ids.every((id) => receiver.ofTask(id).length > 0), { timeout: 30_000 }).toBe(true);
-    first.process.kill("SIGKILL");
-    await first.exited;
-
-    const back = Date.now();
-    receiver.answer(() => ({ status: 200 }));
+    const back = await killWhileOwed(first, ids);
     const second = await suite.start();
     await allDelivered(ids, back);
     expect(receiver.received.filter((r) => r.at >= back).map((r) => r.id)).toContain(hung);
@@ -124,12 +131,7 @@ describeWithMongo("on MongoDB", () => {
     // Runs no tasks; its sender takes due deliveries like any replica's.
     const second = await replica({ ROOKERY_CONCURRENCY: "0" });
     const ids = await submitAll(first.client, "mongo kill");
-    await allCompleted(first.client, ids);
-    await expect.poll(() => ids.every((id) => receiver.ofTask(id).length > 0), { timeout: 30_000 }).toBe(true);
-    first.process.kill("SIGKILL");
-    await first.exited;
-    const back = Date.now();
-    receiver.answer(() => ({ status: 200 }));
+    const back = await killWhileOwed(first, ids);
     await allDelivered(ids, back);
     const deliveries = await Promise.all(ids.map(async (id) => (await second.client.listWebhookDeliveries({ id })).deliveries));
     expect(deliveries.map((d) => d.length)).toEqual(ids.map(() => 1));

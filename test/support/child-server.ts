@@ -81,7 +81,8 @@ export function childServersOnOneFile(name: string, defaults: Record<string, str
       suite.fake = await FakeOpenAI.start();
       dir = mkdtempSync(join(tmpdir(), `rookery-${name}-`));
     },
-    async start(env: Record<string, string> = {}): Promise<ChildServer> {
+    // An arrow function: tests pass `suite.start` around on its own.
+    start: async (env: Record<string, string> = {}): Promise<ChildServer> => {
       const child = await startChildServer({
         ROOKERY_SQLITE_PATH: join(dir, "rookery.db"),
         OPENAI_BASE_URL: suite.fake.baseURL,
