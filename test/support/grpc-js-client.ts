@@ -35,20 +35,20 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
     for (const [k, v] of Object.entries(metadata)) m.set(k, v);
     return m;
   };
-  const options = (o?: { timeoutMs?: number }) => (o?.timeoutMs ? { deadline: new Date(Date.now() + o.timeoutMs) } : {});
+  const callOptions = (call?: { timeoutMs?: number }) => (call?.timeoutMs ? { deadline: new Date(Date.now() + call.timeoutMs) } : {});
   const result: Record<string, unknown> = { close: () => client.close() };
   for (const m of TaskService.methods) {
     const input = m.input;
     if (m.methodKind === "server_streaming") {
-      result[m.localName] = (req: object, o?: { signal?: AbortSignal; timeoutMs?: number }) =>
+      result[m.localName] = (req: object, call?: { signal?: AbortSignal; timeoutMs?: number }) =>
         streamOf(
-          client[m.localName]!.call(client, withType(input, req), md(), options(o)) as grpc.ClientReadableStream<unknown>,
-          o?.signal,
+          client[m.localName]!.call(client, withType(input, req), md(), callOptions(call)) as grpc.ClientReadableStream<unknown>,
+          call?.signal,
         );
     } else {
-      result[m.localName] = (req: object, o?: { timeoutMs?: number }) =>
+      result[m.localName] = (req: object, call?: { timeoutMs?: number }) =>
         new Promise((resolve, reject) =>
-          client[m.localName]!.call(client, withType(input, req), md(), options(o), (err: grpc.ServiceError | null, res: unknown) =>
+          client[m.localName]!.call(client, withType(input, req), md(), callOptions(call), (err: grpc.ServiceError | null, res: unknown) =>
             err ? reject(toConnectError(err)) : resolve(res),
           ),
         );
