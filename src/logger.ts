@@ -1,4 +1,5 @@
 import { pino, type Logger } from "pino";
+import { logTraceFields } from "./telemetry/spans.js";
 
 export type { Logger };
 
@@ -8,7 +9,8 @@ export type { Logger };
  * write per line cost ~6% of its CPU. pino flushes what is buffered on exit.
  */
 export function createLogger(level: string): Logger {
-  return pino({ name: "rookery", level }, pino.destination({ dest: 1, sync: false }));
+  // Each line logged inside a span carries its trace_id and span_id.
+  return pino({ name: "rookery", level, mixin: logTraceFields }, pino.destination({ dest: 1, sync: false }));
 }
 
 export function errorMessage(error: unknown): string {

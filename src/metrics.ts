@@ -1,6 +1,6 @@
 // Prometheus metrics (prom-client), served at GET /metrics on the HTTP listener.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import type { TaskEvent } from "./domain/task.js";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { isTerminal, type TaskEvent } from "./domain/task.js";
 import type { WebhookDelivery } from "./domain/webhooks.js";
 
 export interface Metrics {
@@ -9,7 +9,21 @@ export interface Metrics {
   observe(event: TaskEvent): void;
   /** Counts one webhook attempt by what it came to. */
   observeDelivery(delivery: WebhookDelivery): void;
+  /** Times one model call and counts its tokens. */
+  observeModelCall(call: ModelCallObservation): void;
 }
+
+export interface ModelCallObservation {
+  provider: string;
+  model: string;
+  seconds: number;
+  /** "ok", or the failure's code (provider_error, malformed_reply, ...). */
+  outcome: string;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+const SECONDS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
 
 export function createMetrics(gauges: { running: () => number; watchers: () => number }): Metrics {
   const registry = new Registry();
@@ -47,11 +61,63 @@ export function createMetrics(gauges: { running: () => number; watchers: () => n
     labelNames: ["outcome"] as const,
     registers: [registry],
   });
+  const pendingSeconds = new Histogram({
+    name: "rookery_task_pending_seconds",
+    help: "Time a task waited in PENDING before a run claimed it (claims made by this process)",
+    buckets: SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const runSeconds = new Histogram({
+    name: "rookery_task_run_seconds",
+    help: "Duration of runs on this process, from claim to leaving RUNNING, by the status the run ended in",
+    labelNames: ["status"] as const,
+    buckets: SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const modelSeconds = new Histogram({
+    name: "rookery_model_call_seconds",
+    help: "Model calls (retries included), by provider, model and outcome (ok or the failure code)",
+    labelNames: ["provider", "model", "outcome"] as const,
+    buckets: SECONDS_BUCKETS,
+    registers: [registry],
+  });
+  const modelTokens = new Counter({
+    name: "rookery_model_tokens_total",
+    help: "Tokens the model calls of this process used, by provider, model and kind (input, output)",
+    labelNames: ["provider", "model", "kind"] as const,
+    registers: [registry],
+  });
+  // When each task seen here entered PENDING and its run started, to time the next step.
+  const pendingSince = new Map<string, number>();
+  const runningSince = new Map<string, number>();
   return {
     registry,
     observe(event) {
-      if (event.kind === "status_changed") transitions.inc({ status: event.status });
-      else iterations.inc();
+      if (event.kind !== "status_changed") {
+        iterations.inc();
+        return;
+      }
+      transitions.inc({ status: event.status });
+      const at = event.time.getTime();
+      const started = runningSince.get(event.taskId);
+      if (started !== undefined && event.status !== "running") {
+        runSeconds.observe({ status: event.status }, (at - started) / 1000);
+        runningSince.delete(event.taskId);
+      }
+      if (event.status === "pending") pendingSince.set(event.taskId, at);
+      if (event.status === "running") {
+        // A task submitted on another replica entered PENDING when it was created (first run).
+        const since = pendingSince.get(event.taskId) ?? (event.task.runs === 1 ? event.task.createdAt.getTime() : undefined);
+        if (since !== undefined) pendingSeconds.observe((at - since) / 1000);
+        pendingSince.delete(event.taskId);
+        runningSince.set(event.taskId, at);
+      }
+      if (isTerminal(event.status)) pendingSince.delete(event.taskId);
+    },
+    observeModelCall(call) {
+      modelSeconds.observe({ provider: call.provider, model: call.model, outcome: call.outcome }, call.seconds);
+      if (call.inputTokens > 0) modelTokens.inc({ provider: call.provider, model: call.model, kind: "input" }, call.inputTokens);
+      if (call.outputTokens > 0) modelTokens.inc({ provider: call.provider, model: call.model, kind: "output" }, call.outputTokens);
     },
     observeDelivery(delivery) {
       webhookAttempts.inc({ outcome: delivery.state === "pending" ? "retry" : delivery.state });

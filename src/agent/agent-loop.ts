@@ -9,6 +9,7 @@ import type { Progress } from "../domain/transitions.js";
 import type { ModelClient, ReplyDelta } from "./model-client.js";
 import { ModelCallError } from "./model-errors.js";
 import type { Hooks } from "../hooks.js";
+import { inSpan } from "../telemetry/spans.js";
 import type { ToolRegistry } from "./tools/registry.js";
 
 export type RunOutcome =
@@ -130,7 +131,10 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
 
     const forClient = reply.toolCalls.filter((c) => clientTools.has(c.name));
     for (const call of reply.toolCalls.filter((c) => !clientTools.has(c.name))) {
-      const content = await deps.tools.run(call.name, call.arguments, ctx.signal);
+      const attributes = { "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": call.name, "gen_ai.tool.call.id": call.id };
+      const content = await inSpan(`execute_tool ${call.name}`, { attributes }, () =>
+        deps.tools.run(call.name, call.arguments, ctx.signal),
+      );
       append({ role: "tool", toolCallId: call.id, content });
     }
     if (conversationBytes > deps.maxConversationBytes) return tooLong();

@@ -7,6 +7,8 @@ import type { ChatMessage, ToolDefinition } from "../domain/task.js";
 import { ModelCallError, MalformedResponseError } from "./model-errors.js";
 import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
 import { errorMessage } from "../logger.js";
+import { SpanKind, inSpan, traceHeaders } from "../telemetry/spans.js";
+import type { ModelCallObservation } from "../metrics.js";
 
 export type { ModelReply, ReplyDelta };
 
@@ -21,6 +23,8 @@ export interface ModelClientOptions {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
+  /** Told of each call's duration, outcome and tokens (metrics). */
+  onCall?: (call: ModelCallObservation) => void;
 }
 
 export interface ModelRequest {
@@ -66,6 +70,42 @@ export class ModelClient {
    * same kind of capped, jittered backoff.
    */
   async complete(request: ModelRequest): Promise<ModelReply> {
+    // A `chat` span per call (GenAI conventions); the request carries its traceparent on.
+    const attributes = {
+      "gen_ai.operation.name": "chat",
+      "gen_ai.provider.name": request.provider,
+      "gen_ai.request.model": request.model,
+    };
+    return inSpan(`chat ${request.model}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      const started = performance.now();
+      const observe = (outcome: string, usage?: ModelReply["usage"]) =>
+        this.options.onCall?.({
+          provider: request.provider,
+          model: request.model,
+          seconds: (performance.now() - started) / 1000,
+          outcome,
+          inputTokens: usage?.promptTokens ?? 0,
+          outputTokens: usage?.completionTokens ?? 0,
+        });
+      let reply: ModelReply;
+      try {
+        reply = await this.completeWithRetries(request);
+      } catch (error) {
+        observe(error instanceof ModelCallError ? error.code : request.signal.aborted ? "aborted" : "internal");
+        throw error;
+      }
+      observe("ok", reply.usage);
+      span.setAttributes({
+        "gen_ai.response.model": reply.model ?? request.model,
+        "gen_ai.usage.input_tokens": reply.usage.promptTokens,
+        "gen_ai.usage.output_tokens": reply.usage.completionTokens,
+        "gen_ai.response.finish_reasons": reply.finishReason ? [reply.finishReason] : [],
+      });
+      return reply;
+    });
+  }
+
+  private async completeWithRetries(request: ModelRequest): Promise<ModelReply> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.completeOnce(request, attempt);
@@ -93,7 +133,7 @@ export class ModelClient {
           stream: true,
           stream_options: { include_usage: true },
         },
-        { signal: call.signal },
+        { signal: call.signal, headers: traceHeaders() },
       );
       const reply = new ReplyAssembler(`${request.provider}/${request.model}`, this.options.maxReplyBytes);
       for await (const chunk of stream) {

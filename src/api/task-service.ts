@@ -45,6 +45,7 @@ import {
   type WatchResponse,
 } from "../../gen/rookery/v1/task_service_pb.js";
 import type { Hooks } from "../hooks.js";
+import { currentTraceparent } from "../telemetry/spans.js";
 import type { CallContext } from "./call-context.js";
 import { deliveryToPb, eventToPb, outputToPb, taskToPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
@@ -139,6 +140,8 @@ export class TaskService {
         ...optional("queueTimeoutMs", input.queueTimeoutMs ?? defaults.queueTimeoutMs),
         ...optional("retentionMs", input.retentionMs ?? defaults.retentionMs),
         ...optional("webhook", webhook),
+        // The Submit call's span: the task's runs become its children, in the caller's trace.
+        ...optional("traceparent", currentTraceparent()),
       },
       new Date(),
     );

@@ -25,6 +25,7 @@ import {
 } from "./format.js";
 import { webhookSecretFor } from "../webhooks/secrets.js";
 import { crashHooks } from "../testing/crash-points.js";
+import { startTracing } from "../telemetry/setup.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
@@ -102,10 +103,20 @@ for (const setting of Object.values(SETTINGS)) {
 serve.action(async (flags: Partial<Record<SettingName, string>>) => {
   const config = loadConfig(process.env, flags);
   const logger = createLogger(config.logLevel);
+  // Before anything makes a span: with no OTEL_* endpoint set, nothing is set up.
+  const tracing = startTracing(process.env);
+  if (tracing)
+    logger.info(
+      { endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT },
+      "exporting traces over OTLP",
+    );
   const rookery = await startRookery(config, logger, crashHooks(process.env.ROOKERY_TEST_CRASH_AT));
   const stop = (signal: string) => {
     logger.info({ signal }, "signal received");
-    void rookery.close().then(() => process.exit(0));
+    void rookery
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(() => process.exit(0));
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));

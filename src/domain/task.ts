@@ -138,6 +138,8 @@ export interface Task {
   retentionMs?: number;
   /** Where its transitions are posted (see webhooks.ts). */
   webhook?: WebhookConfig;
+  /** The W3C trace context it was submitted in: its runs are spans of that trace. */
+  traceparent?: string;
   /** When a terminal task is deleted: the end plus retentionMs. */
   purgeAt?: Date;
 }

@@ -165,6 +165,7 @@ export interface NewTask {
   queueTimeoutMs?: number;
   retentionMs?: number;
   webhook?: WebhookConfig;
+  traceparent?: string;
 }
 
 /** The event that records a task's creation, rebuilt from the task as first stored. */
@@ -207,6 +208,7 @@ export function createTask(input: NewTask, now: Date, id: string = randomUUID())
       : {}),
     ...(input.retentionMs !== undefined ? { retentionMs: input.retentionMs } : {}),
     ...(input.webhook ? { webhook: input.webhook } : {}),
+    ...(input.traceparent ? { traceparent: input.traceparent } : {}),
   };
   return committed(task, makeEvent(task, "status_changed", undefined, now, openingMessages(task)));
 }

@@ -13,7 +13,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { InvalidArgumentError } from "../domain/errors.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService as TaskServiceDesc, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
-import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
+import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { reflectionPackageDefinition } from "./reflection.js";
 import { errorMessage } from "../logger.js";
 
@@ -116,8 +116,11 @@ async function serveUnary(
     // Unary handlers are short store operations that never wait on the caller,
     // so they get the server's shutdown signal rather than a per-call one
     // (which cost an AbortController, a listener and a timer on every call).
-    const response = await adapter.unary(method.localName as UnaryMethod, request, () =>
-      adapter.context(authorization(call.metadata), adapter.shutdown),
+    const response = await adapter.unary(
+      method.localName as UnaryMethod,
+      request,
+      () => adapter.context(authorization(call.metadata), adapter.shutdown),
+      callTrace(call.metadata),
     );
     callback(null, response);
   } catch (error) {
@@ -135,7 +138,11 @@ async function serveStream(
   let lastSequence = 0n;
   try {
     const request = decode(method, call.request);
-    for await (const response of adapter.watch(request, () => adapter.context(authorization(call.metadata), signal))) {
+    for await (const response of adapter.watch(
+      request,
+      () => adapter.context(authorization(call.metadata), signal),
+      callTrace(call.metadata),
+    )) {
       lastSequence = (response as WatchResponse).event?.sequence ?? lastSequence;
       if (!call.write(response)) {
         // Back-pressure: wait until the client reads, so a slow reader never grows our
@@ -189,6 +196,17 @@ function decode(method: DescMethod, bytes: Buffer): unknown {
   } catch (error) {
     throw InvalidArgumentError.field("request", `is not a valid ${method.input.typeName}: ${errorMessage(error)}`);
   }
+}
+
+/** The caller's W3C trace context, from the call's metadata. */
+function callTrace(metadata: grpc.Metadata): CallTrace {
+  const text = (key: string) => {
+    const value = metadata.get(key)[0];
+    return typeof value === "string" ? value : undefined;
+  };
+  const traceparent = text("traceparent");
+  const tracestate = text("tracestate");
+  return { system: "grpc", ...(traceparent ? { traceparent } : {}), ...(tracestate ? { tracestate } : {}) };
 }
 
 function authorization(metadata: grpc.Metadata): string | undefined {

@@ -1,7 +1,8 @@
 // What both listeners share: run one handler with a CallContext and turn
 // whatever it throws into the one wire error (ConnectError), logging the
 // unexpected ones. Nothing here knows which transport is calling.
-import { Code, type ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { SpanKind, contextFrom, inSpan } from "../telemetry/spans.js";
 import type { CallContext } from "../api/call-context.js";
 import { isUnexpected, toConnectError } from "../api/error-codes.js";
 import type { TaskService } from "../api/task-service.js";
@@ -45,7 +46,15 @@ export class HandlerAdapter {
     };
   }
 
-  async unary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {
+  /**
+   * Runs a unary handler in an RPC server span (a child of the caller's `trace` context
+   * when it sent one).
+   */
+  async unary(method: UnaryMethod, request: unknown, context: () => CallContext, trace?: CallTrace): Promise<unknown> {
+    return rpcSpan(method, trace, () => this.runUnary(method, request, context));
+  }
+
+  private async runUnary(method: UnaryMethod, request: unknown, context: () => CallContext): Promise<unknown> {
     let key: string | undefined;
     try {
       const handler = this.options.service[method].bind(this.options.service) as (r: unknown, c: CallContext) => Promise<unknown>;
@@ -67,9 +76,17 @@ export class HandlerAdapter {
     }
   }
 
-  async *watch(request: unknown, context: () => CallContext): AsyncGenerator<unknown> {
+  async *watch(request: unknown, context: () => CallContext, trace?: CallTrace): AsyncGenerator<unknown> {
+    // A stream's span covers its start (auth, the task lookup); the stream itself may last hours.
+    let stream: AsyncGenerator<unknown>;
     try {
-      yield* this.options.service.watch(request as never, context());
+      const ctx = await rpcSpan("watch", trace, async () => context());
+      stream = this.options.service.watch(request as never, ctx);
+    } catch (error) {
+      throw this.wireError("watch", error);
+    }
+    try {
+      yield* stream;
     } catch (error) {
       throw this.wireError("watch", error);
     }
@@ -80,4 +97,33 @@ export class HandlerAdapter {
     if (isUnexpected(wire)) this.options.logger.error({ method, err: error }, "unexpected error");
     return wire;
   }
+}
+
+/** What a call carries of its caller's trace, and which listener served it. */
+export interface CallTrace {
+  /** "grpc" (the grpc-js listener) or "connect_rpc" (the HTTP listener, all three protocols). */
+  system: "grpc" | "connect_rpc";
+  traceparent?: string;
+  tracestate?: string;
+}
+
+/** A server span named after the RPC, with the code it ended with. */
+function rpcSpan<T>(method: string, trace: CallTrace | undefined, work: () => Promise<T>): Promise<T> {
+  const name = method.charAt(0).toUpperCase() + method.slice(1);
+  const attributes = { "rpc.system": trace?.system ?? "grpc", "rpc.service": "rookery.v1.TaskService", "rpc.method": name };
+  return inSpan(
+    `rookery.v1.TaskService/${name}`,
+    { kind: SpanKind.SERVER, attributes, parent: contextFrom(trace?.traceparent, trace?.tracestate) },
+    async (span) => {
+      try {
+        const result = await work();
+        span.setAttribute("rpc.grpc.status_code", 0);
+        return result;
+      } catch (error) {
+        const code = error instanceof ConnectError ? error.code : Code.Unknown;
+        span.setAttribute("rpc.grpc.status_code", code);
+        throw error;
+      }
+    },
+  );
 }

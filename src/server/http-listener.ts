@@ -11,7 +11,7 @@ import type { Registry } from "prom-client";
 import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
 import type { Logger } from "../logger.js";
 import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
-import type { HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
+import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 
 export interface HttpListenerOptions {
   adapter: HandlerAdapter;
@@ -69,10 +69,15 @@ export function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof Tas
     if (malformed) throw malformed;
     return adapter.context(ctx.requestHeader.get("authorization") ?? undefined, ctx.signal);
   };
+  const trace = (ctx: HandlerContext): CallTrace => {
+    const traceparent = ctx.requestHeader.get("traceparent");
+    const tracestate = ctx.requestHeader.get("tracestate");
+    return { system: "connect_rpc", ...(traceparent ? { traceparent } : {}), ...(tracestate ? { tracestate } : {}) };
+  };
   const unary =
     (method: UnaryMethod) =>
     (request: unknown, ctx: HandlerContext): Promise<never> =>
-      adapter.unary(method, request, context(ctx)) as Promise<never>;
+      adapter.unary(method, request, context(ctx), trace(ctx)) as Promise<never>;
   return {
     submit: unary("submit"),
     get: unary("get"),
@@ -81,7 +86,7 @@ export function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof Tas
     cancel: unary("cancel"),
     delete: unary("delete"),
     listWebhookDeliveries: unary("listWebhookDeliveries"),
-    watch: (request, ctx) => adapter.watch(request, context(ctx)) as AsyncIterable<never>,
+    watch: (request, ctx) => adapter.watch(request, context(ctx), trace(ctx)) as AsyncIterable<never>,
   };
 }
 

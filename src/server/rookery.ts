@@ -65,6 +65,9 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
   if (!config.openaiApiKey) {
     logger.warn(`no OPENAI_API_KEY: tasks on provider "${config.provider}" will fail until one is set`);
   }
+  // Its gauges are read at scrape time, when the supervisor exists.
+  const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
+  feed.subscribeAll((e) => metrics.observe(e));
   const supervisor = new Supervisor({
     store,
     ...(hooks ? { hooks } : {}),
@@ -79,6 +82,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
         timeoutMs: config.modelTimeoutMs,
         maxRetries: config.modelMaxRetries,
         maxReplyBytes: config.maxReplyBytes,
+        onCall: (call) => metrics.observeModelCall(call),
       }),
       tools,
       defaultProvider: config.provider,
@@ -128,8 +132,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
       refusal: (url) => guard.refusal(url),
     },
   });
-  const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
-  feed.subscribeAll((e) => metrics.observe(e));
+
   // Deliveries are sent only by a server that can sign them; any replica with the secret may send any.
   const sender = config.webhookSecret
     ? new WebhookSender({

@@ -38,6 +38,7 @@ export interface TaskDocument {
   retention_ms?: number;
   purge_at?: Date;
   webhook?: { url: string; statuses: Task["status"][] };
+  traceparent?: string;
 }
 
 interface MessageDocument {
@@ -120,6 +121,7 @@ export function toTaskDocument(t: Task): TaskDocument {
     retention_ms: t.retentionMs,
     purge_at: t.purgeAt,
     webhook: t.webhook && { url: t.webhook.url, statuses: t.webhook.statuses },
+    traceparent: t.traceparent,
   });
 }
 
@@ -162,6 +164,7 @@ export function fromTaskDocument(d: TaskDocument): Task {
     retentionMs: d.retention_ms ?? undefined,
     purgeAt: d.purge_at ? date(d.purge_at) : undefined,
     webhook: d.webhook ? { url: d.webhook.url, statuses: d.webhook.statuses } : undefined,
+    traceparent: d.traceparent ?? undefined,
   });
 }
 

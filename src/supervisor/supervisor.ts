@@ -10,6 +10,7 @@ import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import type { Hooks } from "../hooks.js";
+import { contextFrom, failActiveSpan, inSpan } from "../telemetry/spans.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
 import { StopPoller } from "./stop-poller.js";
@@ -145,10 +146,27 @@ export class Supervisor {
     const controller = new AbortController();
     const run: ActiveRun = { controller, done: Promise.resolve() };
     this.active.set(task.id, run);
-    run.done = this.run(task, controller).finally(() => {
+    run.done = this.traced(task, () => this.run(task, controller)).finally(() => {
       this.active.delete(task.id);
       void this.fill();
     });
+  }
+
+  /**
+   * The run in an `invoke_agent` span, a child of the context the task was submitted in
+   * (stored with it): every run of a task, a takeover on another replica after a crash and
+   * the run after a Resume included, lands in the submitter's trace.
+   */
+  private traced(task: Task, run: () => Promise<void>): Promise<void> {
+    const attributes = {
+      "gen_ai.operation.name": "invoke_agent",
+      "gen_ai.agent.name": "rookery",
+      "gen_ai.agent.id": task.id,
+      "rookery.task.id": task.id,
+      "rookery.task.run": task.runs ?? 1,
+      ...(task.model ? { "gen_ai.request.model": task.model } : {}),
+    };
+    return inSpan("invoke_agent rookery", { attributes, parent: contextFrom(task.traceparent) }, run);
   }
 
   private async run(task: Task, controller: AbortController): Promise<void> {
@@ -241,6 +259,7 @@ export class Supervisor {
       keeper.stop();
       poller.stop();
       await sharer?.flush();
+      if (outcome.kind === "failed") failActiveSpan(outcome.error, { "error.type": outcome.code });
       await commit(finish(token, outcome));
       log.info({ outcome: outcome.kind }, "task run ended");
     } catch (error) {

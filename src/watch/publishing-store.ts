@@ -1,8 +1,11 @@
 // Decorates a TaskStore so that every committed event is published to the
-// in-process EventFeed, whoever wrote it (API handler or supervisor).
+// in-process EventFeed, whoever wrote it (API handler or supervisor). As the
+// one place every write passes, it also makes each create, commit and claim a
+// short span of whatever trace is active.
 import type { OutputChunk } from "../domain/output.js";
 import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
+import { inSpan } from "../telemetry/spans.js";
 import type { EventFeed } from "./event-feed.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../store/task-store.js";
 
@@ -13,17 +16,17 @@ export class PublishingStore implements TaskStore {
   ) {}
 
   async create(draft: Committed, options?: CreateOptions): Promise<CreateResult> {
-    const result = await this.inner.create(draft, options);
+    const result = await storeSpan("create", () => this.inner.create(draft, options));
     if (result.created) this.feed.publish(result.event);
     return result;
   }
 
   async commit(id: string, decide: Decide): Promise<Committed> {
-    return this.published(await this.inner.commit(id, decide));
+    return this.published(await storeSpan(`commit ${decide.verb}`, () => this.inner.commit(id, decide)));
   }
 
   async claimNext(decide: Decide): Promise<Committed | undefined> {
-    const claimed = await this.inner.claimNext(decide);
+    const claimed = await storeSpan("claim", () => this.inner.claimNext(decide));
     return claimed && this.published(claimed);
   }
 
@@ -60,4 +63,8 @@ export class PublishingStore implements TaskStore {
     this.feed.publish(committed.event);
     return committed;
   }
+}
+
+function storeSpan<T>(what: string, work: () => Promise<T>): Promise<T> {
+  return inSpan(`rookery.store ${what}`, { attributes: { "rookery.store.operation": what } }, work);
 }

@@ -15,6 +15,8 @@ export interface FakeCall {
   turn: number;
   /** The bearer token the caller sent (tells server processes apart). */
   apiKey: string;
+  /** The W3C traceparent header the call carried, if any. */
+  traceparent?: string;
 }
 
 interface ChatBody {
@@ -113,6 +115,7 @@ export class FakeOpenAI {
       prompt: body.messages.find((m) => m.role === "user")?.content ?? "",
       turn: body.messages.filter((m) => m.role === "assistant").length,
       apiKey: (req.headers.authorization ?? "").replace(/^Bearer /, ""),
+      ...(typeof req.headers.traceparent === "string" ? { traceparent: req.headers.traceparent } : {}),
     };
     this.calls.push(call);
     res.once("close", () => {

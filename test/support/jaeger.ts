@@ -1,0 +1,137 @@
+// A real Jaeger (v2, the OpenTelemetry-collector-based binary) for the trace
+// tests: built from tools/jaeger (the Go module proxy) with the Go toolchain,
+// cached under .cache/bin by a hash of its module files, started with memory
+// storage, an OTLP/HTTP receiver and the query HTTP API on free loopback ports.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const SOURCE = resolve("tools/jaeger");
+
+/** Builds the binary unless the cached one matches the module files (7 min cold on 2 cores; seconds warm). */
+export function ensureJaeger(): string {
+  const hash = createHash("sha256");
+  for (const f of ["go.mod", "go.sum"]) hash.update(readFileSync(join(SOURCE, f)));
+  const bin = resolve(".cache/bin", `jaeger-${hash.digest("hex").slice(0, 12)}`);
+  if (existsSync(bin)) return bin;
+  mkdirSync(resolve(".cache/bin"), { recursive: true });
+  const partial = `${bin}.partial`;
+  execFileSync("go", ["build", "-o", partial, "github.com/jaegertracing/jaeger/cmd/jaeger"], {
+    cwd: SOURCE,
+    stdio: ["ignore", "ignore", "pipe"],
+    timeout: 1_200_000,
+  });
+  renameSync(partial, bin);
+  return bin;
+}
+
+export interface Jaeger {
+  /** Base URL of the OTLP/HTTP receiver: OTEL_EXPORTER_OTLP_ENDPOINT. */
+  otlpEndpoint: string;
+  /** Base URL of the query HTTP API (/api/traces/...). */
+  queryUrl: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+export async function startJaeger(bin: string): Promise<Jaeger> {
+  const [otlp, queryHttp, queryGrpc] = [await freePort(), await freePort(), await freePort()];
+  const dir = mkdtempSync(join(tmpdir(), "rookery-jaeger-"));
+  const config = join(dir, "config.yaml");
+  writeFileSync(
+    config,
+    `service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: []
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 10000
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:${queryHttp}
+    grpc:
+      endpoint: 127.0.0.1:${queryGrpc}
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:${otlp}
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`,
+  );
+  const child: ChildProcess = spawn(bin, ["--config", config], { stdio: ["ignore", "ignore", "pipe"] });
+  const stderr: string[] = [];
+  child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
+  const queryUrl = `http://127.0.0.1:${queryHttp}`;
+  for (let waited = 0; ; waited += 100) {
+    if (child.exitCode !== null) throw new Error(`jaeger exited (${child.exitCode}): ${stderr.join("")}`);
+    const ready = await fetch(`${queryUrl}/api/services`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) break;
+    if (waited > 60_000) throw new Error(`jaeger did not answer in 60 s: ${stderr.join("")}`);
+    await sleep(100);
+  }
+  return {
+    otlpEndpoint: `http://127.0.0.1:${otlp}`,
+    queryUrl,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = once(child, "exit");
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface JaegerSpan {
+  traceID: string;
+  spanID: string;
+  operationName: string;
+  references: { refType: string; traceID: string; spanID: string }[];
+  tags: { key: string; value: unknown }[];
+  startTime: number;
+}
+
+/** The spans of one trace as Jaeger's query API returns them (empty until it has them). */
+export async function traceSpans(jaeger: Jaeger, traceId: string): Promise<JaegerSpan[]> {
+  const response = await fetch(`${jaeger.queryUrl}/api/traces/${traceId}`);
+  if (!response.ok) return [];
+  const body = (await response.json()) as { data?: { spans: JaegerSpan[] }[] };
+  return body.data?.[0]?.spans ?? [];
+}
+
+export function tag(span: JaegerSpan, key: string): unknown {
+  return span.tags.find((t) => t.key === key)?.value;
+}
