@@ -13,6 +13,7 @@ import { webhookPayloadToPb } from "../api/convert.js";
 import { afterAttempt, receiverOf, type AttemptResult, type RetryPolicy, type WebhookDelivery } from "../domain/webhooks.js";
 import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
+import { SpanKind, contextFrom, failActiveSpan, inSpan, traceHeaders } from "../telemetry/spans.js";
 import { postWebhook } from "./post.js";
 import { webhookSecretFor } from "./secrets.js";
 import type { WebhookUrlGuard } from "./url-guard.js";
@@ -178,7 +179,24 @@ export class WebhookSender {
     return signer;
   }
 
-  private async post(delivery: WebhookDelivery): Promise<AttemptResult> {
+  /** One attempt, as a client span in the trace the task was submitted in (its deliveries are children of that Submit). */
+  private post(delivery: WebhookDelivery): Promise<AttemptResult> {
+    const attributes = {
+      "http.request.method": "POST",
+      "server.address": receiverOf(delivery.url),
+      "rookery.task.id": delivery.taskId,
+      "rookery.webhook.id": delivery.id,
+      "rookery.webhook.attempt": delivery.attempts + 1,
+    };
+    return inSpan("webhook POST", { kind: SpanKind.CLIENT, attributes, parent: contextFrom(delivery.task.traceparent) }, async (span) => {
+      const result = await this.attemptPost(delivery);
+      if (result.statusCode !== undefined) span.setAttribute("http.response.status_code", result.statusCode);
+      if (result.kind === "refused") failActiveSpan(result.error);
+      return result;
+    });
+  }
+
+  private async attemptPost(delivery: WebhookDelivery): Promise<AttemptResult> {
     try {
       const refusal = await this.options.guard.refusal(delivery.url);
       if (refusal) return { kind: "refused", error: `webhook URL refused: ${refusal}` };
@@ -190,6 +208,7 @@ export class WebhookSender {
         "webhook-timestamp": String(Math.floor(timestamp.getTime() / 1000)),
         "webhook-signature": signer.sign(delivery.id, timestamp, body),
         "user-agent": "rookery-webhooks",
+        ...traceHeaders(),
       };
       return await postWebhook(
         { url: delivery.url, headers, body },

@@ -10,6 +10,7 @@ import { childServersOnOneFile } from "../support/child-server.js";
 import { waitForStatus } from "../support/harness.js";
 import { ensureJaeger, startJaeger, tag, traceSpans, type Jaeger, type JaegerSpan } from "../support/jaeger.js";
 import { itWith, toolchain } from "../support/toolchains.js";
+import { WebhookReceiver } from "../support/webhook-receiver.js";
 
 const jaegerBin = toolchain("Jaeger (Go toolchain)", ensureJaeger);
 const it_ = itWith(jaegerBin);
@@ -53,11 +54,17 @@ describe("traces in Jaeger", () => {
             ? { toolCalls: [{ name: "lookup", arguments: "{}" }] }
             : { content: "traced" },
       );
-      const server = await servers.start(exporting());
+      const receiver = await WebhookReceiver.start();
+      const server = await servers.start({
+        ...exporting(),
+        ROOKERY_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ROOKERY_WEBHOOK_ALLOW_HOSTS: "127.0.0.1",
+      });
       const caller = callerContext();
       const headers = { traceparent: caller.traceparent };
       const tools = [{ name: "lookup", description: "a client tool", parameters: { type: "object", properties: {} } }];
-      const { task } = await server.client.submit({ prompt: "trace me", tools, maxIterations: 5 }, { headers });
+      const webhook = { url: receiver.url };
+      const { task } = await server.client.submit({ prompt: "trace me", tools, maxIterations: 5, webhook }, { headers });
       const paused = (await waitForStatus(server.client, task!.id, TaskStatus.INPUT_REQUIRED)).at(-1)!.task!;
       const resumeCaller = `00-${caller.traceId}-${randomBytes(8).toString("hex")}-01`;
       await server.client.resume(
@@ -101,6 +108,13 @@ describe("traces in Jaeger", () => {
       const [resume] = named(spans, "rookery.v1.TaskService/Resume");
       expect(resume).toBeDefined();
       expect(named(spans, "rookery.store").length).toBeGreaterThan(0);
+      // The webhook deliveries (INPUT_REQUIRED, COMPLETED) are children of the Submit too, and carry the trace on.
+      await expect
+        .poll(async () => named((spans = await traceSpans(jaeger!, caller.traceId)), "webhook POST").length, { timeout: 30_000 })
+        .toBe(2);
+      for (const post of named(spans, "webhook POST")) expect(parentOf(post)).toBe(submit!.spanID);
+      expect(receiver.received.map((r) => r.headers.traceparent?.split("-")[1])).toEqual([caller.traceId, caller.traceId]);
+      await receiver.close();
       // The model calls carried the trace on to the provider.
       const calls = servers.fake.calls.filter((c) => c.prompt === "trace me");
       expect(calls.every((c) => c.traceparent?.split("-")[1] === caller.traceId)).toBe(true);
