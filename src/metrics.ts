@@ -25,7 +25,12 @@ export interface ModelCallObservation {
 
 const SECONDS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
 
-export function createMetrics(gauges: { running: () => number; watchers: () => number }): Metrics {
+export function createMetrics(gauges: {
+  running: () => number;
+  watchers: () => number;
+  /** Tasks in each status in the store (read at each scrape). */
+  statusCounts: () => Promise<Record<string, number>>;
+}): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "rookery_process_" });
   const transitions = new Counter({
@@ -60,6 +65,19 @@ export function createMetrics(gauges: { running: () => number; watchers: () => n
     help: "Webhook delivery attempts made by this process, by outcome: delivered, retry (failed, to be retried), failed (gave up at the horizon), stopped (410 Gone)",
     labelNames: ["outcome"] as const,
     registers: [registry],
+  });
+  new Gauge({
+    name: "rookery_tasks",
+    help: 'Tasks in the store by status (every replica\'s: the queue depth is status="pending")',
+    labelNames: ["status"] as const,
+    registers: [registry],
+    async collect() {
+      try {
+        for (const [status, n] of Object.entries(await gauges.statusCounts())) this.set({ status }, n);
+      } catch {
+        // The store does not answer: the scrape still succeeds, with the last counts (health says why).
+      }
+    },
   });
   const pendingSeconds = new Histogram({
     name: "rookery_task_pending_seconds",

@@ -66,7 +66,11 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     logger.warn(`no OPENAI_API_KEY: tasks on provider "${config.provider}" will fail until one is set`);
   }
   // Its gauges are read at scrape time, when the supervisor exists.
-  const metrics = createMetrics({ running: () => supervisor.running, watchers: () => feed.watcherCount() });
+  const metrics = createMetrics({
+    running: () => supervisor.running,
+    watchers: () => feed.watcherCount(),
+    statusCounts: () => store.statusCounts(),
+  });
   feed.subscribeAll((e) => metrics.observe(e));
   const supervisor = new Supervisor({
     store,

@@ -90,6 +90,8 @@ export interface TaskStore {
    * any of it and every write of it throws TaskNotFoundError. False when there was none.
    */
   delete(id: string): Promise<boolean>;
+  /** How many tasks are in each status now (every owner's): the queue depth operators watch. */
+  statusCounts(): Promise<Record<TaskStatus, number>>;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -49,6 +49,7 @@ export class PublishingStore implements TaskStore {
     this.inner.dueDeliveries(now, limit, leaseMs, skipReceivers);
   recordDelivery = (delivery: WebhookDelivery) => this.inner.recordDelivery(delivery);
   deliveries = (taskId: string) => this.inner.deliveries(taskId);
+  statusCounts = () => this.inner.statusCounts();
   ping = () => this.inner.ping();
 
   /** Deletes, then tells this process's watchers and runs of the task that it is gone. */

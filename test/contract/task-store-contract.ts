@@ -426,6 +426,16 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
       });
     });
 
+    describe("statusCounts()", () => {
+      it("should count the tasks in each status, every status present", async () => {
+        await store.create(draft());
+        await store.create(draft());
+        const { task } = await store.create(draft());
+        await store.commit(task.id, cancel(""));
+        expect(await store.statusCounts()).toEqual({ pending: 2, running: 0, input_required: 0, completed: 0, failed: 0, cancelled: 1 });
+      });
+    });
+
     describe("create() with maxActive", () => {
       it("should count only the owner's pending, running and input_required tasks", async () => {
         await store.create(draft({ owner: "k" }), { maxActive: 2 });

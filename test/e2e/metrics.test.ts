@@ -34,4 +34,7 @@ it("should count model tokens by model, time model calls by outcome, and time ru
   expect(await sample('rookery_task_run_seconds_count{status="completed"}')).toBe(1);
   expect(await sample('rookery_task_run_seconds_count{status="failed"}')).toBe(1);
   expect(await sample("rookery_task_pending_seconds_count")).toBe(2);
+  expect(await sample('rookery_tasks{status="completed"}')).toBe(1);
+  expect(await sample('rookery_tasks{status="failed"}')).toBe(1);
+  expect(await sample('rookery_tasks{status="pending"}')).toBe(0);
 });

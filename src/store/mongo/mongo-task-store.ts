@@ -31,7 +31,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from "mongodb";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
-import { ACTIVE_STATUSES, type Task, type TaskEvent } from "../../domain/task.js";
+import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { commitTransition, creationEvent, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import { fromEventDocument, fromTaskDocument, toEventDocument, toTaskDocument } from "../task-document.js";
@@ -407,6 +407,14 @@ export class MongoTaskStore implements TaskStore {
 
   async deliveries(taskId: string): Promise<WebhookDelivery[]> {
     return this.guard(() => this.webhooks.list(taskId, this.now()));
+  }
+
+  /** A count per status of the tasks view (which may lag its events for a moment). */
+  async statusCounts(): Promise<Record<TaskStatus, number>> {
+    return this.guard(async () => {
+      const counts = await Promise.all(TASK_STATUSES.map(async (status) => [status, await this.tasks.countDocuments({ status })] as const));
+      return Object.fromEntries(counts) as Record<TaskStatus, number>;
+    });
   }
 
   async ping(): Promise<void> {

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
 import type { OutputChunk } from "../../domain/output.js";
-import { ACTIVE_STATUSES, type Task, type TaskEvent } from "../../domain/task.js";
+import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
@@ -293,6 +293,15 @@ export class SqliteTaskStore implements TaskStore {
   /** In the group commit: with the writes around it, one transaction; never half done. */
   delete(id: string): Promise<boolean> {
     return this.enqueue(() => this.lifetime.delete(id));
+  }
+
+  async statusCounts(): Promise<Record<TaskStatus, number>> {
+    return this.guard(() => {
+      const counts = Object.fromEntries(TASK_STATUSES.map((s) => [s, 0])) as Record<TaskStatus, number>;
+      const rows = this.statement<[], { status: TaskStatus; n: number }>("SELECT status, COUNT(*) AS n FROM tasks GROUP BY status").all();
+      for (const row of rows) counts[row.status] = row.n;
+      return counts;
+    });
   }
 
   async ping(): Promise<void> {
