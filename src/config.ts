@@ -147,6 +147,15 @@ export const SETTINGS = {
     help: "Retries of a model call on 408/409/429/5xx or connection errors (capped exponential backoff with jitter, honouring Retry-After)",
     schema: z.coerce.number().int().min(0).max(20).default(4),
   },
+  traceContent: {
+    env: "ROOKERY_TRACE_CONTENT",
+    flag: "--trace-content <bool>",
+    help: "Record prompts and completions on chat spans (gen_ai.input.messages, gen_ai.output.messages) when tracing is on; off by default, as they may hold what callers would not want in a tracing backend",
+    schema: z
+      .enum(["true", "false"])
+      .default("false")
+      .transform((v) => v === "true"),
+  },
   maxReplyBytes: {
     env: "ROOKERY_MAX_REPLY_BYTES",
     flag: "--max-reply-bytes <n>",

@@ -23,6 +23,8 @@ export interface ModelClientOptions {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
+  /** Record the messages sent and the reply on the call's span (ROOKERY_TRACE_CONTENT). */
+  traceContent?: boolean;
   /** Told of each call's duration, outcome and tokens (metrics). */
   onCall?: (call: ModelCallObservation) => void;
 }
@@ -77,6 +79,7 @@ export class ModelClient {
       "gen_ai.request.model": request.model,
     };
     return inSpan(`chat ${request.model}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      if (this.options.traceContent) span.setAttribute("gen_ai.input.messages", JSON.stringify(request.messages.map(toOpenAiMessage)));
       const started = performance.now();
       const observe = (outcome: string, usage?: ModelReply["usage"]) =>
         this.options.onCall?.({
@@ -101,6 +104,14 @@ export class ModelClient {
         "gen_ai.usage.output_tokens": reply.usage.completionTokens,
         "gen_ai.response.finish_reasons": reply.finishReason ? [reply.finishReason] : [],
       });
+      if (this.options.traceContent) {
+        const output = {
+          role: "assistant",
+          content: reply.content,
+          ...(reply.toolCalls.length > 0 ? { tool_calls: reply.toolCalls } : {}),
+        };
+        span.setAttribute("gen_ai.output.messages", JSON.stringify([output]));
+      }
       return reply;
     });
   }

@@ -87,6 +87,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
         maxRetries: config.modelMaxRetries,
         maxReplyBytes: config.maxReplyBytes,
         onCall: (call) => metrics.observeModelCall(call),
+        traceContent: config.traceContent,
       }),
       tools,
       defaultProvider: config.provider,

@@ -108,6 +108,18 @@ describe("traces in Jaeger", () => {
       const [resume] = named(spans, "rookery.v1.TaskService/Resume");
       expect(resume).toBeDefined();
       expect(named(spans, "rookery.store").length).toBeGreaterThan(0);
+      // Prompt and completion text are not recorded unless ROOKERY_TRACE_CONTENT says so.
+      expect(chats.every((c) => tag(c, "gen_ai.input.messages") === undefined && tag(c, "gen_ai.output.messages") === undefined)).toBe(
+        true,
+      );
+      // Log lines written inside the run's span carry its trace.
+      const ended = server.logs.map(
+        (l) => JSON.parse(l.startsWith("{") ? l : "{}") as { msg?: string; trace_id?: string; taskId?: string },
+      );
+      expect(ended.filter((l) => l.msg === "task run ended" && l.taskId === task!.id).map((l) => l.trace_id)).toEqual([
+        caller.traceId,
+        caller.traceId,
+      ]);
       // The webhook deliveries (INPUT_REQUIRED, COMPLETED) are children of the Submit too, and carry the trace on.
       await expect
         .poll(async () => named((spans = await traceSpans(jaeger!, caller.traceId)), "webhook POST").length, { timeout: 30_000 })
@@ -158,6 +170,37 @@ describe("traces in Jaeger", () => {
     },
     120_000,
   );
+});
+
+describe("tracing with ROOKERY_TRACE_CONTENT", () => {
+  let jaeger: Jaeger | undefined;
+  const servers = childServersOnOneFile("trace-content");
+  beforeAll(async () => {
+    await servers.setUp();
+    if (jaegerBin.value) jaeger = await startJaeger(jaegerBin.value);
+  });
+  afterAll(async () => {
+    await servers.tearDown();
+    await jaeger?.stop();
+  });
+
+  it_("should record the messages sent and the reply on the chat span when the setting turns it on", async () => {
+    servers.fake.respond(() => ({ content: "recorded answer" }));
+    const server = await servers.start({
+      OTEL_EXPORTER_OTLP_ENDPOINT: jaeger!.otlpEndpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+      ROOKERY_TRACE_CONTENT: "true",
+    });
+    const caller = callerContext();
+    const { task } = await server.client.submit({ prompt: "record me" }, { headers: { traceparent: caller.traceparent } });
+    await waitForStatus(server.client, task!.id, TaskStatus.COMPLETED);
+    let chats: JaegerSpan[] = [];
+    await expect.poll(async () => (chats = named(await traceSpans(jaeger!, caller.traceId), "chat")).length, { timeout: 30_000 }).toBe(1);
+    expect(String(tag(chats[0]!, "gen_ai.input.messages"))).toContain("record me");
+    expect(String(tag(chats[0]!, "gen_ai.output.messages"))).toContain("recorded answer");
+    server.process.kill("SIGTERM");
+    await server.exited;
+  });
 });
 
 describe("tracing off", () => {
