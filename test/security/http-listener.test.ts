@@ -12,6 +12,11 @@ import { SubmitRequestSchema, WatchRequestSchema } from "../../gen/rookery/v1/ta
 import { startHarness, waitForStatus, type Harness } from "../support/harness.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 
+// Each event carries its tool call's 2 KB of arguments: the 200 events then far outgrow what
+// a client that stops reading lets through (its window) plus what the server's HTTP/2 stream
+// buffers before a write waits (64 KiB from Node 22 on, 16 KiB before).
+const PADDED_ARGUMENTS = JSON.stringify({ padding: "x".repeat(2048) });
+
 describe("the HTTP listener with broken and hostile requests", () => {
   let h: Harness;
   let base: string;
@@ -22,7 +27,7 @@ describe("the HTTP listener with broken and hostile requests", () => {
     h.fake.respond(async (c) => {
       if (c.prompt !== "many iterations") return { content: "done" };
       await gate;
-      return c.turn < 200 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
+      return c.turn < 200 ? { toolCalls: [{ name: "current_time", arguments: PADDED_ARGUMENTS }] } : { content: "done" };
     });
     base = `http://127.0.0.1:${h.rookery.httpPort}`;
   });

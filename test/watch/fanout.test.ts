@@ -17,6 +17,11 @@ import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService, WatchRequestSchema, WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { collectEvents, startHarness, type Harness, type TaskClient } from "../support/harness.js";
 
+// Each event carries its tool call's 2 KB of arguments: the 200 events then far outgrow what
+// a client that stops reading lets through (its window) plus what the server's HTTP/2 stream
+// buffers before a write waits (64 KiB from Node 22 on, 16 KiB before).
+const PADDED_ARGUMENTS = JSON.stringify({ padding: "x".repeat(2048) });
+
 const WATCHERS = 2_000;
 const ITERATIONS = 198; // + PENDING, RUNNING and COMPLETED = 201 events
 const QUEUE_LIMIT = 32;
@@ -75,7 +80,7 @@ describe("a Watch whose reader stops reading, on the gRPC listener", () => {
     h = await startHarness({ ROOKERY_WATCH_QUEUE_LIMIT: String(QUEUE_LIMIT), ROOKERY_WATCH_STALL_MS: "2000" });
     h.fake.respond(async (c) => {
       await gate;
-      return c.turn < ITERATIONS ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "done" };
+      return c.turn < ITERATIONS ? { toolCalls: [{ name: "current_time", arguments: PADDED_ARGUMENTS }] } : { content: "done" };
     });
   });
   afterAll(async () => {
