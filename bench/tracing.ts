@@ -3,7 +3,10 @@
 // and on (OTLP/HTTP to a local sink that answers 200 and discards; batch span
 // processor; sampler always on), side by side in each round, alternating which
 // goes first.
-// Run: npx tsx bench/tracing.ts [tasks per round, default 2000]
+// With a baseline checkout (the release before tracing), its server with no OTEL_*
+// variables runs in each round too: "off" against it shows what the code costs when
+// tracing is off.
+// Run: npx tsx bench/tracing.ts [tasks per round, default 2000] [baseline checkout dir]
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +18,7 @@ import { median, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
+const BASELINE = process.argv[3];
 const CALLERS = 64;
 const ROUNDS = 3;
 
@@ -33,13 +37,16 @@ const dir = mkdtempSync(join(tmpdir(), "rookery-bench-tracing-"));
 const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
 
-async function tasksPerSecond(round: number, traced: boolean): Promise<number> {
-  const server = await startChildServer({
-    ROOKERY_SQLITE_PATH: join(dir, `tracing-${round}-${traced}.db`),
-    OPENAI_BASE_URL: baseURL,
-    OPENAI_API_KEY: "bench",
-    ...(traced ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: "always_on", OTEL_SERVICE_NAME: "rookery-bench" } : {}),
-  });
+async function tasksPerSecond(round: number, traced: boolean, checkout?: string): Promise<number> {
+  const server = await startChildServer(
+    {
+      ROOKERY_SQLITE_PATH: join(dir, `tracing-${round}-${traced}-${checkout ? "baseline" : "this"}.db`),
+      OPENAI_BASE_URL: baseURL,
+      OPENAI_API_KEY: "bench",
+      ...(traced ? { OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: "always_on", OTEL_SERVICE_NAME: "rookery-bench" } : {}),
+    },
+    checkout,
+  );
   const { client } = server;
   let next = 0;
   const t0 = performance.now();
@@ -59,7 +66,7 @@ async function tasksPerSecond(round: number, traced: boolean): Promise<number> {
   return TASKS / seconds;
 }
 
-const rows = { off: [] as number[], on: [] as number[], ratio: [] as number[] };
+const rows = { off: [] as number[], on: [] as number[], ratio: [] as number[], baseline: [] as number[], offVsBaseline: [] as number[] };
 for (let round = 1; round <= ROUNDS; round++) {
   const onFirst = round % 2 === 0;
   const a = await tasksPerSecond(round, onFirst);
@@ -68,11 +75,22 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.on.push(on);
   rows.off.push(off);
   rows.ratio.push(on / off);
+  if (BASELINE) {
+    const baseline = await tasksPerSecond(round, false, BASELINE);
+    rows.baseline.push(baseline);
+    rows.offVsBaseline.push(off / baseline);
+  }
 }
 console.log(`Tracing, ${TASKS} one-iteration tasks a round, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
 console.log(`tracing off (no OTEL_* variables)        ${median(rows.off).toFixed(0).padStart(6)} tasks/s`);
 console.log(`tracing on (OTLP/HTTP, always sampled)   ${median(rows.on).toFixed(0).padStart(6)} tasks/s   (${exported} export requests)`);
 console.log(`on / off: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`);
+if (BASELINE) {
+  console.log(`baseline release, no OTEL_* variables  ${median(rows.baseline).toFixed(0).padStart(6)} tasks/s   (${BASELINE})`);
+  console.log(
+    `off / baseline: ${median(rows.offVsBaseline).toFixed(2)}x; rounds: ${rows.offVsBaseline.map((r) => r.toFixed(2)).join(", ")}`,
+  );
+}
 sink.close();
 await provider.stop();
 rmSync(dir, { recursive: true, force: true });

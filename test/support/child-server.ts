@@ -28,13 +28,15 @@ process.once("exit", () => {
   for (const child of spawned) child.kill("SIGKILL");
 });
 
-export async function startChildServer(env: Record<string, string>): Promise<ChildServer> {
+/** `cwd`: the checkout to run (another release's, for a benchmark baseline); this one by default. */
+export async function startChildServer(env: Record<string, string>, cwd?: string): Promise<ChildServer> {
   if (env.ROOKERY_LOG_LEVEL && env.ROOKERY_LOG_LEVEL !== "info") {
     throw new Error("child servers log at info: their ports come from the info-level ready line");
   }
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
     env: { ...process.env, ROOKERY_PORT: "0", ROOKERY_HTTP_PORT: "0", ROOKERY_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
+    ...(cwd ? { cwd } : {}),
   });
   spawned.add(child);
   child.once("exit", () => spawned.delete(child));
