@@ -10,7 +10,7 @@ import { errorMessage, type Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
 import type { Hooks } from "../hooks.js";
-import { contextFrom, failActiveSpan, inSpan } from "../telemetry/spans.js";
+import { contextFrom, failActiveSpan, inSpan, pastSpan } from "../telemetry/spans.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
 import { StopPoller } from "./stop-poller.js";
@@ -120,6 +120,7 @@ export class Supervisor {
           // One claim per free slot, all asked at once so that the store can write them
           // together (the SQLite store commits what arrives in one tick in one transaction).
           const free = this.options.concurrency - this.active.size;
+          const claimedFrom = new Date();
           const claims = await Promise.allSettled(
             Array.from({ length: free }, () => this.options.store.claimNext(claim(this.workerId, this.options.leaseMs))),
           );
@@ -127,7 +128,7 @@ export class Supervisor {
           for (const result of claims) {
             if (result.status === "rejected" || !result.value) continue;
             this.options.hooks?.reached("supervisor.after_claim");
-            this.launch(result.value.task);
+            this.launch(result.value.task, { from: claimedFrom, to: new Date() });
             launched += 1;
           }
           const failed = claims.find((r) => r.status === "rejected");
@@ -142,11 +143,12 @@ export class Supervisor {
     }
   }
 
-  private launch(task: Task): void {
+  /** `claim`: when the claim that got the task was asked and answered (for its span). */
+  private launch(task: Task, claim: { from: Date; to: Date }): void {
     const controller = new AbortController();
     const run: ActiveRun = { controller, done: Promise.resolve() };
     this.active.set(task.id, run);
-    run.done = this.traced(task, () => this.run(task, controller)).finally(() => {
+    run.done = this.traced(task, claim, () => this.run(task, controller)).finally(() => {
       this.active.delete(task.id);
       void this.fill();
     });
@@ -157,7 +159,7 @@ export class Supervisor {
    * (stored with it): every run of a task, a takeover on another replica after a crash and
    * the run after a Resume included, lands in the submitter's trace.
    */
-  private traced(task: Task, run: () => Promise<void>): Promise<void> {
+  private traced(task: Task, claim: { from: Date; to: Date }, run: () => Promise<void>): Promise<void> {
     const attributes = {
       "gen_ai.operation.name": "invoke_agent",
       "gen_ai.agent.name": "rookery",
@@ -166,7 +168,11 @@ export class Supervisor {
       "rookery.task.run": task.runs ?? 1,
       ...(task.model ? { "gen_ai.request.model": task.model } : {}),
     };
-    return inSpan("invoke_agent rookery", { attributes, parent: contextFrom(task.traceparent) }, run);
+    return inSpan("invoke_agent rookery", { attributes, parent: contextFrom(task.traceparent) }, () => {
+      // The claim, recorded in the run's trace now that the task is known.
+      pastSpan("rookery.store claim", claim.from, claim.to, { "rookery.store.operation": "claim", "rookery.worker": this.workerId });
+      return run();
+    });
   }
 
   private async run(task: Task, controller: AbortController): Promise<void> {

@@ -44,6 +44,16 @@ export async function inSpan<T>(
   );
 }
 
+/** Runs `work` in a span only when a trace is active (a write made outside any, such as a claim poll, makes no trace of its own). */
+export function inSpanIfTraced<T>(name: string, attributes: Attributes, work: () => Promise<T>): Promise<T> {
+  return trace.getActiveSpan() ? inSpan(name, { attributes }, () => work()) : work();
+}
+
+/** A span of something that already happened (from `start` to `end`), in the active context. */
+export function pastSpan(name: string, start: Date, end: Date, attributes: Attributes): void {
+  tracer().startSpan(name, { startTime: start, attributes }, context.active()).end(end);
+}
+
 /** Marks a span failed with the error (its message is the status description). */
 export function failed(span: Span, error: unknown, message?: string): void {
   const text = message ?? (error instanceof Error ? error.message : String(error));

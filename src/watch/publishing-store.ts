@@ -1,11 +1,12 @@
 // Decorates a TaskStore so that every committed event is published to the
 // in-process EventFeed, whoever wrote it (API handler or supervisor). As the
-// one place every write passes, it also makes each create, commit and claim a
-// short span of whatever trace is active.
+// one place every write passes, it also makes each create and commit a short
+// span of the trace active then (a claim is recorded in its run's trace by the
+// supervisor, as the task it claims is known only after it).
 import type { OutputChunk } from "../domain/output.js";
 import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
-import { inSpan } from "../telemetry/spans.js";
+import { inSpanIfTraced } from "../telemetry/spans.js";
 import type { EventFeed } from "./event-feed.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../store/task-store.js";
 
@@ -26,7 +27,7 @@ export class PublishingStore implements TaskStore {
   }
 
   async claimNext(decide: Decide): Promise<Committed | undefined> {
-    const claimed = await storeSpan("claim", () => this.inner.claimNext(decide));
+    const claimed = await this.inner.claimNext(decide);
     return claimed && this.published(claimed);
   }
 
@@ -67,5 +68,5 @@ export class PublishingStore implements TaskStore {
 }
 
 function storeSpan<T>(what: string, work: () => Promise<T>): Promise<T> {
-  return inSpan(`rookery.store ${what}`, { attributes: { "rookery.store.operation": what } }, work);
+  return inSpanIfTraced(`rookery.store ${what}`, { "rookery.store.operation": what }, work);
 }

@@ -107,7 +107,10 @@ describe("traces in Jaeger", () => {
       expect(runIds.has(parentOf(tool!)!)).toBe(true);
       const [resume] = named(spans, "rookery.v1.TaskService/Resume");
       expect(resume).toBeDefined();
-      expect(named(spans, "rookery.store").length).toBeGreaterThan(0);
+      // Store writes are short spans: each run's claim under it, commits under the runs and RPCs.
+      const claims = named(spans, "rookery.store claim");
+      expect(claims.map((c) => runIds.has(parentOf(c)!))).toEqual([true, true]);
+      expect(named(spans, "rookery.store commit").length).toBeGreaterThan(0);
       // Prompt and completion text are not recorded unless ROOKERY_TRACE_CONTENT says so.
       expect(chats.every((c) => tag(c, "gen_ai.input.messages") === undefined && tag(c, "gen_ai.output.messages") === undefined)).toBe(
         true,
