@@ -234,6 +234,20 @@ export const SETTINGS = {
     help: "Watch with include_output: the longest streamed model output waits before it is sent, so that a fast model costs a message per window rather than per token",
     schema: z.coerce.number().int().min(1).max(10_000).default(50),
   },
+  corsOrigins: {
+    env: "ROOKERY_CORS_ORIGINS",
+    flag: "--cors-origins <list>",
+    help: "Comma-separated origins (e.g. https://app.example.com) whose web apps may call the API on the HTTP listener with gRPC-Web or Connect; `*` for any; none by default",
+    schema: z
+      .string()
+      .default("")
+      .transform((v) =>
+        v
+          .split(",")
+          .map((o) => o.trim())
+          .filter((o) => o !== ""),
+      ),
+  },
   webhookUrl: {
     env: "ROOKERY_WEBHOOK_URL",
     flag: "--webhook-url <url>",

@@ -12,6 +12,7 @@ import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_servic
 import type { Logger } from "../logger.js";
 import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
+import { withCors } from "./cors.js";
 
 export interface HttpListenerOptions {
   adapter: HandlerAdapter;
@@ -24,6 +25,8 @@ export interface HttpListenerOptions {
   readMaxBytes: number;
   /** A Watch whose client has not taken a written message for this long is cut off. */
   watchStallMs: number;
+  /** Origins whose web apps may call the API (CORS); "*" for any. */
+  corsOrigins: string[];
   logger: Logger;
 }
 
@@ -33,7 +36,7 @@ export interface HttpListener {
 }
 
 export async function startHttpListener(options: HttpListenerOptions): Promise<HttpListener> {
-  const handler = connectHandler({
+  const connect = connectHandler({
     routes: (router: ConnectRouter) => router.service(TaskServiceDesc, taskServiceImpl(options.adapter)),
     shutdown: options.shutdown,
     readMaxBytes: options.readMaxBytes,
@@ -41,6 +44,7 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
     logger: options.logger,
     fallback: (req, res) => void serveFallback(options.metrics, req, res as unknown as FallbackResponse),
   });
+  const handler = withCors(options.corsOrigins, connect);
   const server = options.tls
     ? http2.createSecureServer({ allowHTTP1: true, cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) }, handler)
     : cleartextServer(handler);

@@ -184,6 +184,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     shutdown: shutdown.signal,
     readMaxBytes: 4 * config.maxPromptBytes + 1024 * 1024,
     watchStallMs: config.watchStallMs,
+    corsOrigins: config.corsOrigins,
     logger,
     ...(tls ? { tls } : {}),
   });
