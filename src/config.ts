@@ -30,6 +30,17 @@ const duration = z
     return ms;
   });
 
+/** Comma-separated values, trimmed, empty ones dropped; none when unset. */
+const commaList = z
+  .string()
+  .default("")
+  .transform((v) =>
+    v
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== ""),
+  );
+
 const providersJson = z
   .string()
   .default("{}")
@@ -238,15 +249,7 @@ export const SETTINGS = {
     env: "ROOKERY_CORS_ORIGINS",
     flag: "--cors-origins <list>",
     help: "Comma-separated origins (e.g. https://app.example.com) whose web apps may call the API on the HTTP listener with gRPC-Web or Connect; `*` for any; none by default",
-    schema: z
-      .string()
-      .default("")
-      .transform((v) =>
-        v
-          .split(",")
-          .map((o) => o.trim())
-          .filter((o) => o !== ""),
-      ),
+    schema: commaList,
   },
   webhookUrl: {
     env: "ROOKERY_WEBHOOK_URL",
@@ -269,15 +272,7 @@ export const SETTINGS = {
     env: "ROOKERY_WEBHOOK_ALLOW_HOSTS",
     flag: "--webhook-allow-hosts <list>",
     help: "Comma-separated host names, IP addresses and CIDR ranges webhooks may reach even though they are loopback, private or link-local, and over plain http (e.g. `localhost,10.0.0.0/8`); by default only https to public addresses",
-    schema: z
-      .string()
-      .default("")
-      .transform((v) =>
-        v
-          .split(",")
-          .map((h) => h.trim())
-          .filter((h) => h !== ""),
-      ),
+    schema: commaList,
   },
   webhookTimeoutMs: {
     env: "ROOKERY_WEBHOOK_TIMEOUT_MS",
