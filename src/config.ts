@@ -251,6 +251,15 @@ export const SETTINGS = {
     help: "Comma-separated origins (e.g. https://app.example.com) whose web apps may call the API on the HTTP listener with gRPC-Web or Connect; `*` for any; none by default",
     schema: commaList,
   },
+  dashboard: {
+    env: "ROOKERY_DASHBOARD",
+    flag: "--dashboard <bool>",
+    help: "Serve the web dashboard on GET / of the HTTP listener (it calls the API like any client, with the same auth)",
+    schema: z
+      .enum(["true", "false"])
+      .default("true")
+      .transform((v) => v === "true"),
+  },
   webhookUrl: {
     env: "ROOKERY_WEBHOOK_URL",
     flag: "--webhook-url <url>",

@@ -13,6 +13,7 @@ import type { Logger } from "../logger.js";
 import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { withCors } from "./cors.js";
+import { loadDashboard, type Dashboard } from "./dashboard.js";
 
 export interface HttpListenerOptions {
   adapter: HandlerAdapter;
@@ -27,6 +28,8 @@ export interface HttpListenerOptions {
   watchStallMs: number;
   /** Origins whose web apps may call the API (CORS); "*" for any. */
   corsOrigins: string[];
+  /** Serve the web dashboard on GET /. */
+  dashboard: boolean;
   logger: Logger;
 }
 
@@ -36,13 +39,14 @@ export interface HttpListener {
 }
 
 export async function startHttpListener(options: HttpListenerOptions): Promise<HttpListener> {
+  const dashboard = options.dashboard ? loadDashboard() : undefined;
   const connect = connectHandler({
     routes: (router: ConnectRouter) => router.service(TaskServiceDesc, taskServiceImpl(options.adapter)),
     shutdown: options.shutdown,
     readMaxBytes: options.readMaxBytes,
     stallMs: options.watchStallMs,
     logger: options.logger,
-    fallback: (req, res) => void serveFallback(options.metrics, req, res as unknown as FallbackResponse),
+    fallback: (req, res) => void serveFallback(options.metrics, dashboard, req, res as unknown as FallbackResponse),
   });
   const handler = withCors(options.corsOrigins, connect);
   const server = options.tls
@@ -131,15 +135,18 @@ function cleartextServer(
 
 interface FallbackResponse {
   writeHead(status: number, headers: Record<string, string>): unknown;
-  end(body?: string): unknown;
+  end(body?: string | Buffer): unknown;
 }
 
 async function serveFallback(
   metrics: Registry,
+  dashboard: Dashboard | undefined,
   req: { method?: string | undefined; url?: string | undefined },
   res: FallbackResponse,
 ): Promise<void> {
-  if (req.method === "GET" && req.url === "/metrics") {
+  const path = (req.url ?? "/").split("?")[0]!;
+  if (dashboard?.(req.method ?? "", path, res)) return;
+  if (req.method === "GET" && path === "/metrics") {
     const body = await metrics.metrics();
     res.writeHead(200, { "content-type": metrics.contentType });
     res.end(body);

@@ -185,6 +185,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     readMaxBytes: 4 * config.maxPromptBytes + 1024 * 1024,
     watchStallMs: config.watchStallMs,
     corsOrigins: config.corsOrigins,
+    dashboard: config.dashboard,
     logger,
     ...(tls ? { tls } : {}),
   });
