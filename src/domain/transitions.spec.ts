@@ -216,3 +216,14 @@ describe("resume()", () => {
     expect(next).toMatchObject({ status: "pending", prompt: "p", followUps: ["more"] });
   });
 });
+
+describe("createTask()", () => {
+  it("should give UUID v7 ids, in the order the tasks were created", () => {
+    const make = (at: Date) =>
+      createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "" }, at).task.id;
+    const ids = [make(t0), make(t0), make(new Date(t0.getTime() + 1)), make(new Date(t0.getTime() + 60_000))];
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});

@@ -3,6 +3,7 @@
 // event sequence and builds the event. Store adapters call it inside their
 // atomic read-check-write, so a refused transition writes nothing.
 import { randomUUID } from "node:crypto";
+import { v7 as uuidv7 } from "uuid";
 import { deliveryFor, type WebhookConfig, type WebhookDelivery } from "./webhooks.js";
 import { FailedPreconditionError, InvalidArgumentError, LeaseLostError, type FieldViolation } from "./errors.js";
 import {
@@ -181,8 +182,11 @@ function openingMessages(task: Task): ChatMessage[] {
   ];
 }
 
-/** A new task in PENDING and its first event (sequence 1). */
-export function createTask(input: NewTask, now: Date, id: string = randomUUID()): Committed {
+/**
+ * A new task in PENDING and its first event (sequence 1). Ids are UUID v7: time-ordered,
+ * so the stores' id indexes grow at their end instead of taking writes all over.
+ */
+export function createTask(input: NewTask, now: Date, id: string = uuidv7({ msecs: now.getTime() })): Committed {
   const task: Task = {
     id,
     prompt: input.prompt,

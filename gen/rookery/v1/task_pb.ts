@@ -22,7 +22,7 @@ export const file_rookery_v1_task: GenFile = /*@__PURE__*/
  */
 export type Task = Message$1<"rookery.v1.Task"> & {
   /**
-   * UUID v4, assigned by the server.
+   * A UUID assigned by the server: v7 (time-ordered) for new tasks.
    *
    * @generated from field: string id = 1;
    */
