@@ -37,13 +37,15 @@ const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
 const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
 
-async function rookeryRound(n: number): Promise<number> {
-  const store = await benchStore(STORE, dir, `e2e_${n}`);
+/** `modelWorkers`: ROOKERY_MODEL_WORKERS ("" for the default: one less than the CPUs). */
+async function rookeryRound(n: number, modelWorkers: string): Promise<number> {
+  const store = await benchStore(STORE, dir, `e2e_${n}_${modelWorkers || "default"}`);
   const server = await startChildServer({
     ...store.env,
     OPENAI_BASE_URL: baseURL,
     OPENAI_API_KEY: "bench",
     ROOKERY_CONCURRENCY: String(CONCURRENCY),
+    ...(modelWorkers ? { ROOKERY_MODEL_WORKERS: modelWorkers } : {}),
   });
   const { client } = server;
   const t0 = performance.now();
@@ -87,9 +89,10 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
   return TASKS / seconds;
 }
 
-const rates = { rookery: [] as number[], bullmqSdk: [] as number[], bullmqNoop: [] as number[] };
+const rates = { rookery: [] as number[], rookeryOneThread: [] as number[], bullmqSdk: [] as number[], bullmqNoop: [] as number[] };
 for (let n = 1; n <= ROUNDS; n++) {
-  rates.rookery.push(await rookeryRound(n));
+  rates.rookery.push(await rookeryRound(n, ""));
+  rates.rookeryOneThread.push(await rookeryRound(n, "0"));
   rates.bullmqSdk.push(await bullmqRound(n, "sdk"));
   rates.bullmqNoop.push(await bullmqRound(n, "noop"));
 }
@@ -97,10 +100,15 @@ const m = (k: keyof typeof rates) => median(rates[k]);
 console.log(
   `End to end, ${TASKS} one-iteration tasks, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
 );
-console.log(`Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s`);
+console.log(
+  `Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s (rounds ${rates.rookery.map((r) => r.toFixed(0)).join(", ")})`,
+);
+console.log(`Rookery, model calls on the main thread ${m("rookeryOneThread").toFixed(0).padStart(6)} tasks/s (ROOKERY_MODEL_WORKERS=0)`);
 console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
 console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);
-console.log(`Rookery / BullMQ with the SDK call:  ${(m("rookery") / m("bullmqSdk")).toFixed(2)}x (target >= 1.0x)`);
+console.log(
+  `Rookery / BullMQ with the SDK call:  ${(m("rookery") / m("bullmqSdk")).toFixed(2)}x (target >= 1.0x; rounds ${rates.rookery.map((r, i) => (r / rates.bullmqSdk[i]!).toFixed(2)).join(", ")})`,
+);
 await provider.stop();
 await stopBenchStores();
 rmSync(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 // compiled in stages: raw strings (flags over env) -> zod (defaults, types)
 // -> cross-field checks. A bad value is a ConfigError naming the setting.
 import { z } from "zod";
+import { availableParallelism } from "node:os";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -157,6 +158,17 @@ export const SETTINGS = {
     flag: "--model-max-retries <n>",
     help: "Retries of a model call on 408/409/429/5xx or connection errors (capped exponential backoff with jitter, honouring Retry-After)",
     schema: z.coerce.number().int().min(0).max(20).default(4),
+  },
+  modelWorkers: {
+    env: "ROOKERY_MODEL_WORKERS",
+    flag: "--model-workers <n>",
+    help: "Worker threads that make the model calls (the SDK call and reading its stream), so they run on another core than the store, leases and Watch; 0 makes them on the main thread. Default: one less than the CPUs, at most 4",
+    schema: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(64)
+      .default(Math.min(4, availableParallelism() - 1)),
   },
   traceContent: {
     env: "ROOKERY_TRACE_CONTENT",

@@ -1,21 +1,19 @@
 // Model calls through the official `openai` SDK against any OpenAI-compatible
 // endpoint. The SDK does the retrying: 408/409/429/5xx and connection errors,
-// with capped exponential backoff and jitter, honouring Retry-After.
-import OpenAI from "openai";
-import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
+// with capped exponential backoff and jitter, honouring Retry-After. The call
+// itself (chat-stream.ts) runs in a model worker thread when there are any
+// (model-worker-pool.ts); spans, metrics and the retries of malformed replies
+// stay here, on the main thread.
+import type OpenAI from "openai";
 import type { ChatMessage, ToolDefinition } from "../domain/task.js";
-import { ModelCallError, MalformedResponseError } from "./model-errors.js";
-import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
-import { errorMessage } from "../logger.js";
+import { sdkClient, streamChat, toOpenAiMessage, toOpenAiTool, type ChatCall, type ProviderSettings } from "./chat-stream.js";
+import { ModelCallError } from "./model-errors.js";
+import type { ModelWorkerPool } from "./model-worker-pool.js";
+import type { ModelReply, ReplyDelta } from "./reply-assembler.js";
 import { SpanKind, inSpan, traceHeaders } from "../telemetry/spans.js";
 import type { ModelCallObservation } from "../metrics.js";
 
-export type { ModelReply, ReplyDelta };
-
-export interface ProviderSettings {
-  baseURL?: string;
-  apiKey?: string;
-}
+export type { ModelReply, ReplyDelta, ProviderSettings };
 
 export interface ModelClientOptions {
   providers: Record<string, ProviderSettings>;
@@ -27,6 +25,8 @@ export interface ModelClientOptions {
   traceContent?: boolean;
   /** Told of each call's duration, outcome and tokens (metrics). */
   onCall?: (call: ModelCallObservation) => void;
+  /** Worker threads to make the calls in (ROOKERY_MODEL_WORKERS); without, they run on this thread. */
+  workers?: ModelWorkerPool;
 }
 
 export interface ModelRequest {
@@ -128,40 +128,21 @@ export class ModelClient {
   }
 
   private async completeOnce(request: ModelRequest, retry: number): Promise<ModelReply> {
+    const call: ChatCall = {
+      provider: request.provider,
+      model: request.model,
+      messages: request.messages.map(toOpenAiMessage),
+      tools: request.tools.map(toOpenAiTool),
+      headers: traceHeaders(),
+    };
+    const onDelta = (delta: ReplyDelta) => request.onDelta?.(delta, retry);
     const client = this.client(request.provider);
-    // The SDK leaves an abort listener on the signal it is given; a signal per call keeps
-    // a long run's signal from collecting one per iteration.
-    const call = new AbortController();
-    const forward = () => call.abort(request.signal.reason);
-    request.signal.addEventListener("abort", forward, { once: true });
-    try {
-      // The raw chunks, not the SDK's ChatCompletionStream helper: see reply-assembler.ts.
-      const stream = await client.chat.completions.create(
-        {
-          model: request.model,
-          messages: request.messages.map(toOpenAiMessage),
-          ...(request.tools.length > 0 ? { tools: request.tools.map(toOpenAiTool) } : {}),
-          stream: true,
-          stream_options: { include_usage: true },
-        },
-        { signal: call.signal, headers: traceHeaders() },
-      );
-      const reply = new ReplyAssembler(`${request.provider}/${request.model}`, this.options.maxReplyBytes);
-      for await (const chunk of stream) {
-        const delta = reply.add(chunk);
-        if (request.onDelta && (delta.text || delta.toolCalls.length > 0)) request.onDelta(delta, retry);
-      }
-      return reply.finish();
-    } catch (error) {
-      request.signal.throwIfAborted();
-      throw describeFailure(error, request);
-    } finally {
-      request.signal.removeEventListener("abort", forward);
-      // Ends the HTTP request when the reply was refused part way (too large, malformed).
-      call.abort();
-    }
+    return this.options.workers
+      ? this.options.workers.call(call, request.signal, onDelta)
+      : streamChat(client, call, this.options.maxReplyBytes, request.signal, onDelta);
   }
 
+  /** The provider's SDK client; refuses an unknown provider or one without a key (before any worker is asked). */
   private client(provider: string): OpenAI {
     let client = this.clients.get(provider);
     if (client) return client;
@@ -176,69 +157,8 @@ export class ModelClient {
         "provider_refused",
       );
     }
-    client = new OpenAI({
-      apiKey: settings.apiKey,
-      ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
-      timeout: this.options.timeoutMs,
-      maxRetries: this.options.maxRetries,
-    });
+    client = sdkClient(settings, this.options);
     this.clients.set(provider, client);
     return client;
   }
-}
-
-function describeFailure(error: unknown, request: ModelRequest): ModelCallError {
-  const where = `${request.provider}/${request.model}`;
-  if (error instanceof ModelCallError) return error;
-  if (error instanceof OpenAI.APIConnectionTimeoutError) {
-    return new ModelCallError(`model call to ${where} timed out`, "provider_error", { cause: error });
-  }
-  if (error instanceof OpenAI.APIConnectionError) {
-    return new ModelCallError(`could not reach ${where}: ${error.message}`, "provider_error", { cause: error });
-  }
-  if (error instanceof OpenAI.APIError) {
-    // What the SDK retries (408, 409, 429, 5xx) is the provider failing; any other answer is a refusal.
-    const status: number = typeof error.status === "number" ? error.status : 0;
-    const failing = status === 0 || status === 408 || status === 409 || status === 429 || status >= 500;
-    return new ModelCallError(
-      `model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`,
-      failing ? "provider_error" : "provider_refused",
-      { cause: error },
-    );
-  }
-  // The SDK reports an unparseable body or stream chunk as a SyntaxError (or an OpenAIError about it).
-  if (error instanceof SyntaxError || (error instanceof OpenAI.OpenAIError && /JSON|parse/i.test(error.message))) {
-    return new MalformedResponseError(`model call to ${where} returned a malformed response: ${error.message}`, { cause: error });
-  }
-  const reason = errorMessage(error);
-  return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
-}
-
-function toOpenAiMessage(m: ChatMessage): ChatCompletionMessageParam {
-  switch (m.role) {
-    case "system":
-      return { role: "system", content: m.content };
-    case "user":
-      return { role: "user", content: m.content };
-    case "tool":
-      return { role: "tool", content: m.content, tool_call_id: m.toolCallId ?? "" };
-    case "assistant":
-      return {
-        role: "assistant",
-        content: m.content,
-        ...(m.toolCalls?.length
-          ? {
-              tool_calls: m.toolCalls.map((c) => ({
-                id: c.id,
-                type: "function" as const,
-                function: { name: c.name, arguments: c.arguments },
-              })),
-            }
-          : {}),
-      };
-  }
-}
-
-function toOpenAiTool(t: ToolDefinition): ChatCompletionTool {
-  return { type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } };
 }

@@ -34,3 +34,13 @@ export class ReplyTooLargeError extends ModelCallError {
     super(message, "output_limit");
   }
 }
+
+/** The model worker thread making the call stopped. Retried (on a worker that replaced it), like a dropped connection. */
+export class ModelWorkerLostError extends ModelCallError {
+  override readonly name: string = "ModelWorkerLostError";
+  override readonly retryable = true;
+
+  constructor(message: string) {
+    super(message, "internal");
+  }
+}

@@ -5,6 +5,7 @@ import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HealthImplementation } from "grpc-health-check";
 import { ModelClient } from "../agent/model-client.js";
+import { ModelWorkerPool } from "../agent/model-worker-pool.js";
 import { apiKeyAuthenticator, loadApiKeys } from "../auth/api-keys.js";
 import { ToolRegistry } from "../agent/tools/registry.js";
 import { DEFAULT_LIMITS } from "../api/validate.js";
@@ -65,6 +66,14 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
   if (!config.openaiApiKey) {
     logger.warn(`no OPENAI_API_KEY: tasks on provider "${config.provider}" will fail until one is set`);
   }
+  const modelWorkers =
+    config.modelWorkers > 0 && config.concurrency > 0
+      ? new ModelWorkerPool(
+          config.modelWorkers,
+          { providers, sdk: { timeoutMs: config.modelTimeoutMs, maxRetries: config.modelMaxRetries, maxReplyBytes: config.maxReplyBytes } },
+          logger,
+        )
+      : undefined;
   // Its gauges are read at scrape time, when the supervisor exists.
   const metrics = createMetrics({
     running: () => supervisor.running,
@@ -88,6 +97,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
         maxReplyBytes: config.maxReplyBytes,
         onCall: (call) => metrics.observeModelCall(call),
         traceContent: config.traceContent,
+        ...(modelWorkers ? { workers: modelWorkers } : {}),
       }),
       tools,
       defaultProvider: config.provider,
@@ -201,6 +211,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
       store: config.store,
       tls: Boolean(tls),
       worker: supervisor.workerId,
+      modelWorkers: modelWorkers?.size ?? 0,
     },
     "rookery ready",
   );
@@ -223,6 +234,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
       closing ??= (async () => {
         logger.info("shutting down: handing running tasks back");
         await step("supervisor", () => supervisor.stop());
+        await step("model workers", () => modelWorkers?.close());
         await step("sweeper", () => sweeper.stop());
         await step("webhook sender", () => sender?.stop());
         await step("health", () => {

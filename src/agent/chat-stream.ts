@@ -1,0 +1,140 @@
+// One streamed chat-completion request through the official `openai` SDK, read
+// chunk by chunk into a ModelReply. Runs on the main thread or in a model
+// worker (model-worker.ts) alike: its input and output are plain data.
+import OpenAI from "openai";
+import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
+import type { ChatMessage, ToolDefinition } from "../domain/task.js";
+import { errorMessage } from "../logger.js";
+import { ModelCallError, MalformedResponseError } from "./model-errors.js";
+import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
+
+export interface ProviderSettings {
+  baseURL?: string;
+  apiKey?: string;
+}
+
+/** Everything one request needs, as plain data (it may cross to a worker thread). */
+export interface ChatCall {
+  provider: string;
+  model: string;
+  messages: ChatCompletionMessageParam[];
+  tools: ChatCompletionTool[];
+  /** Sent with the request (the caller's traceparent). */
+  headers: Record<string, string>;
+}
+
+export interface SdkSettings {
+  timeoutMs: number;
+  maxRetries: number;
+  /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
+  maxReplyBytes: number;
+}
+
+/** The SDK client of a provider; the SDK does the retrying (408/409/429/5xx, connection errors). */
+export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI {
+  return new OpenAI({
+    apiKey: settings.apiKey,
+    ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
+    timeout: sdk.timeoutMs,
+    maxRetries: sdk.maxRetries,
+  });
+}
+
+/**
+ * Makes the request and reads the reply as it streams, telling `onDelta` what each
+ * chunk added. Fails only with a ModelCallError (or the signal's reason once aborted).
+ */
+export async function streamChat(
+  client: OpenAI,
+  call: ChatCall,
+  maxReplyBytes: number,
+  signal: AbortSignal,
+  onDelta: (delta: ReplyDelta) => void,
+): Promise<ModelReply> {
+  // The SDK leaves an abort listener on the signal it is given; a controller per call keeps
+  // a long run's signal from collecting one per iteration.
+  const request = new AbortController();
+  const forward = () => request.abort(signal.reason);
+  signal.addEventListener("abort", forward, { once: true });
+  try {
+    // The raw chunks, not the SDK's ChatCompletionStream helper: see reply-assembler.ts.
+    const stream = await client.chat.completions.create(
+      {
+        model: call.model,
+        messages: call.messages,
+        ...(call.tools.length > 0 ? { tools: call.tools } : {}),
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      { signal: request.signal, headers: call.headers },
+    );
+    const reply = new ReplyAssembler(`${call.provider}/${call.model}`, maxReplyBytes);
+    for await (const chunk of stream) {
+      const delta = reply.add(chunk);
+      if (delta.text || delta.toolCalls.length > 0) onDelta(delta);
+    }
+    return reply.finish();
+  } catch (error) {
+    signal.throwIfAborted();
+    throw describeFailure(error, `${call.provider}/${call.model}`);
+  } finally {
+    signal.removeEventListener("abort", forward);
+    // Ends the HTTP request when the reply was refused part way (too large, malformed).
+    request.abort();
+  }
+}
+
+function describeFailure(error: unknown, where: string): ModelCallError {
+  if (error instanceof ModelCallError) return error;
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return new ModelCallError(`model call to ${where} timed out`, "provider_error", { cause: error });
+  }
+  if (error instanceof OpenAI.APIConnectionError) {
+    return new ModelCallError(`could not reach ${where}: ${error.message}`, "provider_error", { cause: error });
+  }
+  if (error instanceof OpenAI.APIError) {
+    // What the SDK retries (408, 409, 429, 5xx) is the provider failing; any other answer is a refusal.
+    const status: number = typeof error.status === "number" ? error.status : 0;
+    const failing = status === 0 || status === 408 || status === 409 || status === 429 || status >= 500;
+    return new ModelCallError(
+      `model call to ${where} failed with HTTP ${error.status ?? "?"}: ${error.message}`,
+      failing ? "provider_error" : "provider_refused",
+      { cause: error },
+    );
+  }
+  // The SDK reports an unparseable body or stream chunk as a SyntaxError (or an OpenAIError about it).
+  if (error instanceof SyntaxError || (error instanceof OpenAI.OpenAIError && /JSON|parse/i.test(error.message))) {
+    return new MalformedResponseError(`model call to ${where} returned a malformed response: ${error.message}`, { cause: error });
+  }
+  const reason = errorMessage(error);
+  return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
+}
+
+export function toOpenAiMessage(m: ChatMessage): ChatCompletionMessageParam {
+  switch (m.role) {
+    case "system":
+      return { role: "system", content: m.content };
+    case "user":
+      return { role: "user", content: m.content };
+    case "tool":
+      return { role: "tool", content: m.content, tool_call_id: m.toolCallId ?? "" };
+    case "assistant":
+      return {
+        role: "assistant",
+        content: m.content,
+        ...(m.toolCalls?.length
+          ? {
+              tool_calls: m.toolCalls.map((c) => ({
+                id: c.id,
+                type: "function" as const,
+                function: { name: c.name, arguments: c.arguments },
+              })),
+            }
+          : {}),
+      };
+  }
+}
+
+export function toOpenAiTool(t: ToolDefinition): ChatCompletionTool {
+  return { type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } };
+}

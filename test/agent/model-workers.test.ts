@@ -1,0 +1,113 @@
+// Model calls on worker threads (ROOKERY_MODEL_WORKERS): the real SDK in a
+// worker against the fake provider, with deltas, failures and aborts crossing
+// back to the main thread as the in-process path gives them.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Worker } from "node:worker_threads";
+import { ModelWorkerPool } from "../../src/agent/model-worker-pool.js";
+import { MalformedResponseError, ModelWorkerLostError, type ModelCallError } from "../../src/agent/model-errors.js";
+import type { ChatCall } from "../../src/agent/chat-stream.js";
+import { createLogger } from "../../src/logger.js";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { FakeOpenAI } from "../support/fake-openai.js";
+import { collectEvents, startHarness } from "../support/harness.js";
+
+const callOf = (prompt: string): ChatCall => ({
+  provider: "openai",
+  model: "fake-model",
+  messages: [{ role: "user", content: prompt }],
+  tools: [],
+  headers: {},
+});
+
+describe("ModelWorkerPool", () => {
+  let fake: FakeOpenAI;
+  let pool: ModelWorkerPool;
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    fake.respond((c) => {
+      if (c.prompt === "stream") return { content: "one two three four", pieceSize: 4 };
+      if (c.prompt === "hang") return { hang: true };
+      if (c.prompt === "malformed") return { malformed: true };
+      if (c.prompt === "refused") return { status: 400, error: "bad request" };
+      return { content: "ok" };
+    });
+    pool = new ModelWorkerPool(
+      2,
+      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
+      createLogger("silent"),
+    );
+  });
+  afterAll(async () => {
+    await pool.close();
+    await fake.close();
+  });
+
+  it("should stream a reply's deltas from the worker, in order, adding up to the reply", async () => {
+    const deltas: string[] = [];
+    const reply = await pool.call(callOf("stream"), new AbortController().signal, (d) => deltas.push(d.text));
+    expect(reply.content).toBe("one two three four");
+    expect(deltas.length).toBeGreaterThan(1);
+    expect(deltas.join("")).toBe(reply.content);
+  });
+
+  it("should give back failures as the same error classes (retried or not) as on the main thread", async () => {
+    const malformed = pool.call(callOf("malformed"), new AbortController().signal, () => {});
+    await expect(malformed).rejects.toBeInstanceOf(MalformedResponseError);
+    await expect(malformed).rejects.toMatchObject({ retryable: true, code: "malformed_reply" });
+    await expect(pool.call(callOf("refused"), new AbortController().signal, () => {})).rejects.toMatchObject({
+      name: "ModelCallError",
+      code: "provider_refused",
+      retryable: false,
+    });
+  });
+
+  it("should reject at once on abort and have the worker end the provider's request", async () => {
+    const controller = new AbortController();
+    const call = pool.call(callOf("hang"), controller.signal, () => {});
+    await fake.waitForCall((c) => c.prompt === "hang");
+    controller.abort(new Error("cancelled by the test"));
+    await expect(call).rejects.toThrow("cancelled by the test");
+    await fake.waitForAbort((c) => c.prompt === "hang");
+  });
+
+  it("should fail only a dead worker's calls (retryably), replace it, and keep serving", async () => {
+    const slots = (pool as unknown as { slots: { worker: Worker }[] }).slots;
+    const doomed = slots[0]!.worker;
+    // Both workers get one hanging call (the least busy one is picked).
+    const calls = [0, 1].map(() => pool.call(callOf("hang"), new AbortController().signal, () => {}).catch((e: unknown) => e));
+    await expect.poll(() => fake.callsFor("hang").length).toBeGreaterThanOrEqual(3);
+    await doomed.terminate();
+    const failed = (await Promise.race(calls)) as ModelCallError;
+    expect(failed).toBeInstanceOf(ModelWorkerLostError);
+    expect(failed.retryable).toBe(true);
+    expect(failed.message).toMatch(/model worker .* stopped/);
+    expect(slots[0]!.worker).not.toBe(doomed);
+    for (let i = 0; i < 4; i++) expect((await pool.call(callOf("again"), new AbortController().signal, () => {})).content).toBe("ok");
+  });
+});
+
+describe("a task with and without model workers", () => {
+  it("should give the same result and the same events with ROOKERY_MODEL_WORKERS=0 and =2", async () => {
+    const fake = await FakeOpenAI.start();
+    fake.respond((c) =>
+      c.turn === 0
+        ? { content: "Let me compute.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }], pieceSize: 3 }
+        : { content: "It is 42.", pieceSize: 2 },
+    );
+    const runs = [];
+    for (const workers of ["0", "2"]) {
+      const h = await startHarness({ ROOKERY_MODEL_WORKERS: workers }, fake);
+      const { task } = await h.connect.submit({ prompt: "what is 6*7" });
+      const events = await collectEvents(h.connect, task!.id);
+      runs.push({
+        result: (await h.connect.get({ id: task!.id })).task!.result,
+        events: events.map((e) => [e.status, e.messages.map((m) => m.content)]),
+      });
+      await h.close();
+    }
+    await fake.close();
+    expect(runs[0]!.result).toBe("It is 42.");
+    expect(runs[0]!.events.at(-1)![0]).toBe(TaskStatus.COMPLETED);
+    expect(runs[1]).toEqual(runs[0]);
+  });
+});
