@@ -4,7 +4,7 @@
 // the same streamed `openai` SDK call per job, with the same concurrency; and
 // BullMQ with no-op jobs, the queue's own floor. 64 callers submit/add the
 // jobs; the clock stops when the last one has completed.
-// Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb]
+// Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb|ferretdb-pg]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -3,7 +3,7 @@
 // in the new process and until every task has COMPLETED. Each task has
 // checkpointed one iteration and is in its second model call when the first
 // process dies; the new process must wait out the lease, then continue.
-// Run: npx tsx bench/recovery.ts [lease ms, default 5000] [store: sqlite|mongodb] [tasks, default 100]
+// Run: npx tsx bench/recovery.ts [lease ms, default 5000] [store: sqlite|mongodb|ferretdb-pg] [tasks, default 100]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -4,7 +4,7 @@
 // @grpc/grpc-js client, the connect-node rows a connect-node client (binary
 // Connect protocol over HTTP/2). Embedded store; the server runs no tasks
 // (ROOKERY_CONCURRENCY=0) so only the RPC is measured.
-// Run: npx tsx bench/submit.ts [seconds per measurement, default 5] [store: sqlite|mongodb]
+// Run: npx tsx bench/submit.ts [seconds per measurement, default 5] [store: sqlite|mongodb|ferretdb-pg]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,4 +1,4 @@
-// A real MongoDB-wire server for the tests: FerretDB (SQLite backend) built
+// A real MongoDB-wire server for the tests: FerretDB (SQLite or PostgreSQL backend) built
 // from tools/ferretdb with the Go toolchain, cached under .cache/bin by a hash
 // of its sources, started on a loopback port with a temp data dir.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -35,14 +35,16 @@ export interface FerretDB {
   destroy(): Promise<void>;
 }
 
-export async function startFerretDB(bin: string, address = "127.0.0.1:0"): Promise<FerretDB> {
+/** Starts FerretDB on its SQLite backend (a temp data dir), or on PostgreSQL at `postgresqlUrl`. */
+export async function startFerretDB(bin: string, address = "127.0.0.1:0", postgresqlUrl?: string): Promise<FerretDB> {
   const dir = mkdtempSync(join(tmpdir(), "rookery-ferretdb-"));
+  const backend = postgresqlUrl ? ["-postgresql-url", postgresqlUrl] : ["-sqlite-dir", dir];
   let child: ChildProcess | undefined;
   let uri = "";
   let listen = address;
 
   const start = async () => {
-    child = spawn(bin, ["-listen-addr", listen, "-sqlite-dir", dir], { stdio: ["pipe", "pipe", "pipe"] });
+    child = spawn(bin, ["-listen-addr", listen, ...backend], { stdio: ["pipe", "pipe", "pipe"] });
     const stderr: string[] = [];
     child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
     const ready = new Promise<string>((resolveReady, reject) => {

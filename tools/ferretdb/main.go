@@ -1,5 +1,6 @@
-// A MongoDB-wire server for Rookery's tests: FerretDB v1.24 (SQLite backend)
-// through its embeddable package, which also keeps telemetry off. Built from
+// A MongoDB-wire server for Rookery's tests: FerretDB v1.24 through its
+// embeddable package, which also keeps telemetry off. Its backend is SQLite
+// (-sqlite-dir) or PostgreSQL (-postgresql-url), the production-grade one. Built from
 // this small module rather than FerretDB's own cmd/ferretdb, whose version
 // check panics outside an official build.
 //
@@ -22,11 +23,16 @@ import (
 
 func main() {
 	listen := flag.String("listen-addr", "127.0.0.1:0", "TCP address to listen on (loopback)")
-	dir := flag.String("sqlite-dir", "", "directory for the SQLite data files (required)")
+	dir := flag.String("sqlite-dir", "", "directory for the SQLite data files (the SQLite backend)")
+	postgresURL := flag.String("postgresql-url", "", "PostgreSQL URL (the PostgreSQL backend)")
 	flag.Parse()
-	if *dir == "" {
-		fmt.Fprintln(os.Stderr, "ferretdb: -sqlite-dir is required")
+	if (*dir == "") == (*postgresURL == "") {
+		fmt.Fprintln(os.Stderr, "ferretdb: give one of -sqlite-dir and -postgresql-url")
 		os.Exit(2)
+	}
+	config := ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *listen}, Handler: "sqlite", SQLiteURL: "file:" + *dir + "/"}
+	if *postgresURL != "" {
+		config = ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *listen}, Handler: "postgresql", PostgreSQLURL: *postgresURL}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -37,12 +43,8 @@ func main() {
 	}()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/",
-		Logger:    logger,
-	})
+	config.Logger = logger
+	f, err := ferretdb.New(&config)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferretdb:", err)
 		os.Exit(1)

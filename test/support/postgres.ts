@@ -1,0 +1,84 @@
+// A throwaway PostgreSQL 15 (Debian's, /usr/lib/postgresql/15/bin) for
+// FerretDB's PostgreSQL backend: a temp data dir, run as the `postgres` user
+// (initdb and postgres refuse root), loopback only, stopped with its data
+// deleted by stop().
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const POSTGRES_BIN = "/usr/lib/postgresql/15/bin";
+
+export interface Postgres {
+  /** postgres://postgres@127.0.0.1:<port>/ferretdb */
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  return port;
+}
+
+/**
+ * `durable: false` (tests) turns off fsync: the tests kill Rookery, never PostgreSQL, so
+ * they lose nothing by it. Benchmarks keep PostgreSQL's defaults.
+ */
+export async function startPostgres(options: { durable?: boolean } = {}): Promise<Postgres> {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-postgres-"));
+  const asPostgres = (command: string, args: string[]) =>
+    (userInfo().uid === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args]) as [string, string[]];
+  if (userInfo().uid === 0) {
+    const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"]).toString().trim());
+    const [uid, gid] = [id("-u"), id("-g")];
+    chownSync(dir, uid, gid);
+  }
+  const data = join(dir, "data");
+  execFileSync(...asPostgres(join(POSTGRES_BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]), {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const port = await freePort();
+  const [command, args] = asPostgres(join(POSTGRES_BIN, "postgres"), [
+    "-D",
+    data,
+    "-p",
+    String(port),
+    "-k",
+    dir,
+    "-c",
+    "listen_addresses=127.0.0.1",
+    ...(options.durable === false ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] : []),
+  ]);
+  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const stderr: string[] = [];
+  child.stderr.on("data", (d: Buffer) => stderr.push(d.toString()));
+  for (let i = 0; ; i++) {
+    try {
+      execFileSync(join(POSTGRES_BIN, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "ferretdb"], {
+        stdio: "ignore",
+      });
+      break;
+    } catch (error) {
+      if (child.exitCode !== null || i > 200) throw new Error(`postgres did not start: ${stderr.join("")}`, { cause: error });
+      await sleep(100);
+    }
+  }
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/ferretdb`,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = once(child, "exit");
+        // pg_ctl, not a signal to `runuser`, which does not pass it on.
+        execFileSync(...asPostgres(join(POSTGRES_BIN, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]), { stdio: "ignore" });
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
