@@ -21,7 +21,8 @@ import { ageMs, openWatchers, rookeryWatchStreams, type Listener } from "./lib/w
 const WATCHERS = [1, 100, 1000];
 const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
 const PACE: Record<number, { events: number; gapMs: number }> = {
-  1: { events: 100, gapMs: 20 },
+  // At least 1,000 events, so that p99 is not the second-slowest of a hundred.
+  1: { events: 1000, gapMs: 20 },
   100: { events: 100, gapMs: 40 },
   1000: { events: 50, gapMs: 150 },
 };
@@ -106,8 +107,16 @@ for (const [name, row] of rows) {
   console.log(`${name.padEnd(36)} p50 ${median(row.p50).toFixed(1).padStart(6)} ms   p99 ${median(row.p99).toFixed(1).padStart(6)} ms`);
 }
 for (const listener of LISTENERS) {
-  const ratio = median(rows.get(`${listener} Rookery, 1000 watchers`)!.p99) / median(rows.get(`${listener} floor, 1000 watchers`)!.p99);
-  console.log(`${listener}: Rookery p99 / floor p99 at 1000 watchers: ${ratio.toFixed(2)}x (target <= 1.2x)`);
+  for (const [n, target] of [
+    [1, 1.5],
+    [1000, 1.2],
+  ] as const) {
+    const rookery = rows.get(`${listener} Rookery, ${n} watchers`)!.p99;
+    const floorP99 = rows.get(`${listener} floor, ${n} watchers`)!.p99;
+    const rounds = rookery.map((r, i) => (r / floorP99[i]!).toFixed(2)).join(", ");
+    const ratio = median(rookery) / median(floorP99);
+    console.log(`${listener}: Rookery p99 / floor p99 at ${n} watchers: ${ratio.toFixed(2)}x (target <= ${target}x; rounds ${rounds})`);
+  }
 }
 server.process.kill("SIGTERM");
 await server.exited;
