@@ -7,6 +7,12 @@ import { availableParallelism } from "node:os";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** "true" or "false" (nothing else), with a default. */
+const bool = (byDefault: boolean) =>
+  z
+    .enum(["true", "false"])
+    .default(byDefault ? "true" : "false")
+    .transform((v) => v === "true");
 const optionalString = z
   .string()
   .optional()
@@ -174,10 +180,7 @@ export const SETTINGS = {
     env: "ROOKERY_TRACE_CONTENT",
     flag: "--trace-content <bool>",
     help: "Record prompts and completions on chat spans (gen_ai.input.messages, gen_ai.output.messages) when tracing is on; off by default, as they may hold what callers would not want in a tracing backend",
-    schema: z
-      .enum(["true", "false"])
-      .default("false")
-      .transform((v) => v === "true"),
+    schema: bool(false),
   },
   maxReplyBytes: {
     env: "ROOKERY_MAX_REPLY_BYTES",
@@ -267,10 +270,7 @@ export const SETTINGS = {
     env: "ROOKERY_DASHBOARD",
     flag: "--dashboard <bool>",
     help: "Serve the web dashboard on GET / of the HTTP listener (it calls the API like any client, with the same auth)",
-    schema: z
-      .enum(["true", "false"])
-      .default("true")
-      .transform((v) => v === "true"),
+    schema: bool(true),
   },
   webhookUrl: {
     env: "ROOKERY_WEBHOOK_URL",

@@ -38,7 +38,7 @@ export interface StackedColumn {
   parts: { key: string; value: number }[];
 }
 
-/** Columns of stacked parts, coloured by key (a status name: CSS classes `part-<key>`). */
+/** Columns of stacked parts, coloured by key (a status name: CSS classes `status-<key>`). */
 export function stackedChart(title: string, columns: StackedColumn[], keys: string[]): HTMLElement {
   const max = Math.max(1, ...columns.map((c) => c.parts.reduce((sum, p) => sum + p.value, 0)));
   const slot = WIDTH / Math.max(1, columns.length);
@@ -53,7 +53,7 @@ export function stackedChart(title: string, columns: StackedColumn[], keys: stri
         top -= height;
         return svg(
           "rect",
-          { x, y: top, width: slot * 0.7, height, class: `bar part-${part.key}` },
+          { x, y: top, width: slot * 0.7, height, class: `bar part status-${part.key}` },
           svg("title", {}, `${column.label}: ${part.value} ${part.key}`),
         );
       });
@@ -65,7 +65,7 @@ export function stackedChart(title: string, columns: StackedColumn[], keys: stri
   const legend = h(
     "ul",
     { class: "legend" },
-    ...totals.map(([key, n]) => h("li", {}, h("span", { class: `swatch part-${key}` }), `${key} ${n}`)),
+    ...totals.map(([key, n]) => h("li", {}, h("span", { class: `swatch status-${key}` }), `${key} ${n}`)),
   );
   const chart = figure(title, `${title}. ${totals.map(([key, n]) => `${key}: ${n}`).join("; ") || "no tasks"}`, shapes);
   chart.append(legend);
