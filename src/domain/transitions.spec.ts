@@ -218,12 +218,16 @@ describe("resume()", () => {
 });
 
 describe("createTask()", () => {
-  it("should give UUID v7 ids, in the order the tasks were created", () => {
+  it("should give UUID v7 ids in the order the tasks were created, also within one millisecond", () => {
     const make = (at: Date) =>
       createTask({ prompt: "p", systemPrompt: "", maxIterations: 3, labels: {}, tools: [], owner: "" }, at).task.id;
-    const ids = [make(t0), make(t0), make(new Date(t0.getTime() + 1)), make(new Date(t0.getTime() + 60_000))];
-    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect([...ids].sort()).toEqual(ids);
-    expect(new Set(ids).size).toBe(ids.length);
+    const sameMs = Array.from({ length: 300 }, () => make(t0));
+    const later = [make(new Date(t0.getTime() + 1)), make(new Date(t0.getTime() + 60_000)), make(new Date(t0.getTime() + 86_400_000))];
+    for (const id of [...sameMs, ...later]) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...later].sort()).toEqual(later);
+    expect([...sameMs].sort()).toEqual(sameMs);
+    expect(sameMs.at(-1)! < later[0]!).toBe(true);
+    // 300 ids take the pool of random bytes past a refill; none repeats.
+    expect(new Set(sameMs).size).toBe(sameMs.length);
   });
 });
