@@ -17,7 +17,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { TaskService, WatchRequestSchema, type WatchRequest } from "../../gen/rookery/v1/task_service_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FakeOpenAI } from "../support/fake-openai.js";
-import { startHarness, waitForStatus, type Harness } from "../support/harness.js";
+import { collectEvents, startHarness, waitForStatus, type Harness } from "../support/harness.js";
 import { itWith, toolchain } from "../support/toolchains.js";
 
 const chain = toolchain("chromium", ensureChromium);
@@ -49,6 +49,10 @@ describe("the web dashboard", () => {
         return c.turn === 0
           ? { content: "Let me compute.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
           : { content: "6*7 is 42.", pieceSize: 3, paceMs: 5 };
+      if (c.prompt === "stopped, then resumed")
+        return c.body.messages.some((m) => m.content === "go on")
+          ? { content: "finished after the resume" }
+          : { content: "never ends", pieceSize: 1, pauseAt: 1, resume: held() };
       if (c.prompt.startsWith("slow")) return { content: "a long answer that never ends", pieceSize: 1, pauseAt: 2, resume: held() };
       if (c.prompt.startsWith("three steps"))
         return c.turn < 2
@@ -169,6 +173,21 @@ describe("the web dashboard", () => {
     expect(await page.locator("#timeline").innerText()).toContain("3 degrees and rain");
     const conversation = (await h.connect.get({ id: task!.id })).task!.checkpoint!.messages;
     expect(conversation.find((m) => m.role === "tool")?.content).toBe("3 degrees and rain");
+    await page.context().close();
+  });
+
+  it("should show a cancelled and resumed task's whole timeline, past the CANCELLED event a Watch from the start ends at", async () => {
+    const { task } = await h.connect.submit({ prompt: "stopped, then resumed" });
+    await waitForStatus(h.connect, task!.id, TaskStatus.RUNNING);
+    await h.connect.cancel({ id: task!.id });
+    const { task: resumed } = await h.connect.resume({ id: task!.id, message: "go on" });
+    await collectEvents(h.connect, task!.id, resumed!.lastEventSequence);
+    const { page } = await openPage(`#/tasks/${task!.id}`);
+    await page.locator("#timeline li[data-status=completed]").waitFor();
+    const { task: done } = await h.connect.get({ id: task!.id });
+    expect(await sequences(page)).toEqual(Array.from({ length: Number(done!.lastEventSequence) }, (_, i) => i + 1));
+    expect(await page.locator("#timeline li[data-status=cancelled]").count()).toBe(1);
+    expect(await page.locator("#task-result").innerText()).toBe("finished after the resume");
     await page.context().close();
   });
 

@@ -85,7 +85,9 @@ describe("a retried Submit after the task moved on", () => {
 
     const worker = await startHarness({ ROOKERY_SQLITE_PATH: path });
     try {
-      await collectEvents(worker.grpc, task!.id);
+      // From the Resume on: a Watch from the start ends at the CANCELLED event it replays.
+      const events = await collectEvents(worker.grpc, task!.id, resumed.task!.lastEventSequence);
+      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
       const call = worker.fake.callsFor("never ran").at(-1)!;
       expect(call.body.messages.filter((m) => m.role === "user").map((m) => m.content)).toEqual(["never ran", "and one more thing"]);
       expect((await worker.grpc.submit(submit)).task?.id).toBe(task!.id);

@@ -79,6 +79,10 @@ export function taskPage(main: HTMLElement, id: string, signal: AbortSignal, sho
               timeline.save(sessionStorage);
             }
           }
+          // A stream ends at a terminal event, also one it replays: a task resumed since
+          // then has newer events, so follow on from there.
+          const now = (await client.get({ id }, { signal })).task;
+          if (now && now.lastEventSequence > timeline.lastSequence) continue;
           connection.textContent = "The task has ended; Resume follows it again.";
           return;
         } catch (error) {
