@@ -136,16 +136,13 @@ export class ModelClient {
       headers: traceHeaders(),
     };
     const onDelta = (delta: ReplyDelta) => request.onDelta?.(delta, retry);
-    const client = this.client(request.provider);
-    return this.options.workers
-      ? this.options.workers.call(call, request.signal, onDelta)
-      : streamChat(client, call, this.options.maxReplyBytes, request.signal, onDelta);
+    const settings = this.settings(request.provider);
+    if (this.options.workers) return this.options.workers.call(call, request.signal, onDelta);
+    return streamChat(this.client(request.provider, settings), call, this.options.maxReplyBytes, request.signal, onDelta);
   }
 
-  /** The provider's SDK client; refuses an unknown provider or one without a key (before any worker is asked). */
-  private client(provider: string): OpenAI {
-    let client = this.clients.get(provider);
-    if (client) return client;
+  /** The provider's settings; refuses an unknown provider or one without a key (before any worker is asked). */
+  private settings(provider: string): ProviderSettings {
     const settings = this.options.providers[provider];
     if (!settings) {
       throw new ModelCallError(`unknown provider "${provider}"`, "provider_refused");
@@ -157,6 +154,13 @@ export class ModelClient {
         "provider_refused",
       );
     }
+    return settings;
+  }
+
+  /** The provider's SDK client, for calls made on this thread. */
+  private client(provider: string, settings: ProviderSettings): OpenAI {
+    let client = this.clients.get(provider);
+    if (client) return client;
     client = sdkClient(settings, this.options);
     this.clients.set(provider, client);
     return client;
