@@ -70,9 +70,15 @@ export function taskPage(main: HTMLElement, id: string, signal: AbortSignal, sho
             backoffMs = 500;
             const applied = timeline.apply(response);
             if (applied === "event") {
-              showEvent(timeline.events.at(-1)!, timeline.events.at(-2));
+              const event = timeline.events.at(-1)!;
+              showEvent(event, timeline.events.at(-2));
               renderChart(chart, timeline);
-              refresh();
+              // Get (with the checkpoint) when the status changes; an iteration's event
+              // carries the counts the summary shows.
+              if (event.kind === TaskEventKind.ITERATION_CHECKPOINTED && task && event.task) {
+                task = { ...task, iterations: event.iterations, ...(event.task.usage ? { usage: event.task.usage } : {}) };
+                renderSummary(summary, task);
+              } else refresh();
             }
             if (applied !== "ignored") {
               renderOutput(output, timeline.output);
