@@ -233,7 +233,14 @@ describe("the web dashboard", () => {
       [3, 20],
     ] as const) {
       await page.locator("#page-info", { hasText: `Page ${n}` }).waitFor();
-      await page.waitForFunction((count) => document.querySelectorAll("tbody tr").length === count, size);
+      // The page's rows: only the label's tasks, as many as the page holds.
+      await page.waitForFunction(
+        ([count, mine]) => {
+          const rows = [...document.querySelectorAll("tbody tr")].map((r) => r.getAttribute("data-task-id") ?? "");
+          return rows.length === count && rows.every((id) => mine.includes(id));
+        },
+        [size, created] as const,
+      );
       seen.push(...(await ids()));
       if (n < 3) await page.locator("#page-next").click();
     }

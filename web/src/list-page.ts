@@ -82,6 +82,14 @@ export function listPage(main: HTMLElement, signal: AbortSignal, showError: (mes
     }
   };
 
+  // Another page or filter: nothing of the old page may be used (its token belongs to the old filter) until the new one is in.
+  const go = () => {
+    next.disabled = true;
+    previous.disabled = true;
+    pageInfo.textContent = "Loading…";
+    void load();
+  };
+
   filter.addEventListener("submit", (event) => {
     event.preventDefault();
     try {
@@ -93,16 +101,16 @@ export function listPage(main: HTMLElement, signal: AbortSignal, showError: (mes
     statuses = statusSelect.value ? [Number(statusSelect.value)] : [];
     pageToken = "";
     earlier.length = 0;
-    void load();
+    go();
   });
   next.addEventListener("click", () => {
     earlier.push(pageToken);
     pageToken = nextToken;
-    void load();
+    go();
   });
   previous.addEventListener("click", () => {
     pageToken = earlier.pop() ?? "";
-    void load();
+    go();
   });
 
   const drawChart = async () => {
