@@ -1,27 +1,19 @@
 // A real MongoDB-wire server for the tests: FerretDB (SQLite or PostgreSQL backend) built
 // from tools/ferretdb with the Go toolchain, cached under .cache/bin by a hash
 // of its sources, started on a loopback port with a temp data dir.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { goBuildCached } from "./toolchains.js";
 
 const SOURCE = resolve("tools/ferretdb");
 
 /** Builds the binary unless the cached one matches the sources; throws when Go is missing. */
 export function ensureFerretDB(): string {
-  const hash = createHash("sha256");
-  for (const f of ["go.mod", "go.sum", "main.go"]) hash.update(readFileSync(join(SOURCE, f)));
-  const bin = resolve(".cache/bin", `ferretdb-${hash.digest("hex").slice(0, 12)}`);
-  if (existsSync(bin)) return bin;
-  mkdirSync(resolve(".cache/bin"), { recursive: true });
-  const partial = `${bin}.partial`;
-  execFileSync("go", ["build", "-o", partial, "."], { cwd: SOURCE, stdio: ["ignore", "ignore", "pipe"], timeout: 600_000 });
-  renameSync(partial, bin);
-  return bin;
+  return goBuildCached("ferretdb", SOURCE, ["go.mod", "go.sum", "main.go"], ".", 600_000);
 }
 
 export interface FerretDB {

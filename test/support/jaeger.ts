@@ -2,32 +2,20 @@
 // tests: built from tools/jaeger (the Go module proxy) with the Go toolchain,
 // cached under .cache/bin by a hash of its module files, started with memory
 // storage, an OTLP/HTTP receiver and the query HTTP API on free loopback ports.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { createHash } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { goBuildCached } from "./toolchains.js";
 
 const SOURCE = resolve("tools/jaeger");
 
 /** Builds the binary unless the cached one matches the module files (7 min cold on 2 cores; seconds warm). */
 export function ensureJaeger(): string {
-  const hash = createHash("sha256");
-  for (const f of ["go.mod", "go.sum"]) hash.update(readFileSync(join(SOURCE, f)));
-  const bin = resolve(".cache/bin", `jaeger-${hash.digest("hex").slice(0, 12)}`);
-  if (existsSync(bin)) return bin;
-  mkdirSync(resolve(".cache/bin"), { recursive: true });
-  const partial = `${bin}.partial`;
-  execFileSync("go", ["build", "-o", partial, "github.com/jaegertracing/jaeger/cmd/jaeger"], {
-    cwd: SOURCE,
-    stdio: ["ignore", "ignore", "pipe"],
-    timeout: 1_200_000,
-  });
-  renameSync(partial, bin);
-  return bin;
+  return goBuildCached("jaeger", SOURCE, ["go.mod", "go.sum"], "github.com/jaegertracing/jaeger/cmd/jaeger", 1_200_000);
 }
 
 export interface Jaeger {

@@ -3,7 +3,8 @@
 // module proxy, a Python venv with grpcio from PyPI, grpc-java projects built by
 // Maven from Maven Central. Versions are pinned here (Java's in its pom.xml).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { it } from "vitest";
 
@@ -29,6 +30,22 @@ export function goTool(moduleAtVersion: string): string {
       timeout: 600_000,
     });
   }
+  return bin;
+}
+
+/**
+ * `go build`s `pkg` in the module at `source` into .cache/bin/<name>-<hash of `files`>
+ * unless that binary exists, and returns its path (the Go build cache makes a rebuild fast).
+ */
+export function goBuildCached(name: string, source: string, files: string[], pkg: string, timeoutMs: number): string {
+  const hash = createHash("sha256");
+  for (const f of files) hash.update(readFileSync(join(source, f)));
+  const bin = join(CACHE, "bin", `${name}-${hash.digest("hex").slice(0, 12)}`);
+  if (existsSync(bin)) return bin;
+  mkdirSync(join(CACHE, "bin"), { recursive: true });
+  const partial = `${bin}.partial`;
+  execFileSync("go", ["build", "-o", partial, pkg], { cwd: source, stdio: ["ignore", "ignore", "pipe"], timeout: timeoutMs });
+  renameSync(partial, bin);
   return bin;
 }
 
