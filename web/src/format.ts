@@ -1,6 +1,9 @@
 // How the dashboard words statuses, times and sizes.
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { TaskErrorCode, TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+
+// The names and shortening the CLI uses, so both word statuses alike.
+export { errorCodeName, shorten, statusName } from "../../src/cli/format.js";
 
 export const STATUSES = [
   TaskStatus.PENDING,
@@ -10,23 +13,6 @@ export const STATUSES = [
   TaskStatus.FAILED,
   TaskStatus.CANCELLED,
 ] as const;
-
-export function statusName(status: TaskStatus): string {
-  return (TaskStatus[status] ?? String(status)).toLowerCase();
-}
-
-export function errorCodeName(code: TaskErrorCode): string {
-  return (TaskErrorCode[code] ?? String(code)).toLowerCase();
-}
-
-export function isActive(status: TaskStatus): boolean {
-  return status === TaskStatus.PENDING || status === TaskStatus.RUNNING;
-}
-
-export function shorten(text: string, max: number): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
-}
 
 export function dateOf(timestamp: Timestamp | undefined): Date | undefined {
   return timestamp ? timestampDate(timestamp) : undefined;
