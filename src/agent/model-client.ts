@@ -128,6 +128,7 @@ export class ModelClient {
   }
 
   private async completeOnce(request: ModelRequest, retry: number): Promise<ModelReply> {
+    const settings = this.settings(request.provider);
     const call: ChatCall = {
       provider: request.provider,
       model: request.model,
@@ -136,7 +137,6 @@ export class ModelClient {
       headers: traceHeaders(),
     };
     const onDelta = (delta: ReplyDelta) => request.onDelta?.(delta, retry);
-    const settings = this.settings(request.provider);
     if (this.options.workers) return this.options.workers.call(call, request.signal, onDelta);
     return streamChat(this.client(request.provider, settings), call, this.options.maxReplyBytes, request.signal, onDelta);
   }

@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CONTENT_SECURITY_POLICY, loadDashboard, type DashboardResponse } from "./dashboard.js";
+import { CONTENT_SECURITY_POLICY, loadDashboard, type PlainResponse } from "./dashboard.js";
 
 function recorder() {
   const seen: { status?: number; headers?: Record<string, string>; body?: string } = {};
-  const res: DashboardResponse = {
+  const res: PlainResponse = {
     writeHead: (status, headers) => Object.assign(seen, { status, headers }),
     end: (body) => Object.assign(seen, { body: body?.toString() }),
   };

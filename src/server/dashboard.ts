@@ -32,12 +32,13 @@ interface Asset {
   type: string;
 }
 
-export interface DashboardResponse {
+/** What the listener's own routes (the dashboard, /metrics) need of a response, HTTP/1.1 or HTTP/2 alike. */
+export interface PlainResponse {
   writeHead(status: number, headers: Record<string, string>): unknown;
   end(body?: string | Buffer): unknown;
 }
 
-export type Dashboard = (method: string, path: string, res: DashboardResponse) => boolean;
+export type Dashboard = (method: string, path: string, res: PlainResponse) => boolean;
 
 /** The handler for the dashboard's paths; answers false for any other path. Unbuilt (no web/dist): / says how to build it. */
 export function loadDashboard(dir = DASHBOARD_DIR): Dashboard {

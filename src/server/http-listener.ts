@@ -13,7 +13,7 @@ import type { Logger } from "../logger.js";
 import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { withCors } from "./cors.js";
-import { loadDashboard, type Dashboard } from "./dashboard.js";
+import { loadDashboard, type Dashboard, type PlainResponse } from "./dashboard.js";
 
 export interface HttpListenerOptions {
   adapter: HandlerAdapter;
@@ -46,7 +46,7 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
     readMaxBytes: options.readMaxBytes,
     stallMs: options.watchStallMs,
     logger: options.logger,
-    fallback: (req, res) => void serveFallback(options.metrics, dashboard, req, res as unknown as FallbackResponse),
+    fallback: (req, res) => void serveFallback(options.metrics, dashboard, req, res as unknown as PlainResponse),
   });
   const handler = withCors(options.corsOrigins, connect);
   const server = options.tls
@@ -133,16 +133,11 @@ function cleartextServer(
   });
 }
 
-interface FallbackResponse {
-  writeHead(status: number, headers: Record<string, string>): unknown;
-  end(body?: string | Buffer): unknown;
-}
-
 async function serveFallback(
   metrics: Registry,
   dashboard: Dashboard | undefined,
   req: { method?: string | undefined; url?: string | undefined },
-  res: FallbackResponse,
+  res: PlainResponse,
 ): Promise<void> {
   const path = (req.url ?? "/").split("?")[0]!;
   if (dashboard?.(req.method ?? "", path, res)) return;
