@@ -2,6 +2,7 @@
 // every outcome as a fenced transition, and on stop() hands running tasks back
 // (RUNNING -> PENDING) so another process can take them at once.
 import { randomUUID } from "node:crypto";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { runAgent, type AgentDeps, type RunOutcome } from "../agent/agent-loop.js";
 import { isLeaseLost, LeaseLostError, TaskNotFoundError } from "../domain/errors.js";
 import type { Task, TaskEvent } from "../domain/task.js";
@@ -259,6 +260,9 @@ export class Supervisor {
           this.options.outputs.settle(task.id);
           await commit(checkpoint(token, progress));
           this.options.hooks?.reached("supervisor.after_checkpoint");
+          // One turn of the event loop before the next model call, so the event's writes to
+          // this process's watchers go out first rather than after that call's request is built.
+          await nextTurn();
           if (sharer?.wrote) void this.options.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
         },
       });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -62,6 +62,34 @@ it("should commit creates still waiting for their group commit when the store is
     const reopened = new SqliteTaskStore({ path });
     expect((await Promise.all(ids.map((id) => reopened.get(id)))).map((t) => t?.prompt)).toEqual(["p1", "p2", "p3"]);
     await reopened.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("should copy commits into the database file from the checkpointer thread, not in the commit, and leave no log after close", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  const path = join(dir, "tasks.db");
+  // The database file alone (without its -wal), as a reader that ignored the log would see it.
+  const tasksInFileAlone = () => {
+    copyFileSync(path, join(dir, "file-alone.db"));
+    const copy = new Database(join(dir, "file-alone.db"), { readonly: true });
+    try {
+      return (copy.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n;
+    } catch {
+      return -1; // a copy torn by a checkpoint in progress: look again
+    } finally {
+      copy.close();
+    }
+  };
+  try {
+    const store = new SqliteTaskStore({ path });
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.create(newDraft(`t${i}`))));
+    // 50 small tasks are a few pages of log, far below the 1,000 at which a commit would
+    // checkpoint by itself: only the thread moves them into the file.
+    await expect.poll(tasksInFileAlone, { timeout: 30_000 }).toBe(50);
+    await store.close();
+    expect(existsSync(`${path}-wal`)).toBe(false); // the thread's connection is closed too: the last one out removes the log
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

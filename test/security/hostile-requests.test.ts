@@ -1,13 +1,14 @@
 // Malformed and hostile requests, with API keys on: each answers the right code
-// and the store's files stay byte-for-byte as they were.
+// and every row of the store stays as it was.
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../src/auth/api-keys.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
@@ -32,15 +33,25 @@ function clientWith(authorization?: string): TaskClient {
   return createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}`, interceptors: [auth] }));
 }
 
-/** The store's bytes on disk: the database file and its write-ahead log. */
+/**
+ * Every row of every table of the store, read through a connection of its own. (Not
+ * the files' bytes: the store's checkpointer thread copies the log into the database
+ * file at any time, which changes bytes but no row.)
+ */
 function storeFingerprint(): string {
   const hash = createHash("sha256");
-  for (const file of [dbPath, `${dbPath}-wal`]) {
-    try {
-      hash.update(readFileSync(file));
-    } catch {
-      hash.update("absent");
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[];
+    for (const { name } of tables) {
+      const rows = db
+        .prepare(`SELECT * FROM "${name}"`)
+        .all()
+        .map((row) => JSON.stringify(row));
+      hash.update(`${name}\n${rows.sort().join("\n")}\n`);
     }
+  } finally {
+    db.close();
   }
   return hash.digest("hex");
 }
@@ -282,6 +293,13 @@ describe("hostile and malformed requests", () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}` }));
     expect((await health.check({ service: "" })).status).toBe(1);
     expect(await reflectedServices(`127.0.0.1:${h.rookery.grpcPort}`)).toContain("rookery.v1.TaskService");
+  });
+
+  it("should see a write in the store's fingerprint (a Cancel that succeeds changes it), so the checks above can fail", async () => {
+    const { task } = await clients.b.submit({ prompt: "to cancel" });
+    const before = storeFingerprint();
+    await clients.b.cancel({ id: task!.id });
+    expect(storeFingerprint()).not.toBe(before);
   });
 });
 

@@ -12,6 +12,7 @@ import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskSta
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
+import { FALLBACK_PAGES, WalCheckpointer } from "./wal-checkpointer.js";
 import type { WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
@@ -58,6 +59,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly output: SqliteOutputChunks;
   private readonly lifetime: SqliteLifetime;
   private readonly webhooks: SqliteWebhookDeliveries;
+  private readonly checkpointer: WalCheckpointer | undefined;
   /** One process serves a SQLite file: there are no other replicas to share output with. */
   readonly sharesOutput = false;
 
@@ -69,6 +71,10 @@ export class SqliteTaskStore implements TaskStore {
     this.db.pragma("busy_timeout = 5000");
     this.now = options.now ?? (() => new Date());
     migrate(this.db);
+    if (options.path !== ":memory:") {
+      this.checkpointer = new WalCheckpointer(options.path);
+      this.db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
+    }
     this.output = new SqliteOutputChunks(this.db);
     this.lifetime = new SqliteLifetime(this.db, options.hooks);
     this.webhooks = new SqliteWebhookDeliveries(this.db);
@@ -310,6 +316,7 @@ export class SqliteTaskStore implements TaskStore {
 
   async close(): Promise<void> {
     if (this.pendingWrites.length > 0) this.flushWrites();
+    await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 
