@@ -41,7 +41,7 @@ export interface TaskDocument {
   traceparent?: string;
 }
 
-interface MessageDocument {
+export interface MessageDocument {
   role: ChatMessage["role"];
   content: string;
   tool_calls?: ToolCall[];
@@ -168,7 +168,7 @@ export function fromTaskDocument(d: TaskDocument): Task {
   });
 }
 
-function toMessageDocument(m: ChatMessage): MessageDocument {
+export function toMessageDocument(m: ChatMessage): MessageDocument {
   return defined<MessageDocument>({ role: m.role, content: m.content, tool_calls: m.toolCalls, tool_call_id: m.toolCallId });
 }
 
@@ -181,9 +181,7 @@ function toCheckpointDocument(c: Checkpoint): CheckpointDocument {
     session_id: c.sessionId,
     iteration: c.iteration,
     max_iterations: c.maxIterations,
-    messages: c.messages.map((m) =>
-      defined<MessageDocument>({ role: m.role, content: m.content, tool_calls: m.toolCalls, tool_call_id: m.toolCallId }),
-    ),
+    messages: c.messages.map(toMessageDocument),
     initial_prompt: c.initialPrompt,
     system_prompt: c.systemPrompt,
     provider: c.provider,

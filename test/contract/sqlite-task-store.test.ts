@@ -4,7 +4,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
 import { FailedPreconditionError } from "../../src/domain/errors.js";
-import { cancel, createTask } from "../../src/domain/transitions.js";
+import type { ChatMessage, Task } from "../../src/domain/task.js";
+import { cancel, checkpoint, claim, complete, createTask, type Progress } from "../../src/domain/transitions.js";
 import { toEventDocument, toTaskDocument } from "../../src/store/task-document.js";
 import { SqliteTaskStore } from "../../src/store/sqlite/sqlite-task-store.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
@@ -90,6 +91,90 @@ it("should copy commits into the database file from the checkpointer thread, not
     await expect.poll(tasksInFileAlone, { timeout: 30_000 }).toBe(50);
     await store.close();
     expect(existsSync(`${path}-wal`)).toBe(false); // the thread's connection is closed too: the last one out removes the log
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The conversation after `n` iterations that each call the calculator. */
+const conversationAfter = (n: number): ChatMessage[] => [
+  { role: "user", content: "grow" },
+  ...Array.from({ length: n }, (_, i): ChatMessage[] => [
+    { role: "assistant", content: `step ${i}`, toolCalls: [{ id: `call_${i}`, name: "calculator", arguments: `{"expression":"${i}+1"}` }] },
+    { role: "tool", toolCallId: `call_${i}`, content: String(i + 1) },
+  ]).flat(),
+];
+
+const progressAt = (task: Task, n: number): Progress => ({
+  iterations: n,
+  usage: { promptTokens: n, completionTokens: n, totalTokens: 2 * n },
+  checkpoint: {
+    sessionId: "s",
+    iteration: n,
+    maxIterations: task.maxIterations,
+    messages: conversationAfter(n),
+    initialPrompt: "grow",
+    systemPrompt: "",
+    provider: "openai",
+    model: "m",
+    toolsEnabled: ["calculator"],
+    lastCheckpointAt: new Date(),
+  },
+  added: conversationAfter(n).slice(-2),
+});
+
+it("should write an iteration's checkpoint as the messages it added: the task row stays flat over 50 iterations, Get returns them all", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  const path = join(dir, "tasks.db");
+  try {
+    const store = new SqliteTaskStore({ path });
+    const { task } = await store.create(newDraft("grow"));
+    const running = (await store.commit(task.id, claim("w", 60_000))).task;
+    const raw = new Database(path, { readonly: true });
+    const docBytes: number[] = [];
+    for (let n = 1; n <= 50; n++) {
+      await store.commit(task.id, checkpoint(running.lease!.token, progressAt(running, n)));
+      const row = raw.prepare("SELECT length(doc) AS bytes, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(task.id) as {
+        bytes: number;
+        messages: number;
+      };
+      expect(row.messages).toBe(1 + 2 * n);
+      docBytes.push(row.bytes);
+    }
+    raw.close();
+    // The conversation grew 50-fold; a row holding it would have grown with it.
+    expect(Math.max(...docBytes)).toBeLessThan(1.2 * docBytes[0]!);
+    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(50));
+    const done = await store.commit(task.id, complete(running.lease!.token, "done", progressAt(running, 51)));
+    expect(done.task.checkpoint?.messages).toEqual(conversationAfter(51));
+    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(51));
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it("should read a task whose doc holds its conversation inline (written before migration 6) and move it out at its next write", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  const path = join(dir, "tasks.db");
+  try {
+    const store = new SqliteTaskStore({ path });
+    const { task } = await store.create(newDraft("grow"));
+    const running = (await store.commit(task.id, claim("w", 60_000))).task;
+    const inline = toTaskDocument({ ...running, checkpoint: progressAt(running, 3).checkpoint });
+    const raw = new Database(path);
+    raw.prepare("UPDATE tasks SET doc = ?, checkpoint_messages = 0 WHERE id = ?").run(JSON.stringify(inline), task.id);
+    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(3));
+    await store.commit(task.id, checkpoint(running.lease!.token, progressAt(running, 4)));
+    const row = raw.prepare("SELECT doc, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(task.id) as {
+      doc: string;
+      messages: number;
+    };
+    raw.close();
+    expect(row.messages).toBe(9);
+    expect((JSON.parse(row.doc) as { checkpoint: { messages: unknown[] } }).checkpoint.messages).toEqual([]);
+    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(4));
+    await store.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

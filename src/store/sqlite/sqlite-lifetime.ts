@@ -21,6 +21,7 @@ export class SqliteLifetime {
   private readonly purgeableIds: Database.Statement<[number, number], { id: string }>;
   private readonly taskNo: Database.Statement<[string], { task_no: number }>;
   private readonly deleteEvents: Database.Statement<[number]>;
+  private readonly deleteConversation: Database.Statement<[number]>;
   private readonly deleteChunks: Database.Statement<[string]>;
   private readonly deleteDeliveries: Database.Statement<[string]>;
   private readonly deleteTask: Database.Statement<[number]>;
@@ -33,6 +34,7 @@ export class SqliteLifetime {
     this.purgeableIds = db.prepare("SELECT id FROM tasks WHERE purge_at <= ? ORDER BY purge_at LIMIT ?");
     this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
     this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_no = ?");
+    this.deleteConversation = db.prepare("DELETE FROM checkpoint_messages WHERE task_no = ?");
     this.deleteChunks = db.prepare("DELETE FROM output_chunks WHERE task_id = ?");
     this.deleteDeliveries = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
     this.deleteTask = db.prepare("DELETE FROM tasks WHERE task_no = ?");
@@ -52,6 +54,7 @@ export class SqliteLifetime {
     if (!row) return false;
     this.deleteEvents.run(row.task_no);
     this.hooks?.reached("store.during_delete"); // inside the transaction: a crash here rolls all of it back
+    this.deleteConversation.run(row.task_no);
     this.deleteChunks.run(id);
     this.deleteDeliveries.run(id);
     this.deleteTask.run(row.task_no);

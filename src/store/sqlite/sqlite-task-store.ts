@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
 import type { OutputChunk } from "../../domain/output.js";
-import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
+import { ACTIVE_STATUSES, TASK_STATUSES, type ChatMessage, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
@@ -21,8 +21,10 @@ import {
   fromEventDocument,
   fromTaskDocument,
   toEventDocument,
+  toMessageDocument,
   toTaskDocument,
   type EventDocument,
+  type MessageDocument,
   type TaskDocument,
 } from "../task-document.js";
 
@@ -35,7 +37,13 @@ export interface SqliteStoreOptions {
   hooks?: Hooks;
 }
 
+/** What every read of a task takes: its doc, and where its conversation is (migration 0006). */
+const TASK_COLUMNS = "task_no, checkpoint_messages, doc";
+
 interface TaskRow {
+  task_no: number;
+  /** Rows of checkpoint_messages that are the checkpoint's conversation; 0 for a doc that holds it inline. */
+  checkpoint_messages: number;
   doc: string;
 }
 
@@ -140,12 +148,11 @@ export class SqliteTaskStore implements TaskStore {
   private createOne(draft: Committed, options: CreateOptions): CreateResult {
     const { task } = draft;
     if (task.requestId) {
-      const existing = this.statement<[string, string], TaskRow>("SELECT doc FROM tasks WHERE owner = ? AND request_id = ?").get(
-        task.owner,
-        task.requestId,
-      );
+      const existing = this.statement<[string, string], TaskRow>(
+        `SELECT ${TASK_COLUMNS} FROM tasks WHERE owner = ? AND request_id = ?`,
+      ).get(task.owner, task.requestId);
       if (existing) {
-        const found = parseTask(existing);
+        const found = this.taskFrom(existing);
         const [first] = this.readEvents(found.id, 0, 1);
         return { task: found, event: first ?? draft.event, created: false };
       }
@@ -153,7 +160,7 @@ export class SqliteTaskStore implements TaskStore {
     if (options.maxActive !== undefined && this.countActive(task.owner) >= options.maxActive) {
       throw new ActiveTaskQuotaError(options.maxActive);
     }
-    this.statement(
+    const { lastInsertRowid } = this.statement(
       `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, expires_at, purge_at)
          VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)`,
     ).run(
@@ -163,9 +170,13 @@ export class SqliteTaskStore implements TaskStore {
       task.createdAt.getTime(),
       task.requestId ?? null,
       task.sequence,
-      JSON.stringify(toTaskDocument(task)),
+      docWithoutConversation(task),
       expiresAt(task),
     );
+    if (task.checkpoint) {
+      const stored = this.storeConversation(Number(lastInsertRowid), 0, task.checkpoint.messages);
+      this.statement("UPDATE tasks SET checkpoint_messages = ? WHERE task_no = ?").run(stored, lastInsertRowid);
+    }
     this.insertEvent(draft.event);
     if (draft.delivery) this.webhooks.insert(draft.delivery);
     return { ...draft, created: true };
@@ -173,8 +184,8 @@ export class SqliteTaskStore implements TaskStore {
 
   async get(id: string): Promise<Task | undefined> {
     return this.guard(() => {
-      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
-      return row && parseTask(row);
+      const row = this.statement<[string], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ?`).get(id);
+      return row && this.taskFrom(row);
     });
   }
 
@@ -198,12 +209,13 @@ export class SqliteTaskStore implements TaskStore {
       where.push("(created_at, id) < (?, ?)");
       params.push(query.after.createdAt.getTime(), query.after.id);
     }
+    // A List row never shows the checkpoint (the MongoDB adapter does not read it either).
     const sql = `SELECT doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
                  ORDER BY created_at DESC, id DESC LIMIT ?`;
     return this.guard(() =>
-      this.statement<(string | number)[], TaskRow>(sql)
+      this.statement<(string | number)[], Pick<TaskRow, "doc">>(sql)
         .all(...params, query.limit)
-        .map(parseTask),
+        .map((row) => withoutCheckpoint(JSON.parse(row.doc) as TaskDocument)),
     );
   }
 
@@ -213,9 +225,12 @@ export class SqliteTaskStore implements TaskStore {
 
   commit(id: string, decide: Decide): Promise<Committed> {
     return this.enqueue(() => {
-      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ?").get(id);
+      const row = this.statement<[string], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ?`).get(id);
       if (!row) throw new TaskNotFoundError(id);
-      return this.write(commitTransition(parseTask(row), decide, this.now()));
+      // A checkpoint carries the whole conversation (the run's, which began from the stored
+      // one): the stored one is not read back for it.
+      const task = this.taskFrom(row, decide.verb !== "checkpoint");
+      return this.write(commitTransition(task, decide, this.now()), row);
     });
   }
 
@@ -225,27 +240,24 @@ export class SqliteTaskStore implements TaskStore {
       // Two index walks, each stopping at its first row; a UNION under one ORDER BY
       // would read and sort every pending task on each claim.
       const pending = this.statement<[], ClaimRow>(
-        "SELECT doc, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 1",
+        `SELECT ${TASK_COLUMNS}, created_at FROM tasks WHERE status = 'pending' ORDER BY created_at LIMIT 1`,
       ).get();
       const expired = this.statement<[number], ClaimRow>(
-        "SELECT doc, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ? ORDER BY created_at LIMIT 1",
+        `SELECT ${TASK_COLUMNS}, created_at FROM tasks WHERE status = 'running' AND lease_expires_at <= ? ORDER BY created_at LIMIT 1`,
       ).get(now.getTime());
       const row = pending && expired ? (expired.created_at < pending.created_at ? expired : pending) : (pending ?? expired);
-      return row ? this.write(commitTransition(parseTask(row), decide, now)) : undefined;
+      return row ? this.write(commitTransition(this.taskFrom(row), decide, now), row) : undefined;
     });
   }
 
   renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
     return this.enqueue(() => {
-      const row = this.statement<[string], TaskRow>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'").get(id);
-      const task = row && parseTask(row);
-      if (!task?.lease || task.lease.token !== token) return false;
-      const renewed: Task = { ...task, lease: { ...task.lease, expiresAt } };
-      this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?").run(
-        expiresAt.getTime(),
-        JSON.stringify(toTaskDocument(renewed)),
-        id,
-      );
+      const row = this.statement<[string], Pick<TaskRow, "doc">>("SELECT doc FROM tasks WHERE id = ? AND status = 'running'").get(id);
+      // Only the lease changes: the doc is edited as it is, its conversation left where it is.
+      const doc = row && (JSON.parse(row.doc) as TaskDocument);
+      if (!doc?.lease || doc.lease.token !== token) return false;
+      doc.lease.expires_at = expiresAt;
+      this.statement("UPDATE tasks SET lease_expires_at = ?, doc = ? WHERE id = ?").run(expiresAt.getTime(), JSON.stringify(doc), id);
       return true;
     });
   }
@@ -330,22 +342,54 @@ export class SqliteTaskStore implements TaskStore {
     return statement as unknown as Database.Statement<P, R>;
   }
 
-  private write(committed: Committed): Committed {
+  /** Writes a transition of the task read as `row`. */
+  private write(committed: Committed, row: TaskRow): Committed {
     const { task, event } = committed;
+    const stored = this.storeConversation(row.task_no, row.checkpoint_messages, task.checkpoint?.messages ?? []);
     this.statement(
-      "UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, expires_at = ?, purge_at = ? WHERE id = ?",
+      `UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, checkpoint_messages = ?, expires_at = ?, purge_at = ?
+         WHERE task_no = ?`,
     ).run(
       task.status,
       task.lease ? task.lease.expiresAt.getTime() : null,
       task.sequence,
-      JSON.stringify(toTaskDocument(task)),
+      docWithoutConversation(task),
+      stored,
       expiresAt(task),
       purgeAt(task),
-      task.id,
+      row.task_no,
     );
     this.insertEvent(event);
     if (committed.delivery) this.webhooks.insert(committed.delivery);
     return committed;
+  }
+
+  /**
+   * Makes checkpoint_messages hold `messages`, given that its first `stored` rows are the
+   * task's; returns how many it holds. A conversation only grows (the agent loop and
+   * Resume append to it), so only the messages past `stored` are written; one that
+   * shrank (no checkpoint any more) is written anew.
+   */
+  private storeConversation(taskNo: number, stored: number, messages: readonly ChatMessage[]): number {
+    if (messages.length < stored) {
+      this.statement("DELETE FROM checkpoint_messages WHERE task_no = ?").run(taskNo);
+      stored = 0;
+    }
+    const insert = this.statement("INSERT INTO checkpoint_messages (task_no, position, doc) VALUES (?, ?, ?)");
+    for (let i = stored; i < messages.length; i++) insert.run(taskNo, i, JSON.stringify(toMessageDocument(messages[i]!)));
+    return messages.length;
+  }
+
+  /** The task a row holds, its conversation read back from checkpoint_messages unless `withConversation` is false. */
+  private taskFrom(row: TaskRow, withConversation = true): Task {
+    const doc = JSON.parse(row.doc) as TaskDocument;
+    if (doc.checkpoint && row.checkpoint_messages > 0 && withConversation) {
+      const { messages } = this.statement<[number], { messages: string }>(
+        "SELECT json_group_array(json(doc) ORDER BY position) AS messages FROM checkpoint_messages WHERE task_no = ?",
+      ).get(row.task_no)!;
+      doc.checkpoint.messages = JSON.parse(messages) as MessageDocument[];
+    }
+    return fromTaskDocument(doc);
   }
 
   private insertEvent(event: TaskEvent): void {
@@ -388,8 +432,14 @@ export class SqliteTaskStore implements TaskStore {
 // Busy/locked after busy_timeout, disk I/O, disk full, read-only, can't open.
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
 
-function parseTask(row: TaskRow): Task {
-  return fromTaskDocument(JSON.parse(row.doc) as TaskDocument);
+/** The task's doc as stored: its checkpoint without the conversation, which checkpoint_messages holds. */
+function docWithoutConversation(task: Task): string {
+  return JSON.stringify(toTaskDocument(task.checkpoint ? { ...task, checkpoint: { ...task.checkpoint, messages: [] } } : task));
+}
+
+function withoutCheckpoint(doc: TaskDocument): Task {
+  const { checkpoint: _checkpoint, ...rest } = fromTaskDocument(doc);
+  return rest;
 }
 
 function migrate(db: Database.Database): void {
