@@ -36,7 +36,7 @@ export interface TaskStore {
    */
   create(draft: Committed, options?: CreateOptions): Promise<CreateResult>;
   get(id: string): Promise<Task | undefined>;
-  /** Newest first. */
+  /** Newest first; without their checkpoints (a List row never shows one). */
   list(query: ListQuery): Promise<Task[]>;
   /** Events with sequence > afterSequence, in order, at most `limit`. */
   events(taskId: string, afterSequence: number, limit: number): Promise<TaskEvent[]>;

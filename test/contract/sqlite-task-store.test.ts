@@ -19,6 +19,22 @@ describeTaskStoreContract("sqlite (:memory:)", async () => {
 const newDraft = (prompt: string) =>
   createTask({ prompt, systemPrompt: "", maxIterations: 5, labels: {}, tools: [], owner: "" }, new Date());
 
+/** Runs `work` with a store path in a new temporary directory, removed after. */
+async function inTempDir(work: (path: string, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
+  try {
+    await work(join(dir, "tasks.db"), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A task created in `store` and claimed: RUNNING, with a lease. */
+async function runningTask(store: SqliteTaskStore, prompt: string): Promise<Task> {
+  const { task } = await store.create(newDraft(prompt));
+  return (await store.commit(task.id, claim("w", 60_000))).task;
+}
+
 it("should store the creates of one group commit beside one that fails, and reject only that one", async () => {
   const store = new SqliteTaskStore({ path: ":memory:" });
   const existing = await store.create(newDraft("existing"));
@@ -53,9 +69,7 @@ it("should keep the writes of one group commit when a transition in it is refuse
 });
 
 it("should commit creates still waiting for their group commit when the store is closed", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
-  const path = join(dir, "tasks.db");
-  try {
+  await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
     const pending = ["p1", "p2", "p3"].map((prompt) => store.create(newDraft(prompt)));
     await store.close();
@@ -63,27 +77,23 @@ it("should commit creates still waiting for their group commit when the store is
     const reopened = new SqliteTaskStore({ path });
     expect((await Promise.all(ids.map((id) => reopened.get(id)))).map((t) => t?.prompt)).toEqual(["p1", "p2", "p3"]);
     await reopened.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 it("should copy commits into the database file from the checkpointer thread, not in the commit, and leave no log after close", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
-  const path = join(dir, "tasks.db");
-  // The database file alone (without its -wal), as a reader that ignored the log would see it.
-  const tasksInFileAlone = () => {
-    copyFileSync(path, join(dir, "file-alone.db"));
-    const copy = new Database(join(dir, "file-alone.db"), { readonly: true });
-    try {
-      return (copy.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n;
-    } catch {
-      return -1; // a copy torn by a checkpoint in progress: look again
-    } finally {
-      copy.close();
-    }
-  };
-  try {
+  await inTempDir(async (path, dir) => {
+    // The database file alone (without its -wal), as a reader that ignored the log would see it.
+    const tasksInFileAlone = () => {
+      copyFileSync(path, join(dir, "file-alone.db"));
+      const copy = new Database(join(dir, "file-alone.db"), { readonly: true });
+      try {
+        return (copy.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n;
+      } catch {
+        return -1; // a copy torn by a checkpoint in progress: look again
+      } finally {
+        copy.close();
+      }
+    };
     const store = new SqliteTaskStore({ path });
     await Promise.all(Array.from({ length: 50 }, (_, i) => store.create(newDraft(`t${i}`))));
     // 50 small tasks are a few pages of log, far below the 1,000 at which a commit would
@@ -91,9 +101,7 @@ it("should copy commits into the database file from the checkpointer thread, not
     await expect.poll(tasksInFileAlone, { timeout: 30_000 }).toBe(50);
     await store.close();
     expect(existsSync(`${path}-wal`)).toBe(false); // the thread's connection is closed too: the last one out removes the log
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 /** The conversation after `n` iterations that each call the calculator. */
@@ -124,17 +132,14 @@ const progressAt = (task: Task, n: number): Progress => ({
 });
 
 it("should write an iteration's checkpoint as the messages it added: the task row stays flat over 50 iterations, Get returns them all", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
-  const path = join(dir, "tasks.db");
-  try {
+  await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
-    const { task } = await store.create(newDraft("grow"));
-    const running = (await store.commit(task.id, claim("w", 60_000))).task;
+    const running = await runningTask(store, "grow");
     const raw = new Database(path, { readonly: true });
     const docBytes: number[] = [];
     for (let n = 1; n <= 50; n++) {
-      await store.commit(task.id, checkpoint(running.lease!.token, progressAt(running, n)));
-      const row = raw.prepare("SELECT length(doc) AS bytes, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(task.id) as {
+      await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, n)));
+      const row = raw.prepare("SELECT length(doc) AS bytes, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(running.id) as {
         bytes: number;
         messages: number;
       };
@@ -144,46 +149,37 @@ it("should write an iteration's checkpoint as the messages it added: the task ro
     raw.close();
     // The conversation grew 50-fold; a row holding it would have grown with it.
     expect(Math.max(...docBytes)).toBeLessThan(1.2 * docBytes[0]!);
-    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(50));
-    const done = await store.commit(task.id, complete(running.lease!.token, "done", progressAt(running, 51)));
+    expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(50));
+    const done = await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 51)));
     expect(done.task.checkpoint?.messages).toEqual(conversationAfter(51));
-    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(51));
+    expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(51));
     await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 it("should read a task whose doc holds its conversation inline (written before migration 6) and move it out at its next write", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
-  const path = join(dir, "tasks.db");
-  try {
+  await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
-    const { task } = await store.create(newDraft("grow"));
-    const running = (await store.commit(task.id, claim("w", 60_000))).task;
+    const running = await runningTask(store, "grow");
     const inline = toTaskDocument({ ...running, checkpoint: progressAt(running, 3).checkpoint });
     const raw = new Database(path);
-    raw.prepare("UPDATE tasks SET doc = ?, checkpoint_messages = 0 WHERE id = ?").run(JSON.stringify(inline), task.id);
-    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(3));
-    await store.commit(task.id, checkpoint(running.lease!.token, progressAt(running, 4)));
-    const row = raw.prepare("SELECT doc, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(task.id) as {
+    raw.prepare("UPDATE tasks SET doc = ?, checkpoint_messages = 0 WHERE id = ?").run(JSON.stringify(inline), running.id);
+    expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(3));
+    await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 4)));
+    const row = raw.prepare("SELECT doc, checkpoint_messages AS messages FROM tasks WHERE id = ?").get(running.id) as {
       doc: string;
       messages: number;
     };
     raw.close();
     expect(row.messages).toBe(9);
     expect((JSON.parse(row.doc) as { checkpoint: { messages: unknown[] } }).checkpoint.messages).toEqual([]);
-    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(4));
+    expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(4));
     await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 it("should carry tasks and events written under schema 1 over to the task_no layout of migration 2", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "rookery-sqlite-"));
-  const path = join(dir, "tasks.db");
-  try {
+  await inTempDir(async (path) => {
     const old = new Database(path);
     old.exec(readFileSync(new URL("../../src/store/sqlite/migrations/0001_schema.sql", import.meta.url), "utf8"));
     old.pragma("user_version = 1");
@@ -206,7 +202,5 @@ it("should carry tasks and events written under schema 1 over to the task_no lay
     const added = await store.create(newDraft("after migration"));
     expect((await store.events(added.task.id, 0, 10)).map((e) => e.sequence)).toEqual([1]);
     await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

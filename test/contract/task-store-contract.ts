@@ -202,6 +202,16 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
     });
 
     describe("list()", () => {
+      it("should list a task without its checkpoint, which Get still returns", async () => {
+        const { task } = await store.create(draft());
+        const running = (await store.claimNext(claim("w", 60_000)))!.task;
+        await store.commit(task.id, checkpoint(running.lease!.token, progress(running, 1)));
+        const [row] = await store.list({ statuses: [], labels: {}, limit: 1 });
+        expect(row).toMatchObject({ id: task.id, iterations: 1 });
+        expect(row!.checkpoint).toBeUndefined();
+        expect((await store.get(task.id))?.checkpoint?.messages).toEqual([{ role: "user", content: "p" }]);
+      });
+
       it("should page newest first without skipping or repeating tasks created in the same millisecond", async () => {
         const at = new Date();
         const ids: string[] = [];
