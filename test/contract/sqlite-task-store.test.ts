@@ -157,6 +157,21 @@ it("should write an iteration's checkpoint as the messages it added: the task ro
   });
 });
 
+it("should store the conversation of a task created with a checkpoint in rows of its own", async () => {
+  await inTempDir(async (path) => {
+    const store = new SqliteTaskStore({ path });
+    const draft = newDraft("grow");
+    const withCheckpoint = { ...draft, task: { ...draft.task, checkpoint: progressAt(draft.task, 2).checkpoint } };
+    const { task } = await store.create(withCheckpoint);
+    expect((await store.get(task.id))?.checkpoint?.messages).toEqual(conversationAfter(2));
+    await store.close();
+    const raw = new Database(path, { readonly: true });
+    const row = raw.prepare("SELECT checkpoint_messages AS messages FROM tasks WHERE id = ?").get(task.id) as { messages: number };
+    raw.close();
+    expect(row.messages).toBe(5);
+  });
+});
+
 it("should read a task whose doc holds its conversation inline (written before migration 6) and move it out at its next write", async () => {
   await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
