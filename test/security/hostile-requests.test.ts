@@ -296,7 +296,8 @@ describe("hostile and malformed requests", () => {
   });
 
   it("should see a write in the store's fingerprint (a Cancel that succeeds changes it), so the checks above can fail", async () => {
-    const { task } = await clients.b.submit({ prompt: "to cancel" });
+    // A task that never finishes, so the Cancel cannot race its completion.
+    const { task } = await clients.b.submit({ prompt: "hang" });
     const before = storeFingerprint();
     await clients.b.cancel({ id: task!.id });
     expect(storeFingerprint()).not.toBe(before);
