@@ -7,7 +7,7 @@
 // the next (PACE: events and gap per watcher count); the provider runs in a
 // process of its own (bench/peers/fake-provider.ts).
 // Event times have 1 ms resolution, the same for Rookery and the floor.
-// Run: npx tsx bench/watch-latency.ts
+// Run: npx tsx bench/watch-latency.ts [watcher counts, default 1,100,1000]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,7 +18,7 @@ import { median, percentile, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
 import { ageMs, openWatchers, rookeryWatchStreams, type Listener } from "./lib/watchers.js";
 
-const WATCHERS = [1, 100, 1000];
+const WATCHERS = (process.argv[2] ?? "1,100,1000").split(",").map(Number);
 const LISTENERS: Listener[] = ["grpc-js", "connect-node"];
 const PACE: Record<number, { events: number; gapMs: number }> = {
   // At least 1,000 events, so that p99 is not the second-slowest of a hundred.
@@ -111,6 +111,7 @@ for (const listener of LISTENERS) {
     [1, 1.5],
     [1000, 1.2],
   ] as const) {
+    if (!WATCHERS.includes(n)) continue;
     const rookery = rows.get(`${listener} Rookery, ${n} watchers`)!.p99;
     const floorP99 = rows.get(`${listener} floor, ${n} watchers`)!.p99;
     const rounds = rookery.map((r, i) => (r / floorP99[i]!).toFixed(2)).join(", ");

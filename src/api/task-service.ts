@@ -14,7 +14,7 @@ import { basicView, isTerminal, summarize, type Task, type TaskEvent } from "../
 import { cancel, createTask, resume } from "../domain/transitions.js";
 import type { TaskStore } from "../store/task-store.js";
 import type { EventFeed } from "../watch/event-feed.js";
-import { watchEvents, watchStream } from "../watch/watch-events.js";
+import { watchStream } from "../watch/watch-events.js";
 import { OutputCursor } from "../watch/output-cursor.js";
 import type { OutputFeed } from "../watch/output-feed.js";
 import type { OutputChunk } from "../domain/output.js";
@@ -206,6 +206,12 @@ export class TaskService {
     });
   }
 
+  /**
+   * One generator from the checks to the last response, wrapping watchStream directly:
+   * every layer of async generator between the feed and the socket costs each watcher
+   * a promise turn per message, a large part of what Rookery adds to the fan-out at
+   * 1,000 watchers of one task (bench/RESULTS.md, issue 16, 3b).
+   */
   async *watch(req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
     const task = await this.visibleTask(checkId(req.id), ctx);
     const open = this.watches.get(ctx.principal) ?? 0;
@@ -214,45 +220,40 @@ export class TaskService {
     }
     this.watches.set(ctx.principal, open + 1);
     try {
-      yield* this.watchTask(task, req, ctx);
+      const afterSequence = Number(req.afterSequence);
+      if (afterSequence > task.sequence) {
+        throw InvalidArgumentError.field(
+          "after_sequence",
+          `is past the task's last event (${task.sequence}); pass the last sequence you saw`,
+        );
+      }
+      if (isTerminal(task.status) && afterSequence === task.sequence) return;
+      const options = {
+        store: this.deps.store,
+        feed: this.deps.feed,
+        taskId: task.id,
+        afterSequence,
+        signal: ctx.signal,
+        pollMs: this.deps.watchPollMs,
+        inboxLimit: this.deps.watchQueueLimit,
+      };
+      const cursor = req.includeOutput
+        ? new OutputCursor({
+            store: this.deps.store,
+            outputs: this.deps.outputs,
+            taskId: task.id,
+            afterSequence,
+            outputOffset: Number(req.outputOffset),
+          })
+        : undefined;
+      // Without a cursor the stream holds events only: today's stream.
+      for await (const item of watchStream(options, cursor)) {
+        yield "parts" in item ? outputResponse(item) : watchResponse(item);
+      }
     } finally {
       const left = (this.watches.get(ctx.principal) ?? 1) - 1;
       if (left === 0) this.watches.delete(ctx.principal);
       else this.watches.set(ctx.principal, left);
-    }
-  }
-
-  private async *watchTask(task: Task, req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
-    const afterSequence = Number(req.afterSequence);
-    if (afterSequence > task.sequence) {
-      throw InvalidArgumentError.field(
-        "after_sequence",
-        `is past the task's last event (${task.sequence}); pass the last sequence you saw`,
-      );
-    }
-    if (isTerminal(task.status) && afterSequence === task.sequence) return;
-    const options = {
-      store: this.deps.store,
-      feed: this.deps.feed,
-      taskId: task.id,
-      afterSequence,
-      signal: ctx.signal,
-      pollMs: this.deps.watchPollMs,
-      inboxLimit: this.deps.watchQueueLimit,
-    };
-    if (!req.includeOutput) {
-      for await (const event of watchEvents(options)) yield watchResponse(event);
-      return;
-    }
-    const cursor = new OutputCursor({
-      store: this.deps.store,
-      outputs: this.deps.outputs,
-      taskId: task.id,
-      afterSequence,
-      outputOffset: Number(req.outputOffset),
-    });
-    for await (const item of watchStream(options, cursor)) {
-      yield "parts" in item ? outputResponse(item) : watchResponse(item);
     }
   }
 

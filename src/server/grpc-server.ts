@@ -138,11 +138,8 @@ async function serveStream(
   let lastSequence = 0n;
   try {
     const request = decode(method, call.request);
-    for await (const response of adapter.watch(
-      request,
-      () => adapter.context(authorization(call.metadata), signal),
-      callTrace(call.metadata),
-    )) {
+    const stream = await adapter.openWatch(request, () => adapter.context(authorization(call.metadata), signal), callTrace(call.metadata));
+    for await (const response of stream) {
       lastSequence = (response as WatchResponse).event?.sequence ?? lastSequence;
       if (!call.write(response)) {
         // Back-pressure: wait until the client reads, so a slow reader never grows our

@@ -76,17 +76,21 @@ export class HandlerAdapter {
     }
   }
 
+  /**
+   * Starts a Watch: the call's span covers its start (auth); the stream may last hours.
+   * Returns the service's own stream, with no generator of ours around it (each layer
+   * costs every watcher a promise turn per message): the caller maps its errors with
+   * wireError, as serveStream (grpc-server.ts) and watch() below do.
+   */
+  async openWatch(request: unknown, context: () => CallContext, trace?: CallTrace): Promise<AsyncGenerator<unknown>> {
+    const ctx = await rpcSpan("watch", trace, async () => context());
+    return this.options.service.watch(request as never, ctx);
+  }
+
+  /** openWatch as one generator with errors mapped, for the HTTP listener (connect takes a generator). */
   async *watch(request: unknown, context: () => CallContext, trace?: CallTrace): AsyncGenerator<unknown> {
-    // A stream's span covers its start (auth, the task lookup); the stream itself may last hours.
-    let stream: AsyncGenerator<unknown>;
     try {
-      const ctx = await rpcSpan("watch", trace, async () => context());
-      stream = this.options.service.watch(request as never, ctx);
-    } catch (error) {
-      throw this.wireError("watch", error);
-    }
-    try {
-      yield* stream;
+      yield* await this.openWatch(request, context, trace);
     } catch (error) {
       throw this.wireError("watch", error);
     }
