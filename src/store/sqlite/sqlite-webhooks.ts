@@ -74,8 +74,8 @@ export class SqliteWebhookDeliveries {
     const at = now.getTime();
     for (const [id, until] of this.held) if (until <= at) this.held.delete(id);
     const until = at + leaseMs;
-    // Held ones are still pending in the table: the query leaves them out (rather than
-    // reading their documents only to skip them: that was most of a look's cost).
+    // Held ones are still pending in the table: the query leaves them out, rather than
+    // reading their documents only to skip them.
     const rows = this.dueRows.all(at, JSON.stringify(skipReceivers), JSON.stringify([...this.held.keys()]), limit);
     for (const row of rows) this.held.set(row.id, until);
     return rows.map((row) => parse({ ...row, next_attempt_at: until }));
