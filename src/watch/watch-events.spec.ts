@@ -5,7 +5,10 @@ import type { TaskEvent } from "../domain/task.js";
 import { PublishingStore } from "./publishing-store.js";
 import { SqliteTaskStore } from "../store/sqlite/sqlite-task-store.js";
 import { EventFeed } from "./event-feed.js";
-import { watchEvents } from "./watch-events.js";
+import { watchStream, type WatchOptions } from "./watch-events.js";
+
+/** Without an output cursor the stream holds events only (Watch without include_output). */
+const watchEvents = (options: WatchOptions) => watchStream(options) as AsyncGenerator<TaskEvent>;
 
 async function setup() {
   const feed = new EventFeed();
@@ -44,7 +47,7 @@ const sequences = async (it: AsyncIterable<{ sequence: number }>) => {
   return out;
 };
 
-describe("watchEvents()", () => {
+describe("watchStream() without an output cursor", () => {
   it("should see every event once when transitions are committed while the replay is being read", async () => {
     const { feed, inner, store, task, step, finish } = await setup();
     let reads = 0;

@@ -34,11 +34,6 @@ export function endsWatch(event: TaskEvent): boolean {
   return event.kind === "status_changed" && isTerminal(event.status);
 }
 
-export function watchEvents(options: WatchOptions): AsyncGenerator<TaskEvent> {
-  // Without a cursor the stream holds events only.
-  return watchStream(options) as AsyncGenerator<TaskEvent>;
-}
-
 /** Events, and with a cursor the output between them; an item is a TaskEvent or an OutputChunk. */
 export async function* watchStream(options: WatchOptions, cursor?: OutputCursor): AsyncGenerator<TaskEvent | OutputChunk> {
   const { store, feed, taskId, signal, pollMs } = options;
