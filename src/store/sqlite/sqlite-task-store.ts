@@ -161,8 +161,8 @@ export class SqliteTaskStore implements TaskStore {
       throw new ActiveTaskQuotaError(options.maxActive);
     }
     const { lastInsertRowid } = this.statement(
-      `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, expires_at, purge_at)
-         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, NULL)`,
+      `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, checkpoint_messages, expires_at, purge_at)
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, NULL)`,
     ).run(
       task.id,
       task.owner,
@@ -171,13 +171,12 @@ export class SqliteTaskStore implements TaskStore {
       task.requestId ?? null,
       task.sequence,
       docWithoutConversation(task),
+      task.checkpoint?.messages.length ?? 0,
       expiresAt(task),
     );
-    if (task.checkpoint) {
-      const stored = this.storeConversation(Number(lastInsertRowid), 0, task.checkpoint.messages);
-      this.statement("UPDATE tasks SET checkpoint_messages = ? WHERE task_no = ?").run(stored, lastInsertRowid);
-    }
-    this.insertEvent(draft.event);
+    const taskNo = Number(lastInsertRowid);
+    if (task.checkpoint) this.storeConversation(taskNo, 0, task.checkpoint.messages);
+    this.insertEvent(taskNo, draft.event);
     if (draft.delivery) this.webhooks.insert(draft.delivery);
     return { ...draft, created: true };
   }
@@ -359,7 +358,7 @@ export class SqliteTaskStore implements TaskStore {
       purgeAt(task),
       row.task_no,
     );
-    this.insertEvent(event);
+    this.insertEvent(row.task_no, event);
     if (committed.delivery) this.webhooks.insert(committed.delivery);
     return committed;
   }
@@ -392,9 +391,9 @@ export class SqliteTaskStore implements TaskStore {
     return fromTaskDocument(doc);
   }
 
-  private insertEvent(event: TaskEvent): void {
-    this.statement("INSERT INTO task_events (task_no, sequence, doc) VALUES ((SELECT task_no FROM tasks WHERE id = ?), ?, ?)").run(
-      event.taskId,
+  private insertEvent(taskNo: number, event: TaskEvent): void {
+    this.statement("INSERT INTO task_events (task_no, sequence, doc) VALUES (?, ?, ?)").run(
+      taskNo,
       event.sequence,
       JSON.stringify(toEventDocument(event)),
     );
