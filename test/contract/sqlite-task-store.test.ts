@@ -68,15 +68,31 @@ it("should keep the writes of one group commit when a transition in it is refuse
   await store.close();
 });
 
-it("should commit creates still waiting for their group commit when the store is closed", async () => {
+it("should commit creates still waiting for their group commit when the store is closed, more than one group's worth", async () => {
   await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
-    const pending = ["p1", "p2", "p3"].map((prompt) => store.create(newDraft(prompt)));
+    const prompts = Array.from({ length: 40 }, (_, i) => `p${i}`);
+    const pending = prompts.map((prompt) => store.create(newDraft(prompt)));
     await store.close();
     const ids = (await Promise.all(pending)).map((r) => r.task.id);
     const reopened = new SqliteTaskStore({ path });
-    expect((await Promise.all(ids.map((id) => reopened.get(id)))).map((t) => t?.prompt)).toEqual(["p1", "p2", "p3"]);
+    expect((await Promise.all(ids.map((id) => reopened.get(id)))).map((t) => t?.prompt)).toEqual(prompts);
     await reopened.close();
+  });
+});
+
+it("should answer the first 16 writes of a burst before it writes the rest, so their replies go out while the rest are written", async () => {
+  await inTempDir(async (path) => {
+    const store = new SqliteTaskStore({ path });
+    const reader = new Database(path, { readonly: true });
+    const storedTasks = () => (reader.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n;
+    const pending = Array.from({ length: 40 }, (_, i) => store.create(newDraft(`burst ${i}`)));
+    await pending[0];
+    expect(storedTasks()).toBe(16); // the first group is committed and answered; the other 24 wait for the next turns
+    await Promise.all(pending);
+    expect(storedTasks()).toBe(40);
+    reader.close();
+    await store.close();
   });
 });
 

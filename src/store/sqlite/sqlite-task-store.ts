@@ -1,7 +1,7 @@
 // The embedded store: one SQLite file (WAL). Writes are group-committed: those
-// that arrive in one turn of the event loop share one IMMEDIATE transaction, so
-// a transition and its event are written together or not at all, and each
-// caller is answered only after the commit.
+// that arrive in one turn of the event loop share one IMMEDIATE transaction (up
+// to MAX_GROUP_COMMIT of them), so a transition and its event are written
+// together or not at all, and each caller is answered only after the commit.
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -27,6 +27,17 @@ import {
   type MessageDocument,
   type TaskDocument,
 } from "../task-document.js";
+
+/**
+ * At most this many writes share one transaction; the rest of a turn's writes go
+ * in the next turn. A burst of calls read in one turn (64 Submits from one
+ * HTTP/2 connection) would otherwise all wait for the last of them to be written,
+ * and the server and its callers would take turns instead of working at once: in
+ * groups of 16 the first group's replies are sent while the next group is written.
+ * bench/RESULTS.md, issue 16 figure 2, has the figures (8 costs more transactions
+ * than it saves; 32 overlaps less).
+ */
+const MAX_GROUP_COMMIT = 16;
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
 
@@ -101,8 +112,9 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   private flushWrites(): void {
-    const batch = this.pendingWrites;
-    this.pendingWrites = [];
+    const batch = this.pendingWrites.splice(0, MAX_GROUP_COMMIT);
+    // The rest are written in the next turn, after this group's callers have been answered.
+    if (this.pendingWrites.length > 0) setImmediate(() => this.flushWrites());
     if (batch.length === 0) return; // close() flushed them already
     let outcomes: WriteOutcome[];
     try {
@@ -326,7 +338,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async close(): Promise<void> {
-    if (this.pendingWrites.length > 0) this.flushWrites();
+    while (this.pendingWrites.length > 0) this.flushWrites();
     await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
