@@ -221,6 +221,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     },
     "rookery ready",
   );
+  logger.flush(); // whoever started the server is waiting for that line: it does not wait for a block to fill
 
   let closing: Promise<void> | undefined;
   const step = async (what: string, work: () => Promise<void> | void) => {

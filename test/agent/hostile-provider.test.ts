@@ -44,8 +44,10 @@ describe("a provider that sends no choices", () => {
     await collectEvents(server.client, next!.id);
     expect((await server.client.get({ id: next!.id })).task?.status).toBe(TaskStatus.COMPLETED);
     expect(server.process.exitCode).toBeNull();
-    // Each Submit got a log line naming its task and key (auth is off: the key is "").
-    expect(server.logs.join("\n")).toContain(`"method":"submit","taskId":"${next!.id}","key":"","msg":"submit done"`);
+    // Each Submit got a log line naming its task and key (auth is off: the key is ""); lines are written in blocks.
+    await expect
+      .poll(() => server.logs.join("\n"), { timeout: 10_000 })
+      .toContain(`"method":"submit","taskId":"${next!.id}","key":"","msg":"submit done"`);
     server.process.kill("SIGKILL");
     await server.exited;
   });

@@ -115,14 +115,13 @@ describe("traces in Jaeger", () => {
       expect(chats.every((c) => tag(c, "gen_ai.input.messages") === undefined && tag(c, "gen_ai.output.messages") === undefined)).toBe(
         true,
       );
-      // Log lines written inside the run's span carry its trace.
-      const ended = server.logs.map(
-        (l) => JSON.parse(l.startsWith("{") ? l : "{}") as { msg?: string; trace_id?: string; taskId?: string },
-      );
-      expect(ended.filter((l) => l.msg === "task run ended" && l.taskId === task!.id).map((l) => l.trace_id)).toEqual([
-        caller.traceId,
-        caller.traceId,
-      ]);
+      // Log lines written inside the run's span carry its trace (lines are written in blocks: wait for them).
+      const runsEnded = () =>
+        server.logs
+          .map((l) => JSON.parse(l.startsWith("{") ? l : "{}") as { msg?: string; trace_id?: string; taskId?: string })
+          .filter((l) => l.msg === "task run ended" && l.taskId === task!.id)
+          .map((l) => l.trace_id);
+      await expect.poll(runsEnded, { timeout: 10_000 }).toEqual([caller.traceId, caller.traceId]);
       // The webhook deliveries (INPUT_REQUIRED, COMPLETED) are children of the Submit too, and carry the trace on.
       await expect
         .poll(async () => named((spans = await traceSpans(jaeger!, caller.traceId)), "webhook POST").length, { timeout: 30_000 })
