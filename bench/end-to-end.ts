@@ -3,7 +3,10 @@
 // BullMQ on a local Redis (append-only, fsync every second) whose worker makes
 // the same streamed `openai` SDK call per job, with the same concurrency; and
 // BullMQ with no-op jobs, the queue's own floor. 64 callers submit/add the
-// jobs; the clock stops when the last one has completed.
+// jobs; the clock stops when the last one has completed. The callers share the
+// machine's two cores with the system measured, so each side submits with its
+// lightest client: ioredis for BullMQ, a bare @grpc/grpc-js client for Rookery
+// (one row also with the connect-node gRPC client, the earlier figures' client).
 // Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb|ferretdb-pg]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,8 +14,10 @@ import { join } from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
+import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/task_service_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
+import { grpcJsUnary } from "./lib/grpc-js-calls.js";
 import { median, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
@@ -37,9 +42,12 @@ const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
 const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
 
-/** `modelWorkers`: ROOKERY_MODEL_WORKERS ("" for the default: one less than the CPUs). */
-async function rookeryRound(n: number, modelWorkers: string): Promise<number> {
-  const store = await benchStore(STORE, dir, `e2e_${n}_${modelWorkers || "default"}`);
+/**
+ * `modelWorkers`: ROOKERY_MODEL_WORKERS ("" for the default: one less than the CPUs).
+ * `submitWith`: the client the callers submit with (the clock's end is polled with List either way).
+ */
+async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-js" | "connect" = "grpc-js"): Promise<number> {
+  const store = await benchStore(STORE, dir, `e2e_${n}_${modelWorkers || "default"}_${submitWith}`);
   const server = await startChildServer({
     ...store.env,
     OPENAI_BASE_URL: baseURL,
@@ -48,8 +56,10 @@ async function rookeryRound(n: number, modelWorkers: string): Promise<number> {
     ...(modelWorkers ? { ROOKERY_MODEL_WORKERS: modelWorkers } : {}),
   });
   const { client } = server;
+  const grpcJs = grpcJsUnary(`127.0.0.1:${server.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
+  const submit = submitWith === "grpc-js" ? (prompt: string) => grpcJs.call({ prompt }) : (prompt: string) => client.submit({ prompt });
   const t0 = performance.now();
-  await submitAll((i) => client.submit({ prompt: `e2e ${n}.${i}` }));
+  await submitAll((i) => submit(`e2e ${n}.${i}`));
   await waitFor(
     async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
     "every task to end",
@@ -64,6 +74,7 @@ async function rookeryRound(n: number, modelWorkers: string): Promise<number> {
     pageToken = page.nextPageToken;
   } while (pageToken);
   if (completed !== TASKS) throw new Error(`rookery completed ${completed} of ${TASKS} tasks`);
+  grpcJs.close();
   server.process.kill("SIGTERM");
   await server.exited;
   await store.drop();
@@ -89,10 +100,17 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
   return TASKS / seconds;
 }
 
-const rates = { rookery: [] as number[], rookeryOneThread: [] as number[], bullmqSdk: [] as number[], bullmqNoop: [] as number[] };
+const rates = {
+  rookery: [] as number[],
+  rookeryOneThread: [] as number[],
+  rookeryConnectClient: [] as number[],
+  bullmqSdk: [] as number[],
+  bullmqNoop: [] as number[],
+};
 for (let n = 1; n <= ROUNDS; n++) {
   rates.rookery.push(await rookeryRound(n, ""));
   rates.rookeryOneThread.push(await rookeryRound(n, "0"));
+  rates.rookeryConnectClient.push(await rookeryRound(n, "", "connect"));
   rates.bullmqSdk.push(await bullmqRound(n, "sdk"));
   rates.bullmqNoop.push(await bullmqRound(n, "noop"));
 }
@@ -104,6 +122,9 @@ console.log(
   `Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s (rounds ${rates.rookery.map((r) => r.toFixed(0)).join(", ")})`,
 );
 console.log(`Rookery, model calls on the main thread ${m("rookeryOneThread").toFixed(0).padStart(6)} tasks/s (ROOKERY_MODEL_WORKERS=0)`);
+console.log(
+  `Rookery, submitted with connect-node   ${m("rookeryConnectClient").toFixed(0).padStart(6)} tasks/s (its gRPC transport instead of grpc-js)`,
+);
 console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
 console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);
 console.log(
