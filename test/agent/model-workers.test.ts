@@ -29,6 +29,9 @@ describe("ModelWorkerPool", () => {
       if (c.prompt === "hang") return { hang: true };
       if (c.prompt === "malformed") return { malformed: true };
       if (c.prompt === "refused") return { status: 400, error: "bad request" };
+      // 2 MB in pieces of 64 KiB, and the last half never sent: past the 1 MiB limit, the provider waits.
+      if (c.prompt === "too large")
+        return { content: "x".repeat(2 << 20), pieceSize: 64 << 10, pauseAt: 24, resume: new Promise(() => {}) };
       return { content: "ok" };
     });
     pool = new ModelWorkerPool(
@@ -68,6 +71,11 @@ describe("ModelWorkerPool", () => {
     controller.abort(new Error("cancelled by the test"));
     await expect(call).rejects.toThrow("cancelled by the test");
     await fake.waitForAbort((c) => c.prompt === "hang");
+  });
+
+  it("should end the provider's request when it refuses a reply part way (past the size limit)", async () => {
+    await expect(pool.call(callOf("too large"), new AbortController().signal, () => {})).rejects.toThrow(/passed 1048576 bytes/);
+    await fake.waitForAbort((c) => c.prompt === "too large");
   });
 
   it("should fail only a dead worker's calls (retryably), replace it, and keep serving", async () => {
