@@ -14,8 +14,11 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FakeOpenAI } from "../../test/support/fake-openai.js";
 
+// A prompt's gate may be opened before its first call arrives (the call can lag the task's
+// RUNNING status, while a model worker thread starts): an "open" is remembered.
 const gates = new Map<string, () => void>();
-const gate = (prompt: string) => new Promise<void>((resolve) => gates.set(prompt, resolve));
+const opened = new Set<string>();
+const gate = (prompt: string) => (opened.has(prompt) ? Promise.resolve() : new Promise<void>((resolve) => gates.set(prompt, resolve)));
 
 const fake = await FakeOpenAI.start();
 /** `n` pieces of 4 characters, each one token. */
@@ -35,6 +38,9 @@ fake.respond(async ({ prompt, turn }) => {
 });
 setInterval(() => fake.calls.splice(0), 1000).unref(); // it records calls; a benchmark makes many
 createInterface({ input: process.stdin }).on("line", (line) => {
-  if (line.startsWith("open ")) gates.get(line.slice("open ".length))?.();
+  if (!line.startsWith("open ")) return;
+  const prompt = line.slice("open ".length);
+  opened.add(prompt);
+  gates.get(prompt)?.();
 });
 console.log(`ready ${fake.baseURL}`);
