@@ -3,6 +3,10 @@ import { logTraceFields } from "./telemetry/spans.js";
 
 export type { Logger };
 
+/** Log lines are written in blocks of this many bytes, or whatever is there every FLUSH_MS. */
+const BLOCK_BYTES = 4096;
+const FLUSH_MS = 100;
+
 /**
  * Structured JSON logs on stdout (pretty-print them with `pino-pretty` if you like).
  * Written asynchronously and in blocks: a busy server logs a few lines per task; a
@@ -18,9 +22,6 @@ export function createLogger(level: string): Logger {
     pino.destination({ dest: 1, sync: false, minLength: BLOCK_BYTES, periodicFlush: FLUSH_MS }),
   );
 }
-
-const BLOCK_BYTES = 4096;
-const FLUSH_MS = 100;
 
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
