@@ -96,27 +96,45 @@ it("should answer the first 16 writes of a burst before it writes the rest, so t
   });
 });
 
+/** Tasks in the database file alone (without its -wal), as a reader that ignored the log would see them. */
+function tasksInFileAlone(path: string, dir: string): number {
+  copyFileSync(path, join(dir, "file-alone.db"));
+  const copy = new Database(join(dir, "file-alone.db"), { readonly: true });
+  try {
+    const schemaCopied = copy.prepare("SELECT 1 FROM sqlite_master WHERE name = 'tasks'").get() !== undefined;
+    return schemaCopied ? (copy.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n : 0;
+  } catch {
+    return -1; // a copy torn by a checkpoint in progress: look again
+  } finally {
+    copy.close();
+  }
+}
+
 it("should copy commits into the database file from the checkpointer thread, not in the commit, and leave no log after close", async () => {
   await inTempDir(async (path, dir) => {
-    // The database file alone (without its -wal), as a reader that ignored the log would see it.
-    const tasksInFileAlone = () => {
-      copyFileSync(path, join(dir, "file-alone.db"));
-      const copy = new Database(join(dir, "file-alone.db"), { readonly: true });
-      try {
-        return (copy.prepare("SELECT COUNT(*) AS n FROM tasks").get() as { n: number }).n;
-      } catch {
-        return -1; // a copy torn by a checkpoint in progress: look again
-      } finally {
-        copy.close();
-      }
-    };
     const store = new SqliteTaskStore({ path });
     await Promise.all(Array.from({ length: 50 }, (_, i) => store.create(newDraft(`t${i}`))));
     // 50 small tasks are a few pages of log, far below the 1,000 at which a commit would
-    // checkpoint by itself: only the thread moves them into the file.
-    await expect.poll(tasksInFileAlone, { timeout: 30_000 }).toBe(50);
+    // checkpoint by itself: only the thread moves them into the file (after its quiet interval).
+    await expect.poll(() => tasksInFileAlone(path, dir), { timeout: 30_000 }).toBe(50);
     await store.close();
     expect(existsSync(`${path}-wal`)).toBe(false); // the thread's connection is closed too: the last one out removes the log
+  });
+});
+
+it("should leave a light load in the log rather than copy it on every tick, and copy it once enough pages wait", async () => {
+  await inTempDir(async (path, dir) => {
+    // No copy by time here: only by the pages waiting in the log.
+    const store = new SqliteTaskStore({ path, checkpoint: { pages: 50, quietMs: 3_600_000 } });
+    await Promise.all(Array.from({ length: 5 }, (_, i) => store.create(newDraft(`light ${i}`))));
+    // A copy of the whole log makes the next commit start it over and fsync its header on the
+    // store's thread; ten ticks of the thread pass, and these few pages are still only in the log.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(tasksInFileAlone(path, dir)).toBe(0);
+    // Well over 50 pages of log (20 KB prompts): the thread copies them all.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => store.create(newDraft(`heavy ${i} ${"x".repeat(20_000)}`))));
+    await expect.poll(() => tasksInFileAlone(path, dir), { timeout: 30_000 }).toBe(35);
+    await store.close();
   });
 });
 

@@ -12,7 +12,7 @@ import { ACTIVE_STATUSES, TASK_STATUSES, type ChatMessage, type Task, type TaskE
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
-import { FALLBACK_PAGES, WalCheckpointer } from "./wal-checkpointer.js";
+import { DEFAULT_CHECKPOINT_POLICY, FALLBACK_PAGES, WalCheckpointer, type CheckpointPolicy } from "./wal-checkpointer.js";
 import type { WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
@@ -46,6 +46,8 @@ export interface SqliteStoreOptions {
   path: string;
   now?: () => Date;
   hooks?: Hooks;
+  /** When the checkpointer thread copies the log into the file (tests shorten or disable parts of it). */
+  checkpoint?: Partial<CheckpointPolicy>;
 }
 
 /** What every read of a task takes: its doc, and where its conversation is (migration 0006). */
@@ -91,7 +93,7 @@ export class SqliteTaskStore implements TaskStore {
     this.now = options.now ?? (() => new Date());
     migrate(this.db);
     if (options.path !== ":memory:") {
-      this.checkpointer = new WalCheckpointer(options.path);
+      this.checkpointer = new WalCheckpointer(options.path, { ...DEFAULT_CHECKPOINT_POLICY, ...options.checkpoint });
       this.db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
     }
     this.output = new SqliteOutputChunks(this.db);
