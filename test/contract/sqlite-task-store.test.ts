@@ -125,7 +125,8 @@ it("should copy commits into the database file from the checkpointer thread, not
 it("should leave a light load in the log rather than copy it on every tick, and copy it once enough pages wait", async () => {
   await inTempDir(async (path, dir) => {
     // No copy by time here: only by the pages waiting in the log.
-    // The schema and five small tasks are ~40 pages of log; 60 tasks with 20 KB prompts ~700.
+    // The schema and five small tasks are ~40 pages of log; 16 tasks with 60 KB prompts, one
+    // group commit, are hundreds (one commit, so that no copy can fall between its parts).
     const store = new SqliteTaskStore({ path, checkpoint: { pages: 200, quietMs: 3_600_000 } });
     await Promise.all(Array.from({ length: 5 }, (_, i) => store.create(newDraft(`light ${i}`))));
     // A copy of the whole log makes the next commit start it over and fsync its header on the
@@ -133,8 +134,8 @@ it("should leave a light load in the log rather than copy it on every tick, and 
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(tasksInFileAlone(path, dir)).toBe(0);
     // Well over 200 pages: the thread copies them all.
-    await Promise.all(Array.from({ length: 60 }, (_, i) => store.create(newDraft(`heavy ${i} ${"x".repeat(20_000)}`))));
-    await expect.poll(() => tasksInFileAlone(path, dir), { timeout: 30_000 }).toBe(65);
+    await Promise.all(Array.from({ length: 16 }, (_, i) => store.create(newDraft(`heavy ${i} ${"x".repeat(60_000)}`))));
+    await expect.poll(() => tasksInFileAlone(path, dir), { timeout: 30_000 }).toBe(21);
     await store.close();
   });
 });
