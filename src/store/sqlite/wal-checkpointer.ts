@@ -36,7 +36,7 @@ export const DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = { pages: 1_000, quiet
 export class WalCheckpointer {
   private readonly worker: Worker;
 
-  constructor(path: string, policy: CheckpointPolicy = DEFAULT_CHECKPOINT_POLICY) {
+  constructor(path: string, policy: CheckpointPolicy) {
     this.worker = new Worker(ENTRY, { workerData: { path, ...policy } });
     // A checkpoint not made is made by the backstop or when the store closes: never
     // a reason to keep the process alive or to take it down.
