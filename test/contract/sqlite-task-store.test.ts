@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
 import { FailedPreconditionError } from "../../src/domain/errors.js";
@@ -131,7 +132,7 @@ it("should leave a light load in the log rather than copy it on every tick, and 
     await Promise.all(Array.from({ length: 5 }, (_, i) => store.create(newDraft(`light ${i}`))));
     // A copy of the whole log makes the next commit start it over and fsync its header on the
     // store's thread; ten ticks of the thread pass, and these few pages are still only in the log.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await sleep(1_000);
     expect(tasksInFileAlone(path, dir)).toBe(0);
     // Well over 200 pages: the thread copies them all.
     await Promise.all(Array.from({ length: 16 }, (_, i) => store.create(newDraft(`heavy ${i} ${"x".repeat(60_000)}`))));
