@@ -115,7 +115,22 @@ function describeFailure(error: unknown, where: string): ModelCallError {
   return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
 }
 
-export function toOpenAiMessage(m: ChatMessage): ChatCompletionMessageParam {
+// A run sends its whole conversation with every call, and a conversation only grows, so
+// each message is converted once rather than once per call: at 1,000 iterations the
+// conversions were most of the main thread's allocations, and so of its garbage-collection
+// pauses (bench/RESULTS.md, issue 16, 3f). A message is never changed once it is in a
+// conversation, so a converted one stays right.
+const converted = new WeakMap<ChatMessage, ChatCompletionMessageParam>();
+
+export function toOpenAiMessages(messages: readonly ChatMessage[]): ChatCompletionMessageParam[] {
+  return messages.map((m) => {
+    let message = converted.get(m);
+    if (!message) converted.set(m, (message = toOpenAiMessage(m)));
+    return message;
+  });
+}
+
+function toOpenAiMessage(m: ChatMessage): ChatCompletionMessageParam {
   switch (m.role) {
     case "system":
       return { role: "system", content: m.content };

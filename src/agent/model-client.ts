@@ -6,7 +6,7 @@
 // stay here, on the main thread.
 import type OpenAI from "openai";
 import type { ChatMessage, ToolDefinition } from "../domain/task.js";
-import { sdkClient, streamChat, toOpenAiMessage, toOpenAiTool, type ChatCall, type ProviderSettings } from "./chat-stream.js";
+import { sdkClient, streamChat, toOpenAiMessages, toOpenAiTool, type ChatCall, type ProviderSettings } from "./chat-stream.js";
 import { ModelCallError } from "./model-errors.js";
 import type { ModelWorkerPool } from "./model-worker-pool.js";
 import type { ModelReply, ReplyDelta } from "./reply-assembler.js";
@@ -79,7 +79,7 @@ export class ModelClient {
       "gen_ai.request.model": request.model,
     };
     return inSpan(`chat ${request.model}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
-      if (this.options.traceContent) span.setAttribute("gen_ai.input.messages", JSON.stringify(request.messages.map(toOpenAiMessage)));
+      if (this.options.traceContent) span.setAttribute("gen_ai.input.messages", JSON.stringify(toOpenAiMessages(request.messages)));
       const started = performance.now();
       const observe = (outcome: string, usage?: ModelReply["usage"]) =>
         this.options.onCall?.({
@@ -132,7 +132,7 @@ export class ModelClient {
     const call: ChatCall = {
       provider: request.provider,
       model: request.model,
-      messages: request.messages.map(toOpenAiMessage),
+      messages: toOpenAiMessages(request.messages),
       tools: request.tools.map(toOpenAiTool),
       headers: traceHeaders(),
     };

@@ -48,6 +48,10 @@ describe("agent runs against an OpenAI-compatible server", () => {
     expect(calls).toHaveLength(3);
     const toolMessages = calls[2]!.body.messages.filter((m) => m.role === "tool").map((m) => m.content);
     expect(toolMessages).toEqual(["42", "43"]);
+    // Each call sends the whole conversation so far: the previous call's messages, unchanged, then the new ones.
+    expect(calls[1]!.body.messages.slice(0, calls[0]!.body.messages.length)).toEqual(calls[0]!.body.messages);
+    expect(calls[2]!.body.messages.slice(0, calls[1]!.body.messages.length)).toEqual(calls[1]!.body.messages);
+    expect(calls[2]!.body.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant", "tool"]);
     const { task: done } = await h.grpc.get({ id: task!.id });
     expect(done!.checkpoint?.iteration).toBe(3);
     expect(done!.checkpoint?.messages.map((m) => m.role)).toEqual(["user", "assistant", "tool", "assistant", "tool", "assistant"]);
