@@ -33,7 +33,8 @@ export interface GrpcListener {
 }
 
 export async function startGrpcListener(options: GrpcListenerOptions): Promise<GrpcListener> {
-  const server = new grpc.Server();
+  // Rookery serves no channelz, so grpc-js need not keep its per-call and per-socket figures.
+  const server = new grpc.Server({ "grpc.enable_channelz": 0 });
   server.addService(taskServiceDefinition(), taskServiceImplementation(options.adapter, options.watchStallMs));
   options.health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);
