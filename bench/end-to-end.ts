@@ -7,6 +7,10 @@
 // machine's two cores with the system measured, so each side submits with its
 // lightest client: ioredis for BullMQ, a bare @grpc/grpc-js client for Rookery
 // (one row also with the connect-node gRPC client, the earlier figures' client).
+// Each round first runs WARMUP tasks (jobs) through the freshly started server
+// (worker) and does not time them: a just-started process runs its first
+// thousands on cold code (interpreted, then baseline-compiled), and a server
+// runs for hours.
 // Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb|ferretdb-pg]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -25,15 +29,16 @@ const TASKS = Number(process.argv[2] ?? 2000);
 const STORE = process.argv[3] ?? "sqlite";
 const CONCURRENCY = 16; // Rookery's default ROOKERY_CONCURRENCY, and the BullMQ worker's
 const CALLERS = 64;
+const WARMUP = 2000; // tasks (jobs) run untimed through each fresh process first
 const ROUNDS = 3;
 const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
 
-/** Runs `submit` for TASKS items from CALLERS loops. */
-async function submitAll(submit: (i: number) => Promise<unknown>): Promise<void> {
+/** Runs `submit` for `count` items from CALLERS loops. */
+async function submitAll(count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: CALLERS }, async () => {
-      while (next < TASKS) await submit(next++);
+      while (next < count) await submit(next++);
     }),
   );
 }
@@ -58,13 +63,17 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
   const { client } = server;
   const grpcJs = grpcJsUnary(`127.0.0.1:${server.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
   const submit = submitWith === "grpc-js" ? (prompt: string) => grpcJs.call({ prompt }) : (prompt: string) => client.submit({ prompt });
+  const allEnded = () =>
+    waitFor(
+      async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
+      "every task to end",
+      UNTIL_DONE,
+    );
+  await submitAll(WARMUP, (i) => submit(`warm-up ${n}.${i}`));
+  await allEnded();
   const t0 = performance.now();
-  await submitAll((i) => submit(`e2e ${n}.${i}`));
-  await waitFor(
-    async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
-    "every task to end",
-    UNTIL_DONE,
-  );
+  await submitAll(TASKS, (i) => submit(`e2e ${n}.${i}`));
+  await allEnded();
   const seconds = (performance.now() - t0) / 1000;
   let completed = 0;
   let pageToken = "";
@@ -73,7 +82,7 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
     completed += page.tasks.length;
     pageToken = page.nextPageToken;
   } while (pageToken);
-  if (completed !== TASKS) throw new Error(`rookery completed ${completed} of ${TASKS} tasks`);
+  if (completed !== WARMUP + TASKS) throw new Error(`rookery completed ${completed} of ${WARMUP + TASKS} tasks`);
   grpcJs.close();
   server.process.kill("SIGTERM");
   await server.exited;
@@ -87,12 +96,16 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
   const worker = await startScript("bench/peers/bullmq-worker.ts", [String(redis.port), name, mode, String(CONCURRENCY), baseURL]);
   const connection = new Redis({ port: redis.port, host: "127.0.0.1", maxRetriesPerRequest: null });
   const queue = new Queue(name, { connection });
+  const allCompleted = (count: number) =>
+    waitFor(async () => (await queue.getJobCounts("completed")).completed! >= count, "every job to complete", UNTIL_DONE);
+  await submitAll(WARMUP, (i) => queue.add("task", { prompt: `warm-up ${n}.${i}` }));
+  await allCompleted(WARMUP);
   const t0 = performance.now();
-  await submitAll((i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
-  await waitFor(async () => (await queue.getJobCounts("completed")).completed! >= TASKS, "every job to complete", UNTIL_DONE);
+  await submitAll(TASKS, (i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
+  await allCompleted(WARMUP + TASKS);
   const seconds = (performance.now() - t0) / 1000;
   const counts = await queue.getJobCounts("completed", "failed");
-  if (counts.completed !== TASKS || counts.failed !== 0) throw new Error(`bullmq: ${JSON.stringify(counts)}`);
+  if (counts.completed !== WARMUP + TASKS || counts.failed !== 0) throw new Error(`bullmq: ${JSON.stringify(counts)}`);
   await queue.close();
   connection.disconnect();
   await worker.stop();
@@ -116,7 +129,7 @@ for (let n = 1; n <= ROUNDS; n++) {
 }
 const m = (k: keyof typeof rates) => median(rates[k]);
 console.log(
-  `End to end, ${TASKS} one-iteration tasks, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+  `End to end, ${TASKS} one-iteration tasks after ${WARMUP} untimed, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
 );
 console.log(
   `Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s (rounds ${rates.rookery.map((r) => r.toFixed(0)).join(", ")})`,
