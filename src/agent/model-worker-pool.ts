@@ -75,7 +75,8 @@ export class ModelWorkerPool {
     slot.worker.on("message", (message: FromWorker) => {
       const pending = slot.calls.get(message.id);
       if (!pending) return; // aborted meanwhile
-      if (message.type === "delta") return pending.onDelta(message.delta);
+      for (const delta of message.deltas) pending.onDelta(delta);
+      if (message.type === "deltas") return;
       slot.calls.delete(message.id);
       if (message.type === "reply") pending.resolve(message.reply);
       else pending.reject(errorFrom(message.failure));

@@ -17,7 +17,12 @@ export interface Failure {
   code: ErrorCode;
 }
 
+/**
+ * Each message carries the deltas the call's stream produced since the last one, in order;
+ * the main thread hands them on before it settles the call. A reply that arrives whole in
+ * one read (a short answer) is then one message back instead of one per chunk plus one.
+ */
 export type FromWorker =
-  | { type: "delta"; id: number; delta: ReplyDelta }
-  | { type: "reply"; id: number; reply: ModelReply }
-  | { type: "failure"; id: number; failure: Failure };
+  | { type: "deltas"; id: number; deltas: ReplyDelta[] }
+  | { type: "reply"; id: number; deltas: ReplyDelta[]; reply: ModelReply }
+  | { type: "failure"; id: number; deltas: ReplyDelta[]; failure: Failure };

@@ -20,6 +20,8 @@ const callOf = (prompt: string): ChatCall => ({
 });
 
 describe("ModelWorkerPool", () => {
+  let sawFirstDelta!: () => void;
+  const firstDeltaArrived = new Promise<void>((resolve) => (sawFirstDelta = resolve));
   let fake: FakeOpenAI;
   let pool: ModelWorkerPool;
   beforeAll(async () => {
@@ -27,6 +29,7 @@ describe("ModelWorkerPool", () => {
     fake.respond((c) => {
       if (c.prompt === "stream") return { content: "one two three four", pieceSize: 4 };
       if (c.prompt === "hang") return { hang: true };
+      if (c.prompt === "held") return { content: "first second", pieceSize: 6, pauseAt: 1, resume: firstDeltaArrived };
       if (c.prompt === "malformed") return { malformed: true };
       if (c.prompt === "refused") return { status: 400, error: "bad request" };
       // 2 MB in pieces of 64 KiB, and the last half never sent: past the 1 MiB limit, the provider waits.
@@ -51,6 +54,19 @@ describe("ModelWorkerPool", () => {
     expect(reply.content).toBe("one two three four");
     expect(deltas.length).toBeGreaterThan(1);
     expect(deltas.join("")).toBe(reply.content);
+  });
+
+  // The worker sends deltas in batches (one message per turn of its event loop, the last with
+  // the reply): a batch must still leave while the reply streams, not wait for its end.
+  it("should hand over a delta while the reply is still streaming (the provider waits for it)", async () => {
+    const deltas: string[] = [];
+    const reply = await pool.call(callOf("held"), new AbortController().signal, (d) => {
+      deltas.push(d.text);
+      sawFirstDelta();
+    });
+    expect(deltas[0]).toBe("first ");
+    expect(deltas.join("")).toBe("first second");
+    expect(reply.content).toBe("first second");
   });
 
   it("should give back failures as the same error classes (retried or not) as on the main thread", async () => {
