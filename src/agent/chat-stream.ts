@@ -37,6 +37,11 @@ export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI 
     ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
     timeout: sdk.timeoutMs,
     maxRetries: sdk.maxRetries,
+    // A model endpoint answers; it does not redirect, and following one would send the
+    // conversation to another address. Not following (with `window: null`) also spares
+    // undici's fetch a copy of every request and its body, which it makes for any request
+    // that might follow a redirect: ~1.5% of the server's CPU under load (bench/RESULTS.md).
+    fetchOptions: { redirect: "error", window: null },
   });
 }
 
@@ -95,6 +100,13 @@ function describeFailure(error: unknown, where: string): ModelCallError {
     return new ModelCallError(`model call to ${where} timed out`, "provider_error", { cause: error });
   }
   if (error instanceof OpenAI.APIConnectionError) {
+    if (/unexpected redirect/.test(causes(error))) {
+      return new ModelCallError(
+        `model call to ${where} was answered with a redirect, which Rookery does not follow: set the provider's base URL to the address it redirects to`,
+        "provider_error",
+        { cause: error },
+      );
+    }
     return new ModelCallError(`could not reach ${where}: ${error.message}`, "provider_error", { cause: error });
   }
   if (error instanceof OpenAI.APIError) {
@@ -113,6 +125,13 @@ function describeFailure(error: unknown, where: string): ModelCallError {
   }
   const reason = errorMessage(error);
   return new ModelCallError(`model call to ${where} failed: ${reason}`, "provider_error", { cause: error });
+}
+
+/** The messages of an error's chain of causes, joined (fetch's own error says little; its causes say what). */
+function causes(error: unknown): string {
+  const messages: string[] = [];
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) messages.push(e.message);
+  return messages.join(": ");
 }
 
 // A run sends its whole conversation with every call, and a conversation only grows, so

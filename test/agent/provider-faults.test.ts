@@ -1,6 +1,8 @@
 // Provider faults through the real openai SDK: retried with capped, jittered
 // backoff, then FAILED with an error that says what happened; the checkpoint
 // stays intact and Resume continues the task.
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import type { FakeReply } from "../support/fake-openai.js";
@@ -70,6 +72,24 @@ describe("provider faults", () => {
     await collectEvents(h.grpc, task.id, resumed!.lastEventSequence);
     const done = (await h.grpc.get({ id: task.id })).task!;
     expect(done).toMatchObject({ status: TaskStatus.COMPLETED, result: "back up", iterations: 2 });
+  });
+
+  it("should not follow a provider's redirect: the task FAILS saying so, and the address redirected to gets no request", async () => {
+    const elsewhere = createServer((_req, res) => {
+      elsewhereRequests += 1;
+      res.end();
+    });
+    let elsewhereRequests = 0;
+    await new Promise<void>((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
+    const { port } = elsewhere.address() as AddressInfo;
+    try {
+      const task = await run("redirect", () => ({ status: 307, headers: { location: `http://127.0.0.1:${port}/v1/chat/completions` } }));
+      expect(task.status).toBe(TaskStatus.FAILED);
+      expect(task.error).toMatch(/answered with a redirect, which Rookery does not follow/);
+      expect(elsewhereRequests).toBe(0);
+    } finally {
+      elsewhere.close();
+    }
   });
 
   it("should FAIL a call that hangs past its timeout on every attempt, saying it timed out", async () => {
