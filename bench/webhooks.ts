@@ -4,7 +4,9 @@
 //      each round, alternating which goes first; each task's COMPLETED delivery
 //      goes to a local receiver that answers 204 at once. The "with" clock stops
 //      when the last delivery has arrived (all the work done), and is also
-//      reported at the last task's completion.
+//      reported at the last task's completion. Each round first runs WARMUP
+//      tasks (in the same mode) through its fresh server, untimed: the first
+//      thousands after a start run on cold code (bench/end-to-end.ts does the same).
 //   2. Deliveries per second draining a backlog: a server completes DRAIN tasks
 //      while the receiver holds every request unanswered (one sender's slots
 //      fill, the rest wait due), is SIGKILLed, and a fresh server on the same
@@ -22,6 +24,7 @@ import { median, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
+const WARMUP = 2000;
 const DRAIN = 2000;
 const CALLERS = 64;
 const ROUNDS = 3;
@@ -94,16 +97,25 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ co
   // Submitted as bench/end-to-end.ts does, with a bare grpc-js client (the lightest caller, so
   // that on this 2-core machine the callers take as little as they can from the server).
   const submit = grpcJsUnary(`127.0.0.1:${server.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
-  const before = receiver.ids.size;
-  const t0 = performance.now();
-  await submitAll(TASKS, (i) => submit.call({ prompt: `hook ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }));
-  await waitFor(
-    async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
-    "every task to end",
-    UNTIL_DONE,
-  );
-  const seconds = (performance.now() - t0) / 1000;
-  if (withWebhook) await waitFor(async () => receiver.ids.size - before === TASKS, "every delivery", { pollMs: 5, timeoutMs: Infinity });
+  let t0 = 0;
+  /** Submits `count` tasks and waits until every one has ended (seconds since t0) and (with webhooks) been delivered. */
+  const runAll = async (count: number, prefix: string) => {
+    const before = receiver.ids.size;
+    await submitAll(count, (i) =>
+      submit.call({ prompt: `${prefix} ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }),
+    );
+    await waitFor(
+      async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
+      "every task to end",
+      UNTIL_DONE,
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    if (withWebhook) await waitFor(async () => receiver.ids.size - before === count, "every delivery", { pollMs: 5, timeoutMs: Infinity });
+    return seconds;
+  };
+  await runAll(WARMUP, "warm-up");
+  t0 = performance.now();
+  const seconds = await runAll(TASKS, "hook");
   const delivered = withWebhook ? Math.max(seconds, (receiver.lastAt - t0) / 1000) : seconds;
   submit.close();
   server.process.kill("SIGTERM");
@@ -149,7 +161,9 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.ratio.push(withHook.delivered / without.completed);
 }
 const drain = [await drainPerSecond()];
-console.log(`Webhooks, ${TASKS} one-iteration tasks a round, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
+console.log(
+  `Webhooks, ${TASKS} one-iteration tasks a round after ${WARMUP} untimed, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
+);
 console.log(`end to end, no webhook                 ${median(rows.without).toFixed(0).padStart(6)} tasks/s`);
 console.log(
   `end to end, a webhook on every task    ${median(rows.with).toFixed(0).padStart(6)} tasks/s to the last delivery (${median(rows.withCompleted).toFixed(0)} to the last completion)`,
