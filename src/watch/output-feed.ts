@@ -11,6 +11,8 @@ interface TaskOutput {
   /** The iteration streaming now, and the one before (read by watchers still flushing it). */
   current: OutputLog;
   previous?: OutputLog;
+  /** Some watcher asked for this run's output here (only then is it kept after the run). */
+  watched: boolean;
 }
 
 export class OutputFeed {
@@ -25,7 +27,11 @@ export class OutputFeed {
   append(taskId: string, iteration: number, attempt: number, parts: OutputPart[]): void {
     let output = this.tasks.get(taskId);
     if (!output || output.current.iteration !== iteration) {
-      output = { current: new OutputLog(taskId, iteration, attempt), ...(output ? { previous: output.current } : {}) };
+      output = {
+        current: new OutputLog(taskId, iteration, attempt),
+        ...(output ? { previous: output.current } : {}),
+        watched: (output?.watched ?? false) || this.listeners.has(taskId),
+      };
       this.tasks.set(taskId, output);
     } else if (output.current.attempt !== attempt) {
       output.current.restart(attempt);
@@ -45,9 +51,19 @@ export class OutputFeed {
     return this.log(taskId, iteration, minAttempt)?.read(from);
   }
 
-  /** The run of the task ended here: its output is dropped once watchers had time to flush it. */
+  /**
+   * The run of the task ended here: its output is dropped once watchers had time to flush it
+   * (a watcher that reconnects with an output offset gets the rest of the iteration before its
+   * event). A run nobody watched here is dropped at once: a busy server ends hundreds of runs
+   * a second, and keeping each one's output (and a timer) for the grace period kept tens of
+   * thousands of them alive for nothing.
+   */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
+    if (output && !output.watched && !this.listeners.has(taskId)) {
+      this.tasks.delete(taskId);
+      return;
+    }
     setTimeout(() => {
       if (this.tasks.get(taskId) === output) this.tasks.delete(taskId);
     }, afterMs).unref();
@@ -70,6 +86,8 @@ export class OutputFeed {
       this.listeners.set(taskId, set);
     }
     set.add(listener);
+    const output = this.tasks.get(taskId);
+    if (output) output.watched = true;
     return () => {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(taskId);
