@@ -75,11 +75,11 @@ describe("provider faults", () => {
   });
 
   it("should not follow a provider's redirect: the task FAILS saying so, and the address redirected to gets no request", async () => {
+    let elsewhereRequests = 0;
     const elsewhere = createServer((_req, res) => {
       elsewhereRequests += 1;
       res.end();
     });
-    let elsewhereRequests = 0;
     await new Promise<void>((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
     const { port } = elsewhere.address() as AddressInfo;
     try {
