@@ -60,7 +60,8 @@ export class OutputFeed {
    */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (output && !output.watched && !this.listeners.has(taskId)) {
+    if (!output) return;
+    if (!output.watched) {
       this.tasks.delete(taskId);
       return;
     }
