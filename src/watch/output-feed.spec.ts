@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { OutputFeed } from "./output-feed.js";
+import { MAX_FINISHED, OutputFeed } from "./output-feed.js";
 
 const GRACE_MS = 30_000;
 
@@ -13,35 +13,43 @@ describe("OutputFeed.release", () => {
     vi.useRealTimers();
   });
 
-  it("should drop a run's output at once when no watcher asked for it here", () => {
+  it("should keep a finished run's output readable for the grace period, then drop it with no further release", () => {
     feed.append("t1", 1, 1, [{ text: "hello" }]);
-    expect(feed.read("t1", 1, 1, 0)?.parts).toEqual([{ text: "hello" }]);
     feed.release("t1", GRACE_MS);
+    vi.advanceTimersByTime(GRACE_MS - 1);
+    expect(feed.read("t1", 1, 1, 2)?.parts).toEqual([{ text: "llo" }]);
+    vi.advanceTimersByTime(1);
     expect(feed.read("t1", 1, 1, 0)).toBeUndefined();
   });
 
-  it("should keep a watched run's output for the grace period after the watcher left, then drop it", () => {
-    const unsubscribe = feed.subscribe("t2", () => {});
-    feed.append("t2", 1, 1, [{ text: "hello" }]);
-    unsubscribe();
-    feed.release("t2", GRACE_MS);
-    vi.advanceTimersByTime(GRACE_MS - 1);
-    expect(feed.read("t2", 1, 1, 2)?.parts).toEqual([{ text: "llo" }]);
-    vi.advanceTimersByTime(1);
-    expect(feed.read("t2", 1, 1, 0)).toBeUndefined();
+  it("should drop each finished run's output at its own expiry, oldest first", () => {
+    feed.append("a", 1, 1, [{ text: "a" }]);
+    feed.release("a", GRACE_MS);
+    vi.advanceTimersByTime(10_000);
+    feed.append("b", 1, 1, [{ text: "b" }]);
+    feed.release("b", GRACE_MS);
+    vi.advanceTimersByTime(GRACE_MS - 10_000);
+    expect(feed.read("a", 1, 1, 0)).toBeUndefined();
+    expect(feed.read("b", 1, 1, 0)?.parts).toEqual([{ text: "b" }]);
+    vi.advanceTimersByTime(10_000);
+    expect(feed.read("b", 1, 1, 0)).toBeUndefined();
   });
 
-  it("should keep the output of a run watched in an earlier iteration, or subscribed to after it began", () => {
-    const early = feed.subscribe("t3", () => {});
-    feed.append("t3", 1, 1, [{ text: "one" }]);
-    early();
-    feed.append("t3", 2, 1, [{ text: "two" }]);
-    feed.release("t3", GRACE_MS);
-    expect(feed.read("t3", 2, 1, 0)?.parts).toEqual([{ text: "two" }]);
+  it(`should keep at most ${MAX_FINISHED} finished runs' output, dropping the oldest first`, () => {
+    for (let i = 0; i <= MAX_FINISHED; i++) {
+      feed.append(`t${i}`, 1, 1, [{ text: `run ${i}` }]);
+      feed.release(`t${i}`, GRACE_MS);
+    }
+    expect(feed.read("t0", 1, 1, 0)).toBeUndefined();
+    expect(feed.read("t1", 1, 1, 0)?.parts).toEqual([{ text: "run 1" }]);
+    expect(feed.read(`t${MAX_FINISHED}`, 1, 1, 0)?.parts).toEqual([{ text: `run ${MAX_FINISHED}` }]);
+  });
 
-    feed.append("t4", 1, 1, [{ text: "four" }]);
-    feed.subscribe("t4", () => {})();
-    feed.release("t4", GRACE_MS);
-    expect(feed.read("t4", 1, 1, 0)?.parts).toEqual([{ text: "four" }]);
+  it("should not drop the output of a newer run of the same task when the older run's time is up", () => {
+    feed.append("t", 1, 1, [{ text: "first run" }]);
+    feed.release("t", GRACE_MS);
+    feed.append("t", 2, 2, [{ text: "second run" }]);
+    vi.advanceTimersByTime(GRACE_MS);
+    expect(feed.read("t", 2, 2, 0)?.parts).toEqual([{ text: "second run" }]);
   });
 });

@@ -11,12 +11,20 @@ interface TaskOutput {
   /** The iteration streaming now, and the one before (read by watchers still flushing it). */
   current: OutputLog;
   previous?: OutputLog;
-  /** Some watcher asked for this run's output here (only then is it kept after the run). */
-  watched: boolean;
 }
+
+/**
+ * Finished runs whose output is kept at most, however young: a busy server ends hundreds of
+ * runs a second, and each kept output costs ~2 KB of heap (bench/RESULTS.md, issue 16, 1b).
+ */
+export const MAX_FINISHED = 10_000;
 
 export class OutputFeed {
   private readonly tasks = new Map<string, TaskOutput>();
+  /** Runs that ended here, oldest first, with when: their output goes after the grace period. */
+  private readonly finished: { taskId: string; output: TaskOutput; at: number }[] = [];
+  /** One timer, for the oldest finished run's expiry (not one per run). */
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Map<string, Set<() => void>>();
   /** A timer per task with output waiting: tasks' wake-ups spread over the window, not one burst. */
   private readonly timers = new Map<string, NodeJS.Timeout>();
@@ -27,11 +35,7 @@ export class OutputFeed {
   append(taskId: string, iteration: number, attempt: number, parts: OutputPart[]): void {
     let output = this.tasks.get(taskId);
     if (!output || output.current.iteration !== iteration) {
-      output = {
-        current: new OutputLog(taskId, iteration, attempt),
-        ...(output ? { previous: output.current } : {}),
-        watched: (output?.watched ?? false) || this.listeners.has(taskId),
-      };
+      output = { current: new OutputLog(taskId, iteration, attempt), ...(output ? { previous: output.current } : {}) };
       this.tasks.set(taskId, output);
     } else if (output.current.attempt !== attempt) {
       output.current.restart(attempt);
@@ -52,22 +56,34 @@ export class OutputFeed {
   }
 
   /**
-   * The run of the task ended here: its output is dropped once watchers had time to flush it
-   * (a watcher that reconnects with an output offset gets the rest of the iteration before its
-   * event). A run nobody watched here is dropped at once: a busy server ends hundreds of runs
-   * a second, and keeping each one's output (and a timer) for the grace period kept tens of
-   * thousands of them alive for nothing.
+   * The run of the task ended here: its output stays readable for `afterMs` (a watcher that
+   * replays the task, or reconnects with an output offset, gets the last iteration's output
+   * before its event), then goes. Kept in one list rather than a timer per run, and at most
+   * MAX_FINISHED runs: past that the oldest go sooner (their events still hold the text).
    */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (!output) return;
-    if (!output.watched) {
-      this.tasks.delete(taskId);
-      return;
+    if (output) this.finished.push({ taskId, output, at: Date.now() });
+    this.sweep(afterMs);
+  }
+
+  private sweep(afterMs: number): void {
+    const now = Date.now();
+    while (this.finished.length > 0 && (this.finished.length > MAX_FINISHED || now - this.finished[0]!.at >= afterMs)) {
+      const oldest = this.finished.shift()!;
+      if (this.tasks.get(oldest.taskId) === oldest.output) this.tasks.delete(oldest.taskId);
     }
-    setTimeout(() => {
-      if (this.tasks.get(taskId) === output) this.tasks.delete(taskId);
-    }, afterMs).unref();
+    const next = this.finished[0];
+    if (next && !this.sweepTimer) {
+      this.sweepTimer = setTimeout(
+        () => {
+          this.sweepTimer = undefined;
+          this.sweep(afterMs);
+        },
+        next.at + afterMs - now,
+      );
+      this.sweepTimer.unref();
+    }
   }
 
   /**
@@ -87,8 +103,6 @@ export class OutputFeed {
       this.listeners.set(taskId, set);
     }
     set.add(listener);
-    const output = this.tasks.get(taskId);
-    if (output) output.watched = true;
     return () => {
       set.delete(listener);
       if (set.size === 0) this.listeners.delete(taskId);
