@@ -97,9 +97,9 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ co
   // Submitted as bench/end-to-end.ts does, with a bare grpc-js client (the lightest caller, so
   // that on this 2-core machine the callers take as little as they can from the server).
   const submit = grpcJsUnary(`127.0.0.1:${server.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
-  let t0 = 0;
-  /** Submits `count` tasks and waits until every one has ended (seconds since t0) and (with webhooks) been delivered. */
+  /** Submits `count` tasks and waits until every one has ended (`seconds` from `t0`, its start) and (with webhooks) been delivered. */
   const runAll = async (count: number, prefix: string) => {
+    const t0 = performance.now();
     const before = receiver.ids.size;
     await submitAll(count, (i) =>
       submit.call({ prompt: `${prefix} ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }),
@@ -111,11 +111,10 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ co
     );
     const seconds = (performance.now() - t0) / 1000;
     if (withWebhook) await waitFor(async () => receiver.ids.size - before === count, "every delivery", { pollMs: 5, timeoutMs: Infinity });
-    return seconds;
+    return { t0, seconds };
   };
   await runAll(WARMUP, "warm-up");
-  t0 = performance.now();
-  const seconds = await runAll(TASKS, "hook");
+  const { t0, seconds } = await runAll(TASKS, "hook");
   const delivered = withWebhook ? Math.max(seconds, (receiver.lastAt - t0) / 1000) : seconds;
   submit.close();
   server.process.kill("SIGTERM");
