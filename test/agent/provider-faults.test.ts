@@ -85,7 +85,7 @@ describe("provider faults", () => {
     try {
       const task = await run("redirect", () => ({ status: 307, headers: { location: `http://127.0.0.1:${port}/v1/chat/completions` } }));
       expect(task.status).toBe(TaskStatus.FAILED);
-      expect(task.error).toMatch(/answered with a redirect, which Rookery does not follow/);
+      expect(task.error).toMatch(/answered with a redirect \(HTTP 307\), which Rookery does not follow/);
       expect(elsewhereRequests).toBe(0);
     } finally {
       elsewhere.close();

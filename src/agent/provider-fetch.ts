@@ -1,0 +1,91 @@
+// The `fetch` the openai SDK calls a provider with (its `fetch` option): Node's
+// own HTTP client on keep-alive agents, in place of the global fetch (undici's
+// WHATWG fetch). The SDK reads the Response it returns as it reads any.
+//
+// Why: under load the global fetch was the largest part of a model call's CPU
+// (a WHATWG Request and its Headers, a chain of AbortSignals, the body written
+// as a stream, chunk by chunk). With this one a model worker spent ~100–150 µs
+// less per call (bench/RESULTS.md, issue 16, 1c).
+//
+// What it does not do, on purpose:
+//   - follow a redirect: a model endpoint answers, and following one would send
+//     the conversation elsewhere. A 3xx is returned as it is, and the SDK reports
+//     it as an APIError (chat-stream.ts says what it means);
+//   - ask for a compressed reply: an event stream is read as it arrives. A reply
+//     compressed anyway (gzip, deflate, br) is decompressed.
+import http from "node:http";
+import https from "node:https";
+import { Readable, pipeline } from "node:stream";
+import zlib from "node:zlib";
+
+export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+/** A fetch with keep-alive agents of its own: one per SDK client (one per provider per thread). */
+export function providerFetch(): Fetch {
+  const agents = { "http:": new http.Agent({ keepAlive: true }), "https:": new https.Agent({ keepAlive: true }) };
+  return (input, init = {}) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      return Promise.reject(new TypeError("fetch failed", { cause: new Error(`unsupported protocol ${url.protocol}`) }));
+    }
+    if (init.body != null && typeof init.body !== "string") {
+      // The SDK sends its JSON as a string; nothing else is expected here.
+      return Promise.reject(new TypeError("fetch failed", { cause: new Error("only a string body is supported") }));
+    }
+    return send(url, init, url.protocol === "https:" ? https.request : http.request, agents[url.protocol]);
+  };
+}
+
+function send(url: URL, init: RequestInit, request: typeof http.request, agent: http.Agent): Promise<Response> {
+  const signal = init.signal ?? undefined;
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, name) => (headers[name] = value));
+    const call = request(url, { method: init.method ?? "GET", headers, agent, signal }, (response) => {
+      try {
+        resolve(toResponse(response));
+      } catch (error) {
+        response.destroy();
+        reject(new TypeError("fetch failed", { cause: error }));
+      }
+    });
+    // Aborted (the SDK's timeout or its caller): Node's AbortError, which the SDK recognises by name.
+    call.on("error", (error) => reject(signal?.aborted ? error : new TypeError("fetch failed", { cause: error })));
+    // Closed with no response and no error (an unrequested protocol upgrade, say): never left pending.
+    call.on("close", () => reject(new TypeError("fetch failed", { cause: new Error("the connection closed before a response") })));
+    call.end(init.body as string | undefined);
+  });
+}
+
+/** Statuses whose Response has no body (the Response constructor refuses one). */
+const NO_BODY = new Set([204, 205, 304]);
+
+function toResponse(response: http.IncomingMessage): Response {
+  const status = response.statusCode ?? 0;
+  // A Response can only carry 200–599: a provider's other codes are a failure of the call.
+  if (status < 200 || status > 599) throw new Error(`the provider answered with HTTP status ${status}`);
+  const headers = new Headers();
+  const raw = response.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+  if (NO_BODY.has(status)) {
+    response.resume();
+    return new Response(null, { status, statusText: response.statusMessage, headers });
+  }
+  const body = Readable.toWeb(decoded(response)) as ReadableStream<Uint8Array>;
+  return new Response(body, { status, statusText: response.statusMessage, headers });
+}
+
+function decoded(response: http.IncomingMessage): Readable {
+  const encoding = response.headers["content-encoding"]?.trim().toLowerCase();
+  const decoder =
+    encoding === "gzip" || encoding === "x-gzip"
+      ? zlib.createGunzip()
+      : encoding === "deflate"
+        ? zlib.createInflate()
+        : encoding === "br"
+          ? zlib.createBrotliDecompress()
+          : undefined;
+  if (!decoder) return response;
+  // An error on either side (a reset connection, bad compressed data) ends the decoder with it.
+  return pipeline(response, decoder, () => undefined);
+}

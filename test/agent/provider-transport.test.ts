@@ -1,0 +1,126 @@
+// The HTTP under the SDK's model calls (src/agent/provider-fetch.ts): Node's
+// client on keep-alive agents. Real SDK calls against small servers on
+// loopback that answer as a provider, or oddly.
+import { once } from "node:events";
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { gzipSync } from "node:zlib";
+import { afterEach, describe, expect, it } from "vitest";
+import { sdkClient, streamChat, type ChatCall } from "../../src/agent/chat-stream.js";
+
+const CALL: ChatCall = { provider: "test", model: "m", messages: [{ role: "user", content: "hi" }], tools: [], headers: {} };
+
+/** An event stream that answers `text` in pieces of 3 characters. */
+function eventStream(text: string): string {
+  const base = { id: "c", object: "chat.completion.chunk", created: 1, model: "m" };
+  const pieces = text.match(/.{1,3}/g) ?? [];
+  const chunks = [
+    ...pieces.map((content) => ({ ...base, choices: [{ index: 0, delta: { content }, finish_reason: null }] })),
+    { ...base, choices: [{ index: 0, delta: {}, finish_reason: "stop" }] },
+  ];
+  return chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join("") + "data: [DONE]\n\n";
+}
+
+const servers: (HttpServer | NetServer)[] = [];
+const sockets = new Set<Socket>();
+afterEach(() => {
+  for (const socket of sockets) socket.destroy();
+  for (const server of servers.splice(0)) server.close();
+});
+
+async function listen(server: HttpServer | NetServer): Promise<string> {
+  servers.push(server);
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+}
+
+/** A provider whose sockets write `raw` as soon as a request has arrived. */
+const rawProvider = (raw: string) =>
+  listen(
+    createNetServer((socket) => {
+      socket.on("error", () => undefined);
+      socket.once("data", () => socket.write(raw));
+    }),
+  );
+
+const call = (baseURL: string, signal = new AbortController().signal, onDelta = () => {}) =>
+  streamChat(
+    sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 100_000 }),
+    CALL,
+    100_000,
+    signal,
+    onDelta,
+  );
+
+describe("model calls over Node's HTTP client", () => {
+  it("should make consecutive calls to one provider on one kept-alive connection, each body sent with its length", async () => {
+    let connections = 0;
+    const framing: string[] = [];
+    const server = createHttpServer((req, res) => {
+      framing.push(`${req.headers["content-length"] ? "length" : "no length"}, ${req.headers["transfer-encoding"] ?? "not chunked"}`);
+      req.resume();
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.end(eventStream("same socket"));
+      });
+    });
+    server.on("connection", () => (connections += 1));
+    const baseURL = await listen(server);
+    const client = sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 100_000 });
+    for (let i = 0; i < 5; i++) {
+      const reply = await streamChat(client, CALL, 100_000, new AbortController().signal, () => undefined);
+      expect(reply.content).toBe("same socket");
+    }
+    expect(connections).toBe(1);
+    expect(new Set(framing)).toEqual(new Set(["length, not chunked"]));
+  });
+
+  it("should read an event stream the provider compressed without being asked", async () => {
+    const asked: (string | undefined)[] = [];
+    const baseURL = await listen(
+      createHttpServer((req, res) => {
+        asked.push(req.headers["accept-encoding"]);
+        req.resume();
+        res.writeHead(200, { "content-type": "text/event-stream", "content-encoding": "gzip" });
+        res.end(gzipSync(eventStream("unzipped answer")));
+      }),
+    );
+    expect((await call(baseURL)).content).toBe("unzipped answer");
+    expect(asked).toEqual([undefined]);
+  });
+
+  it("should fail a call answered with a status no Response can carry (HTTP 999), saying so", async () => {
+    const baseURL = await rawProvider("HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n");
+    await expect(call(baseURL)).rejects.toThrow(/could not reach test\/m: .*HTTP status 999/);
+  });
+
+  it("should fail, not hang, a call answered with a protocol upgrade it did not ask for", async () => {
+    const baseURL = await rawProvider("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n");
+    await expect(call(baseURL)).rejects.toThrow(/could not reach test\/m/);
+  });
+
+  it("should end the provider's request when the caller aborts while the reply streams", async () => {
+    let closed: Promise<unknown> | undefined;
+    const baseURL = await listen(
+      createHttpServer((req, res) => {
+        req.resume();
+        closed = once(res, "close");
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write(eventStream("first").split("\n\n")[0] + "\n\n"); // one piece, then nothing more
+      }),
+    );
+    const abort = new AbortController();
+    let firstDelta!: () => void;
+    const streaming = new Promise<void>((resolve) => (firstDelta = resolve));
+    const reading = call(baseURL, abort.signal, () => firstDelta());
+    await streaming;
+    abort.abort(new Error("cancelled by the caller"));
+    await expect(reading).rejects.toThrow("cancelled by the caller");
+    await closed; // the provider saw its request end
+  });
+});
