@@ -1,9 +1,14 @@
 // The HTTP under the SDK's model calls (src/agent/provider-fetch.ts): Node's
 // client on keep-alive agents. Real SDK calls against small servers on
 // loopback that answer as a provider, or oddly.
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { sdkClient, streamChat, type ChatCall } from "../../src/agent/chat-stream.js";
@@ -102,6 +107,30 @@ describe("model calls over Node's HTTP client", () => {
   it("should fail, not hang, a call answered with a protocol upgrade it did not ask for", async () => {
     const baseURL = await rawProvider("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n");
     await expect(call(baseURL)).rejects.toThrow(/could not reach test\/m/);
+  });
+
+  it("should refuse a provider whose TLS certificate it cannot verify (a self-signed one), saying why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rookery-provider-tls-"));
+    try {
+      const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
+      const subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"];
+      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", ...subject, "-keyout", key, "-out", cert], {
+        stdio: "pipe",
+      });
+      let requests = 0;
+      const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+        requests += 1;
+        req.resume();
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.end(eventStream("should not be read"));
+      });
+      server.on("tlsClientError", () => undefined);
+      const baseURL = (await listen(server)).replace("http:", "https:");
+      await expect(call(baseURL)).rejects.toThrow(/could not reach test\/m: fetch failed: self[- ]signed certificate/);
+      expect(requests).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("should end the provider's request when the caller aborts while the reply streams", async () => {
