@@ -53,7 +53,7 @@ function send(url: URL, init: RequestInit, request: typeof http.request, agent: 
     call.on("error", (error) => reject(signal?.aborted ? error : new TypeError("fetch failed", { cause: error })));
     // Closed with no response and no error (an unrequested protocol upgrade, say): never left pending.
     call.on("close", () => reject(new TypeError("fetch failed", { cause: new Error("the connection closed before a response") })));
-    call.end(init.body as string | undefined);
+    call.end(typeof init.body === "string" ? init.body : undefined);
   });
 }
 
