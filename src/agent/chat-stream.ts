@@ -6,7 +6,7 @@ import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/reso
 import type { ChatMessage, ToolDefinition } from "../domain/task.js";
 import { errorMessage } from "../logger.js";
 import { ModelCallError, MalformedResponseError } from "./model-errors.js";
-import { providerFetch } from "./provider-fetch.js";
+import { boundsFor, providerFetch } from "./provider-fetch.js";
 import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
 
 export interface ProviderSettings {
@@ -39,7 +39,7 @@ export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI 
     timeout: sdk.timeoutMs,
     maxRetries: sdk.maxRetries,
     // Node's HTTP client rather than the global fetch: less CPU a call, and no redirect followed.
-    fetch: providerFetch(),
+    fetch: providerFetch(boundsFor(sdk.maxReplyBytes)),
   });
 }
 

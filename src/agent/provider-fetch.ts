@@ -13,15 +13,34 @@
 //     it as an APIError (chat-stream.ts says what it means);
 //   - ask for a compressed reply: an event stream is read as it arrives. A reply
 //     compressed anyway (gzip, deflate, br) is decompressed.
+//
+// What it bounds: the SDK keeps an event stream's line until its end, and an error
+// reply's body whole, in memory. A provider that never ends a line (or an error
+// body) would grow the process until it died; here such a reply is stopped at a
+// bound set from ROOKERY_MAX_REPLY_BYTES (see ResponseBounds).
 import http from "node:http";
 import https from "node:https";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
+import { ReplyTooLargeError } from "./model-errors.js";
 
 export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
+export interface ResponseBounds {
+  /** The longest line of an event stream (a reply of maxReplyBytes in one chunk, JSON-escaped, fits). */
+  lineBytes: number;
+  /** The largest body of an error reply (non-2xx), which the SDK reads whole. */
+  errorBodyBytes: number;
+}
+
+/** The bounds for replies of at most `maxReplyBytes` (ROOKERY_MAX_REPLY_BYTES). */
+export function boundsFor(maxReplyBytes: number): ResponseBounds {
+  // JSON escapes a character in at most 6 bytes (\u0000); a chunk's other fields are small.
+  return { lineBytes: 6 * maxReplyBytes + 64 * 1024, errorBodyBytes: 1024 * 1024 };
+}
+
 /** A fetch with keep-alive agents of its own: one per SDK client (one per provider per thread). */
-export function providerFetch(): Fetch {
+export function providerFetch(bounds: ResponseBounds): Fetch {
   const agents = { "http:": new http.Agent({ keepAlive: true }), "https:": new https.Agent({ keepAlive: true }) };
   return (input, init = {}) => {
     const url = new URL(input instanceof Request ? input.url : input);
@@ -32,18 +51,18 @@ export function providerFetch(): Fetch {
       // The SDK sends its JSON as a string; nothing else is expected here.
       return Promise.reject(new TypeError("fetch failed", { cause: new Error("only a string body is supported") }));
     }
-    return send(url, init, url.protocol === "https:" ? https.request : http.request, agents[url.protocol]);
+    return send(url, init, url.protocol === "https:" ? https.request : http.request, agents[url.protocol], bounds);
   };
 }
 
-function send(url: URL, init: RequestInit, request: typeof http.request, agent: http.Agent): Promise<Response> {
+function send(url: URL, init: RequestInit, request: typeof http.request, agent: http.Agent, bounds: ResponseBounds): Promise<Response> {
   const signal = init.signal ?? undefined;
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((value, name) => (headers[name] = value));
     const call = request(url, { method: init.method ?? "GET", headers, agent, signal }, (response) => {
       try {
-        resolve(toResponse(response));
+        resolve(toResponse(response, bounds));
       } catch (error) {
         response.destroy();
         reject(new TypeError("fetch failed", { cause: error }));
@@ -60,7 +79,7 @@ function send(url: URL, init: RequestInit, request: typeof http.request, agent: 
 /** Statuses whose Response has no body (the Response constructor refuses one). */
 const NO_BODY = new Set([204, 205, 304]);
 
-function toResponse(response: http.IncomingMessage): Response {
+function toResponse(response: http.IncomingMessage, bounds: ResponseBounds): Response {
   const status = response.statusCode ?? 0;
   // A Response can only carry 200–599: a provider's other codes are a failure of the call.
   if (status < 200 || status > 599) throw new Error(`the provider answered with HTTP status ${status}`);
@@ -71,8 +90,23 @@ function toResponse(response: http.IncomingMessage): Response {
     response.resume();
     return new Response(null, { status, statusText: response.statusMessage, headers });
   }
-  const body = Readable.toWeb(decoded(response)) as ReadableStream<Uint8Array>;
+  const stream = decoded(response);
+  if (status < 300) bound(stream, bounds.lineBytes, true);
+  else bound(stream, bounds.errorBodyBytes, false);
+  const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
   return new Response(body, { status, statusText: response.statusMessage, headers });
+}
+
+/** Ends `stream` with a ReplyTooLargeError once more than `max` bytes come without a newline (`perLine`), or at all. */
+function bound(stream: Readable, max: number, perLine: boolean): void {
+  let count = 0;
+  stream.on("data", (chunk: Buffer) => {
+    const newline = perLine ? chunk.lastIndexOf(10) : -1;
+    count = newline < 0 ? count + chunk.length : chunk.length - newline - 1;
+    if (count <= max) return;
+    const what = perLine ? "a line of the provider's event stream" : "the provider's error reply";
+    stream.destroy(new ReplyTooLargeError(`${what} passed ${max} bytes without ending; the call was stopped`));
+  });
 }
 
 function decoded(response: http.IncomingMessage): Readable {

@@ -133,6 +133,38 @@ describe("model calls over Node's HTTP client", () => {
     }
   });
 
+  it("should stop a reply whose event-stream line never ends once the line passes its bound", async () => {
+    let closed!: Promise<unknown>;
+    const baseURL = await listen(
+      createNetServer((socket) => {
+        socket.on("error", () => undefined);
+        closed = new Promise((resolve) => socket.once("close", resolve)); // (events.once would reject on the reset)
+        socket.once("data", () => {
+          socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: {"choices":"');
+          const endless = setInterval(() => socket.write("a".repeat(64 * 1024)), 1);
+          socket.once("close", () => clearInterval(endless));
+        });
+      }),
+    );
+    const client = sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 1000 });
+    const reading = streamChat(client, CALL, 1000, new AbortController().signal, () => undefined);
+    await expect(reading).rejects.toThrow(/a line of the provider's event stream passed 71536 bytes without ending/);
+    await closed; // the connection was let go, not read on
+  });
+
+  it("should stop an error reply whose body passes 1 MiB, and report the status", async () => {
+    const baseURL = await listen(
+      createHttpServer((req, res) => {
+        req.resume();
+        res.on("error", () => undefined);
+        res.writeHead(500, { "content-type": "application/json" });
+        const endless = setInterval(() => res.write("x".repeat(64 * 1024)), 1);
+        res.once("close", () => clearInterval(endless));
+      }),
+    );
+    await expect(call(baseURL)).rejects.toThrow(/HTTP 500: .*the provider's error reply passed 1048576 bytes without ending/);
+  });
+
   it("should end the provider's request when the caller aborts while the reply streams", async () => {
     let closed: Promise<unknown> | undefined;
     const baseURL = await listen(
