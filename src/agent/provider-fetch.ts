@@ -22,9 +22,11 @@ import http from "node:http";
 import https from "node:https";
 import { Readable, pipeline } from "node:stream";
 import zlib from "node:zlib";
+import type { ClientOptions } from "openai";
 import { ReplyTooLargeError } from "./model-errors.js";
 
-export type Fetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+/** The fetch the SDK takes, as it declares it. */
+export type Fetch = NonNullable<ClientOptions["fetch"]>;
 
 export interface ResponseBounds {
   /** The longest line of an event stream (a reply of maxReplyBytes in one chunk, JSON-escaped, fits). */
