@@ -53,14 +53,12 @@ const rawProvider = (raw: string) =>
     }),
   );
 
+/** An SDK client of the provider at `baseURL`, as Rookery makes them, retrying nothing. */
+const clientOf = (baseURL: string, maxReplyBytes = 100_000) =>
+  sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes });
+
 const call = (baseURL: string, signal = new AbortController().signal, onDelta = () => {}) =>
-  streamChat(
-    sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 100_000 }),
-    CALL,
-    100_000,
-    signal,
-    onDelta,
-  );
+  streamChat(clientOf(baseURL), CALL, 100_000, signal, onDelta);
 
 describe("model calls over Node's HTTP client", () => {
   it("should make consecutive calls to one provider on one kept-alive connection, each body sent with its length", async () => {
@@ -76,7 +74,7 @@ describe("model calls over Node's HTTP client", () => {
     });
     server.on("connection", () => (connections += 1));
     const baseURL = await listen(server);
-    const client = sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 100_000 });
+    const client = clientOf(baseURL);
     for (let i = 0; i < 5; i++) {
       const reply = await streamChat(client, CALL, 100_000, new AbortController().signal, () => undefined);
       expect(reply.content).toBe("same socket");
@@ -146,8 +144,7 @@ describe("model calls over Node's HTTP client", () => {
         });
       }),
     );
-    const client = sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes: 1000 });
-    const reading = streamChat(client, CALL, 1000, new AbortController().signal, () => undefined);
+    const reading = streamChat(clientOf(baseURL, 1000), CALL, 1000, new AbortController().signal, () => undefined);
     await expect(reading).rejects.toThrow(/a line of the provider's event stream passed 71536 bytes without ending/);
     await closed; // the connection was let go, not read on
   });
