@@ -21,8 +21,8 @@ export const MAX_FINISHED = 10_000;
 
 export class OutputFeed {
   private readonly tasks = new Map<string, TaskOutput>();
-  /** Runs that ended here, oldest first, with when: their output goes after the grace period. */
-  private readonly finished: { taskId: string; output: TaskOutput; at: number }[] = [];
+  /** Runs that ended here, oldest first, with when their output goes (the grace period is the same for all). */
+  private readonly finished: { taskId: string; output: TaskOutput; expiresAt: number }[] = [];
   /** One timer, for the oldest finished run's expiry (not one per run). */
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Map<string, Set<() => void>>();
@@ -63,25 +63,22 @@ export class OutputFeed {
    */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (output) this.finished.push({ taskId, output, at: Date.now() });
-    this.sweep(afterMs);
+    if (output) this.finished.push({ taskId, output, expiresAt: Date.now() + afterMs });
+    this.sweep();
   }
 
-  private sweep(afterMs: number): void {
+  private sweep(): void {
     const now = Date.now();
-    while (this.finished.length > 0 && (this.finished.length > MAX_FINISHED || now - this.finished[0]!.at >= afterMs)) {
+    while (this.finished.length > 0 && (this.finished.length > MAX_FINISHED || this.finished[0]!.expiresAt <= now)) {
       const oldest = this.finished.shift()!;
       if (this.tasks.get(oldest.taskId) === oldest.output) this.tasks.delete(oldest.taskId);
     }
     const next = this.finished[0];
     if (next && !this.sweepTimer) {
-      this.sweepTimer = setTimeout(
-        () => {
-          this.sweepTimer = undefined;
-          this.sweep(afterMs);
-        },
-        next.at + afterMs - now,
-      );
+      this.sweepTimer = setTimeout(() => {
+        this.sweepTimer = undefined;
+        this.sweep();
+      }, next.expiresAt - now);
       this.sweepTimer.unref();
     }
   }
