@@ -111,17 +111,17 @@ function bound(stream: Readable, max: number, perLine: boolean): void {
   });
 }
 
+/** A decompressor per content-encoding (a Map: a provider's header names no prototype's key). */
+const DECODERS = new Map<string, () => zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress>([
+  ["gzip", () => zlib.createGunzip()],
+  ["x-gzip", () => zlib.createGunzip()],
+  ["deflate", () => zlib.createInflate()],
+  ["br", () => zlib.createBrotliDecompress()],
+]);
+
 function decoded(response: http.IncomingMessage): Readable {
-  const encoding = response.headers["content-encoding"]?.trim().toLowerCase();
-  const decoder =
-    encoding === "gzip" || encoding === "x-gzip"
-      ? zlib.createGunzip()
-      : encoding === "deflate"
-        ? zlib.createInflate()
-        : encoding === "br"
-          ? zlib.createBrotliDecompress()
-          : undefined;
+  const decoder = DECODERS.get(response.headers["content-encoding"]?.trim().toLowerCase() ?? "");
   if (!decoder) return response;
   // An error on either side (a reset connection, bad compressed data) ends the decoder with it.
-  return pipeline(response, decoder, () => undefined);
+  return pipeline(response, decoder(), () => undefined);
 }
