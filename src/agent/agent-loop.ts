@@ -36,6 +36,16 @@ export interface RunContext {
 }
 
 export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Promise<RunOutcome> {
+  // The run's model calls only append to its conversation: a model worker keeps it between them.
+  const conversation = randomUUID();
+  try {
+    return await iterate(task, deps, ctx, conversation);
+  } finally {
+    deps.models.endConversation(conversation);
+  }
+}
+
+async function iterate(task: Task, deps: AgentDeps, ctx: RunContext, conversation: string): Promise<RunOutcome> {
   const provider = task.provider ?? deps.defaultProvider;
   const model = task.model ?? deps.defaultModel;
   const clientTools = new Set(task.tools.map((t) => t.name));
@@ -110,6 +120,7 @@ export async function runAgent(task: Task, deps: AgentDeps, ctx: RunContext): Pr
         messages,
         tools,
         signal: ctx.signal,
+        conversation,
         ...(ctx.onOutput ? { onDelta: (delta: ReplyDelta, retry: number) => ctx.onOutput!(streaming, retry, delta) } : {}),
       });
     } catch (error) {

@@ -40,6 +40,12 @@ export interface ModelRequest {
    * attempt (0, then 1, ... when a malformed reply is retried and the output starts over).
    */
   onDelta?: (delta: ReplyDelta, retry: number) => void;
+  /**
+   * A key of the run's own, when its calls only ever append to `messages`: a model worker then
+   * keeps them from one call to the next and is handed only the new ones. End it with
+   * `endConversation` when the run is over.
+   */
+  conversation?: string;
 }
 
 /** 0.5 s doubling to at most 8 s, times a random factor in [0.75, 1] (as the SDK does). */
@@ -116,6 +122,11 @@ export class ModelClient {
     });
   }
 
+  /** The run that made calls under `conversation` is over. */
+  endConversation(conversation: string): void {
+    this.options.workers?.endConversation(conversation);
+  }
+
   private async completeWithRetries(request: ModelRequest): Promise<ModelReply> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -137,7 +148,7 @@ export class ModelClient {
       headers: traceHeaders(),
     };
     const onDelta = (delta: ReplyDelta) => request.onDelta?.(delta, retry);
-    if (this.options.workers) return this.options.workers.call(call, request.signal, onDelta);
+    if (this.options.workers) return this.options.workers.call(call, request.signal, onDelta, request.conversation);
     return streamChat(this.client(request.provider, settings), call, this.options.maxReplyBytes, request.signal, onDelta);
   }
 

@@ -4,15 +4,18 @@
 // here they run on another core than the store, the leases and Watch.
 import { parentPort, workerData } from "node:worker_threads";
 import type OpenAI from "openai";
-import { sdkClient, streamChat, type ProviderSettings, type SdkSettings } from "./chat-stream.js";
-import { ModelCallError } from "./model-errors.js";
-import type { ToWorker, FromWorker, WorkerSettings } from "./model-worker-protocol.js";
+import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
+import { sdkClient, streamChat, type ChatCall, type ProviderSettings, type SdkSettings } from "./chat-stream.js";
+import { ModelCallError, ModelWorkerLostError } from "./model-errors.js";
+import type { ToWorker, FromWorker, WorkerCall, WorkerSettings } from "./model-worker-protocol.js";
 import type { ReplyDelta } from "./reply-assembler.js";
 
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
 const clients = new Map<string, OpenAI>();
 const inFlight = new Map<number, AbortController>();
+/** Each run's conversation as of its last call, by the id the main thread gave it. */
+const conversations = new Map<number, ChatCompletionMessageParam[]>();
 
 function client(provider: string, providerSettings: ProviderSettings, sdk: SdkSettings): OpenAI {
   let c = clients.get(provider);
@@ -49,11 +52,27 @@ class DeltaBatch {
   }
 }
 
-async function run({ id, call }: Extract<ToWorker, { type: "call" }>): Promise<void> {
+/** The call with its whole conversation: the messages kept from the run's last call, then the new ones. */
+function withConversation({ conversation, kept, added, forget, ...call }: WorkerCall): ChatCall {
+  for (const ended of forget) conversations.delete(ended);
+  let messages = added;
+  if (kept > 0) {
+    messages = conversations.get(conversation) ?? [];
+    // The main thread sends `kept` only for what it sent here before: anything else is a bug,
+    // and the call fails retryably, to be sent whole.
+    if (messages.length !== kept) throw new ModelWorkerLostError("the model worker no longer held this run's conversation");
+    for (const message of added) messages.push(message);
+  }
+  if (conversation !== 0) conversations.set(conversation, messages);
+  return { ...call, messages };
+}
+
+async function run({ id, call: sent }: Extract<ToWorker, { type: "call" }>): Promise<void> {
   const controller = new AbortController();
   inFlight.set(id, controller);
   const batch = new DeltaBatch(id);
   try {
+    const call = withConversation(sent);
     const providerSettings = settings.providers[call.provider] ?? {};
     const reply = await streamChat(
       client(call.provider, providerSettings, settings.sdk),
@@ -76,5 +95,6 @@ async function run({ id, call }: Extract<ToWorker, { type: "call" }>): Promise<v
 
 port.on("message", (message: ToWorker) => {
   if (message.type === "abort") inFlight.get(message.id)?.abort();
+  else if (message.type === "forget") for (const ended of message.forget) conversations.delete(ended);
   else void run(message);
 });

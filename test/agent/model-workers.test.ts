@@ -6,6 +6,7 @@ import type { Worker } from "node:worker_threads";
 import { ModelWorkerPool } from "../../src/agent/model-worker-pool.js";
 import { MalformedResponseError, ModelWorkerLostError, type ModelCallError } from "../../src/agent/model-errors.js";
 import type { ChatCall } from "../../src/agent/chat-stream.js";
+import type { ToWorker, WorkerCall } from "../../src/agent/model-worker-protocol.js";
 import { createLogger } from "../../src/logger.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
@@ -107,6 +108,126 @@ describe("ModelWorkerPool", () => {
     expect(failed.message).toMatch(/model worker .* stopped/);
     expect(slots[0]!.worker).not.toBe(doomed);
     for (let i = 0; i < 4; i++) expect((await pool.call(callOf("again"), new AbortController().signal, () => {})).content).toBe("ok");
+  });
+});
+
+// A run's calls only append to its conversation: the worker keeps it and is handed the new
+// messages only, while the provider still gets the whole conversation on every call.
+describe("ModelWorkerPool, conversations kept by the worker", () => {
+  let fake: FakeOpenAI;
+  let pool: ModelWorkerPool;
+  /** What each worker was sent, in order. */
+  const handedOver: WorkerCall[] = [];
+  /** Conversations the workers were told to drop without a call. */
+  const forgotten: number[] = [];
+  const slots = () => (pool as unknown as { slots: { worker: Worker }[] }).slots;
+  const watchSlots = () => {
+    for (const { worker } of slots()) {
+      if ((worker as unknown as { watched?: true }).watched) continue;
+      const post = worker.postMessage.bind(worker);
+      worker.postMessage = (message: ToWorker) => {
+        if (message.type === "call") handedOver.push(message.call);
+        if (message.type === "forget") forgotten.push(...message.forget);
+        post(message);
+      };
+      (worker as unknown as { watched?: true }).watched = true;
+    }
+  };
+  const message = (role: "user" | "assistant", content: string) => ({ role, content }) as ChatCall["messages"][number];
+  const call = (messages: ChatCall["messages"]): ChatCall => ({ ...callOf(""), messages });
+  const bodies = (prompt: string) => fake.callsFor(prompt).map((c) => c.body.messages.map((m) => m.content));
+
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    fake.respond((c) => (c.body.messages.at(-1)?.content === "refuse this" ? { status: 400, error: "no" } : { content: "ok" }));
+    pool = new ModelWorkerPool(
+      2,
+      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
+      createLogger("silent"),
+    );
+    watchSlots();
+  });
+  afterAll(async () => {
+    await pool.close();
+    await fake.close();
+  });
+
+  it("should hand a run's later calls only their new messages, and still send the provider the whole conversation", async () => {
+    const signal = new AbortController().signal;
+    const messages = [message("user", "grows")];
+    await pool.call(call([...messages]), signal, () => {}, "run-1");
+    messages.push(message("assistant", "a1"), message("user", "u2"));
+    await pool.call(call([...messages]), signal, () => {}, "run-1");
+    messages.push(message("assistant", "a2"), message("user", "u3"));
+    await pool.call(call([...messages]), signal, () => {}, "run-1");
+
+    const sent = handedOver.filter((c) => c.added[0]?.content === "grows" || c.kept > 0);
+    expect(sent.map((c) => [c.kept, c.added.length])).toEqual([
+      [0, 1],
+      [1, 2],
+      [3, 2],
+    ]);
+    expect(new Set(sent.map((c) => c.conversation)).size).toBe(1);
+    expect(bodies("grows")).toEqual([["grows"], ["grows", "a1", "u2"], ["grows", "a1", "u2", "a2", "u3"]]);
+  });
+
+  it("should hand over the whole conversation when its messages are not the ones the worker keeps", async () => {
+    const signal = new AbortController().signal;
+    const first = [message("user", "rewritten"), message("assistant", "old")];
+    await pool.call(call(first), signal, () => {}, "run-2");
+    // The same key, but the second message is another object (with other content): nothing is reused.
+    const before = handedOver.length;
+    await pool.call(call([first[0]!, message("assistant", "new"), message("user", "next")]), signal, () => {}, "run-2");
+    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 3]]);
+    expect(bodies("rewritten").at(-1)).toEqual(["rewritten", "new", "next"]);
+  });
+
+  it("should tell the worker to drop an ended run's conversation, and hand it over whole if it calls again", async () => {
+    const signal = new AbortController().signal;
+    const messages = [message("user", "ends")];
+    await pool.call(call(messages), signal, () => {}, "run-3");
+    const id = handedOver.at(-1)!.conversation;
+    pool.endConversation("run-3");
+    const before = handedOver.length;
+    await pool.call(call([...messages, message("assistant", "more")]), signal, () => {}, "run-3");
+    const next = handedOver.slice(before)[0]!;
+    expect(next.forget).toContain(id);
+    expect([next.kept, next.added.length]).toEqual([0, 2]);
+    expect(next.conversation).not.toBe(id);
+  });
+
+  it("should tell an idle worker to drop an ended run's conversation without waiting for a call", async () => {
+    await pool.call(call([message("user", "idle after")]), new AbortController().signal, () => {}, "run-6");
+    const id = handedOver.at(-1)!.conversation;
+    pool.endConversation("run-6");
+    await expect.poll(() => forgotten, { timeout: 10_000 }).toContain(id);
+  });
+
+  it("should hand over the whole conversation after a failed call", async () => {
+    const signal = new AbortController().signal;
+    const messages = [message("user", "fails")];
+    await pool.call(call(messages), signal, () => {}, "run-4");
+    messages.push(message("assistant", "refuse this"));
+    await expect(pool.call(call([...messages]), signal, () => {}, "run-4")).rejects.toMatchObject({ code: "provider_refused" });
+    const before = handedOver.length;
+    messages.push(message("user", "u2"));
+    expect((await pool.call(call([...messages]), signal, () => {}, "run-4")).content).toBe("ok");
+    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 3]]);
+    expect(bodies("fails").at(-1)).toEqual(["fails", "refuse this", "u2"]);
+  });
+
+  it("should hand over the whole conversation to the worker that replaced a dead one", async () => {
+    const signal = new AbortController().signal;
+    const messages = [message("user", "survives")];
+    await pool.call(call(messages), signal, () => {}, "run-5");
+    for (const { worker } of slots()) await worker.terminate();
+    await expect.poll(() => slots().every(({ worker }) => !(worker as unknown as { watched?: true }).watched)).toBe(true);
+    watchSlots();
+    const before = handedOver.length;
+    messages.push(message("assistant", "a1"));
+    expect((await pool.call(call([...messages]), signal, () => {}, "run-5")).content).toBe("ok");
+    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 2]]);
+    expect(bodies("survives").at(-1)).toEqual(["survives", "a1"]);
   });
 });
 
