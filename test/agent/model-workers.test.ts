@@ -203,6 +203,21 @@ describe("ModelWorkerPool, conversations kept by the worker", () => {
     await expect.poll(() => forgotten, { timeout: 10_000 }).toContain(id);
   });
 
+  it("should keep at most 1,024 conversations, dropping the least recently used", async () => {
+    const signal = new AbortController().signal;
+    const oldest = [message("user", "least recent")];
+    await pool.call(call(oldest), signal, () => {}, "lru-0");
+    const id = handedOver.at(-1)!.conversation;
+    for (let i = 1; i <= 1024; i++) await pool.call(call([message("user", `lru ${i}`)]), signal, () => {}, `lru-${i}`);
+    const before = handedOver.length;
+    await pool.call(call([...oldest, message("assistant", "again")]), signal, () => {}, "lru-0");
+    const again = handedOver.slice(before)[0]!;
+    expect([again.kept, again.added.length]).toEqual([0, 2]);
+    expect([...handedOver.slice(0, before + 1).flatMap((c) => c.forget), ...forgotten]).toContain(id);
+    for (let i = 1; i <= 1024; i++) pool.endConversation(`lru-${i}`);
+    pool.endConversation("lru-0");
+  }, 60_000);
+
   it("should hand over the whole conversation after a failed call", async () => {
     const signal = new AbortController().signal;
     const messages = [message("user", "fails")];
