@@ -152,96 +152,80 @@ describe("ModelWorkerPool, conversations kept by the worker", () => {
     await fake.close();
   });
 
-  it("should hand a run's later calls only their new messages, and still send the provider the whole conversation", async () => {
-    const signal = new AbortController().signal;
-    const messages = [message("user", "grows")];
-    await pool.call(call([...messages]), signal, () => {}, "run-1");
-    messages.push(message("assistant", "a1"), message("user", "u2"));
-    await pool.call(call([...messages]), signal, () => {}, "run-1");
-    messages.push(message("assistant", "a2"), message("user", "u3"));
-    await pool.call(call([...messages]), signal, () => {}, "run-1");
+  /** Makes a call in conversation `key` and gives back what its worker was handed for it. */
+  const callIn = async (key: string, messages: ChatCall["messages"]): Promise<WorkerCall> => {
+    const before = handedOver.length;
+    await pool.call(call([...messages]), new AbortController().signal, () => {}, key);
+    return handedOver[before]!;
+  };
+  const shape = (c: WorkerCall) => ({ kept: c.kept, added: c.added.length });
 
-    const sent = handedOver.filter((c) => c.added[0]?.content === "grows" || c.kept > 0);
-    expect(sent.map((c) => [c.kept, c.added.length])).toEqual([
-      [0, 1],
-      [1, 2],
-      [3, 2],
+  it("should hand a run's later calls only their new messages, and still send the provider the whole conversation", async () => {
+    const messages = [message("user", "grows")];
+    const first = await callIn("run-1", messages);
+    messages.push(message("assistant", "a1"), message("user", "u2"));
+    const second = await callIn("run-1", messages);
+    messages.push(message("assistant", "a2"), message("user", "u3"));
+    const third = await callIn("run-1", messages);
+
+    expect([first, second, third].map(shape)).toEqual([
+      { kept: 0, added: 1 },
+      { kept: 1, added: 2 },
+      { kept: 3, added: 2 },
     ]);
-    expect(new Set(sent.map((c) => c.conversation)).size).toBe(1);
+    expect(new Set([first, second, third].map((c) => c.conversation)).size).toBe(1);
     expect(bodies("grows")).toEqual([["grows"], ["grows", "a1", "u2"], ["grows", "a1", "u2", "a2", "u3"]]);
   });
 
   it("should hand over the whole conversation when its messages are not the ones the worker keeps", async () => {
-    const signal = new AbortController().signal;
     const first = [message("user", "rewritten"), message("assistant", "old")];
-    await pool.call(call(first), signal, () => {}, "run-2");
+    await callIn("run-2", first);
     // The same key, but the second message is another object (with other content): nothing is reused.
-    const before = handedOver.length;
-    await pool.call(call([first[0]!, message("assistant", "new"), message("user", "next")]), signal, () => {}, "run-2");
-    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 3]]);
+    expect(shape(await callIn("run-2", [first[0]!, message("assistant", "new"), message("user", "next")]))).toEqual({ kept: 0, added: 3 });
     expect(bodies("rewritten").at(-1)).toEqual(["rewritten", "new", "next"]);
   });
 
   it("should tell the worker to drop an ended run's conversation, and hand it over whole if it calls again", async () => {
-    const signal = new AbortController().signal;
     const messages = [message("user", "ends")];
-    await pool.call(call(messages), signal, () => {}, "run-3");
-    const id = handedOver.at(-1)!.conversation;
+    const { conversation } = await callIn("run-3", messages);
     pool.endConversation("run-3");
-    const before = handedOver.length;
-    await pool.call(call([...messages, message("assistant", "more")]), signal, () => {}, "run-3");
-    const next = handedOver.slice(before)[0]!;
-    expect(next.forget).toContain(id);
-    expect([next.kept, next.added.length]).toEqual([0, 2]);
-    expect(next.conversation).not.toBe(id);
+    const next = await callIn("run-3", [...messages, message("assistant", "more")]);
+    expect(next.forget).toContain(conversation);
+    expect(shape(next)).toEqual({ kept: 0, added: 2 });
+    expect(next.conversation).not.toBe(conversation);
   });
 
   it("should tell an idle worker to drop an ended run's conversation without waiting for a call", async () => {
-    await pool.call(call([message("user", "idle after")]), new AbortController().signal, () => {}, "run-6");
-    const id = handedOver.at(-1)!.conversation;
+    const { conversation } = await callIn("run-6", [message("user", "idle after")]);
     pool.endConversation("run-6");
-    await expect.poll(() => forgotten, { timeout: 10_000 }).toContain(id);
+    await expect.poll(() => forgotten, { timeout: 10_000 }).toContain(conversation);
   });
 
   it("should keep at most 1,024 conversations, dropping the least recently used", async () => {
-    const signal = new AbortController().signal;
     const oldest = [message("user", "least recent")];
-    await pool.call(call(oldest), signal, () => {}, "lru-0");
-    const id = handedOver.at(-1)!.conversation;
-    for (let i = 1; i <= 1024; i++) await pool.call(call([message("user", `lru ${i}`)]), signal, () => {}, `lru-${i}`);
-    const before = handedOver.length;
-    await pool.call(call([...oldest, message("assistant", "again")]), signal, () => {}, "lru-0");
-    const again = handedOver.slice(before)[0]!;
-    expect([again.kept, again.added.length]).toEqual([0, 2]);
-    expect([...handedOver.slice(0, before + 1).flatMap((c) => c.forget), ...forgotten]).toContain(id);
-    for (let i = 1; i <= 1024; i++) pool.endConversation(`lru-${i}`);
-    pool.endConversation("lru-0");
+    const { conversation } = await callIn("lru-0", oldest);
+    for (let i = 1; i <= 1024; i++) await callIn(`lru-${i}`, [message("user", `lru ${i}`)]);
+    expect(shape(await callIn("lru-0", [...oldest, message("assistant", "again")]))).toEqual({ kept: 0, added: 2 });
+    expect([...handedOver.flatMap((c) => c.forget), ...forgotten]).toContain(conversation);
+    for (let i = 0; i <= 1024; i++) pool.endConversation(`lru-${i}`);
   }, 60_000);
 
   it("should hand over the whole conversation after a failed call", async () => {
-    const signal = new AbortController().signal;
-    const messages = [message("user", "fails")];
-    await pool.call(call(messages), signal, () => {}, "run-4");
-    messages.push(message("assistant", "refuse this"));
-    await expect(pool.call(call([...messages]), signal, () => {}, "run-4")).rejects.toMatchObject({ code: "provider_refused" });
-    const before = handedOver.length;
+    const messages = [message("user", "fails"), message("assistant", "refuse this")];
+    await expect(callIn("run-4", messages)).rejects.toMatchObject({ code: "provider_refused" });
     messages.push(message("user", "u2"));
-    expect((await pool.call(call([...messages]), signal, () => {}, "run-4")).content).toBe("ok");
-    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 3]]);
+    expect(shape(await callIn("run-4", messages))).toEqual({ kept: 0, added: 3 });
     expect(bodies("fails").at(-1)).toEqual(["fails", "refuse this", "u2"]);
   });
 
   it("should hand over the whole conversation to the worker that replaced a dead one", async () => {
-    const signal = new AbortController().signal;
     const messages = [message("user", "survives")];
-    await pool.call(call(messages), signal, () => {}, "run-5");
+    await callIn("run-5", messages);
     for (const { worker } of slots()) await worker.terminate();
     await expect.poll(() => slots().every(({ worker }) => !(worker as unknown as { watched?: true }).watched)).toBe(true);
     watchSlots();
-    const before = handedOver.length;
     messages.push(message("assistant", "a1"));
-    expect((await pool.call(call([...messages]), signal, () => {}, "run-5")).content).toBe("ok");
-    expect(handedOver.slice(before).map((c) => [c.kept, c.added.length])).toEqual([[0, 2]]);
+    expect(shape(await callIn("run-5", messages))).toEqual({ kept: 0, added: 2 });
     expect(bodies("survives").at(-1)).toEqual(["survives", "a1"]);
   });
 });
