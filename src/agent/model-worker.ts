@@ -52,9 +52,14 @@ class DeltaBatch {
   }
 }
 
+/** Drops the conversations of runs that have ended. */
+function forget(ended: number[]): void {
+  for (const id of ended) conversations.delete(id);
+}
+
 /** The call with its whole conversation: the messages kept from the run's last call, then the new ones. */
-function withConversation({ conversation, kept, added, forget, ...call }: WorkerCall): ChatCall {
-  for (const ended of forget) conversations.delete(ended);
+function withConversation({ conversation, kept, added, forget: ended, ...call }: WorkerCall): ChatCall {
+  forget(ended);
   let messages = added;
   if (kept > 0) {
     messages = conversations.get(conversation) ?? [];
@@ -95,6 +100,6 @@ async function run({ id, call: sent }: Extract<ToWorker, { type: "call" }>): Pro
 
 port.on("message", (message: ToWorker) => {
   if (message.type === "abort") inFlight.get(message.id)?.abort();
-  else if (message.type === "forget") for (const ended of message.forget) conversations.delete(ended);
+  else if (message.type === "forget") forget(message.forget);
   else void run(message);
 });
