@@ -10,7 +10,9 @@
 // Each round first runs WARMUP tasks (jobs) through the freshly started server
 // (worker) and does not time them: a just-started process runs its first
 // thousands on cold code (interpreted, then baseline-compiled), and a server
-// runs for hours.
+// runs for hours. Each mode also prints the CPU a task cost each process (the
+// system measured, the provider, the callers) and the machine's idle time per
+// task: the two cores are shared, so that is what the rates follow.
 // Run: npx tsx bench/end-to-end.ts [tasks per round, default 2000] [store: sqlite|mongodb|ferretdb-pg]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,7 +24,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { median, waitFor } from "./lib/measure.js";
+import { cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -32,6 +34,12 @@ const CALLERS = 64;
 const WARMUP = 2000; // tasks (jobs) run untimed through each fresh process first
 const ROUNDS = 3;
 const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
+
+/** A timed round: its rate, and the CPU µs per task of each process (and the machine's idle µs). */
+interface Round {
+  rate: number;
+  cpu: Record<string, number>;
+}
 
 /** Runs `submit` for `count` items from CALLERS loops. */
 async function submitAll(count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
@@ -51,7 +59,7 @@ const [baseURL] = provider.words as [string];
  * `modelWorkers`: ROOKERY_MODEL_WORKERS ("" for the default: one less than the CPUs).
  * `submitWith`: the client the callers submit with (the clock's end is polled with List either way).
  */
-async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-js" | "connect" = "grpc-js"): Promise<number> {
+async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-js" | "connect" = "grpc-js"): Promise<Round> {
   const store = await benchStore(STORE, dir, `e2e_${n}_${modelWorkers || "default"}_${submitWith}`);
   const server = await startChildServer({
     ...store.env,
@@ -71,10 +79,13 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
     );
   await submitAll(WARMUP, (i) => submit(`warm-up ${n}.${i}`));
   await allEnded();
+  const pids = { server: server.process.pid!, provider: provider.child.pid!, callers: process.pid };
+  const cpu = cpuSnapshot(pids);
   const t0 = performance.now();
   await submitAll(TASKS, (i) => submit(`e2e ${n}.${i}`));
   await allEnded();
   const seconds = (performance.now() - t0) / 1000;
+  const cpuPerTask = cpuSince(cpu, pids, TASKS);
   let completed = 0;
   let pageToken = "";
   do {
@@ -87,10 +98,10 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
   server.process.kill("SIGTERM");
   await server.exited;
   await store.drop();
-  return TASKS / seconds;
+  return { rate: TASKS / seconds, cpu: cpuPerTask };
 }
 
-async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
+async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<Round> {
   const redis = await startRedis(dir);
   const name = `e2e-${mode}-${n}`;
   const worker = await startScript("bench/peers/bullmq-worker.ts", [String(redis.port), name, mode, String(CONCURRENCY), baseURL]);
@@ -100,32 +111,36 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<number> {
     waitFor(async () => (await queue.getJobCounts("completed")).completed! >= count, "every job to complete", UNTIL_DONE);
   await submitAll(WARMUP, (i) => queue.add("task", { prompt: `warm-up ${n}.${i}` }));
   await allCompleted(WARMUP);
+  const pids = { worker: worker.child.pid!, redis: redis.pid, provider: provider.child.pid!, callers: process.pid };
+  const cpu = cpuSnapshot(pids);
   const t0 = performance.now();
   await submitAll(TASKS, (i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
   await allCompleted(WARMUP + TASKS);
   const seconds = (performance.now() - t0) / 1000;
+  const cpuPerTask = cpuSince(cpu, pids, TASKS);
   const counts = await queue.getJobCounts("completed", "failed");
   if (counts.completed !== WARMUP + TASKS || counts.failed !== 0) throw new Error(`bullmq: ${JSON.stringify(counts)}`);
   await queue.close();
   connection.disconnect();
   await worker.stop();
   await redis.stop();
-  return TASKS / seconds;
+  return { rate: TASKS / seconds, cpu: cpuPerTask };
 }
 
-const rates = {
-  rookery: [] as number[],
-  rookeryOneThread: [] as number[],
-  rookeryConnectClient: [] as number[],
-  bullmqSdk: [] as number[],
-  bullmqNoop: [] as number[],
+const rounds = {
+  rookery: [] as Round[],
+  rookeryOneThread: [] as Round[],
+  rookeryConnectClient: [] as Round[],
+  bullmqSdk: [] as Round[],
+  bullmqNoop: [] as Round[],
 };
+type Mode = keyof typeof rounds;
 // Round 0 is not counted: it warms what every round shares (the fake provider's process and
 // this one's clients). Without it the first system measured ran against them cold, and its
 // first round was its slowest in five runs of six (bench/RESULTS.md, issue 16, 1b).
 for (let n = 0; n <= ROUNDS; n++) {
-  const keep = (k: keyof typeof rates, rate: number) => {
-    if (n > 0) rates[k].push(rate);
+  const keep = (mode: Mode, round: Round) => {
+    if (n > 0) rounds[mode].push(round);
   };
   keep("rookery", await rookeryRound(n, ""));
   keep("rookeryOneThread", await rookeryRound(n, "0"));
@@ -133,12 +148,20 @@ for (let n = 0; n <= ROUNDS; n++) {
   keep("bullmqSdk", await bullmqRound(n, "sdk"));
   keep("bullmqNoop", await bullmqRound(n, "noop"));
 }
-const m = (k: keyof typeof rates) => median(rates[k]);
+const rates = (mode: Mode) => rounds[mode].map((r) => r.rate);
+const m = (mode: Mode) => median(rates(mode));
+/** "server 1,480, provider 205, ..., idle 260": each process's median CPU µs per task over the rounds. */
+const cpuLine = (mode: Mode) =>
+  Object.keys(rounds[mode][0]!.cpu)
+    .map((name) => `${name} ${median(rounds[mode].map((r) => r.cpu[name]!)).toFixed(0)}`)
+    .join(", ");
 console.log(
   `End to end, ${TASKS} one-iteration tasks after ${WARMUP} untimed, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds after a warm-up round (${new Date().toISOString()})`,
 );
 console.log(
-  `Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s (rounds ${rates.rookery.map((r) => r.toFixed(0)).join(", ")})`,
+  `Rookery (${STORE} store)                 ${m("rookery").toFixed(0).padStart(6)} tasks/s (rounds ${rates("rookery")
+    .map((r) => r.toFixed(0))
+    .join(", ")})`,
 );
 console.log(`Rookery, model calls on the main thread ${m("rookeryOneThread").toFixed(0).padStart(6)} tasks/s (ROOKERY_MODEL_WORKERS=0)`);
 console.log(
@@ -147,8 +170,13 @@ console.log(
 console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
 console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);
 console.log(
-  `Rookery / BullMQ with the SDK call:  ${(m("rookery") / m("bullmqSdk")).toFixed(2)}x (target >= 1.0x; rounds ${rates.rookery.map((r, i) => (r / rates.bullmqSdk[i]!).toFixed(2)).join(", ")})`,
+  `Rookery / BullMQ with the SDK call:  ${(m("rookery") / m("bullmqSdk")).toFixed(2)}x (target >= 1.0x; rounds ${rounds.rookery.map((r, i) => (r.rate / rounds.bullmqSdk[i]!.rate).toFixed(2)).join(", ")})`,
 );
+const unlisted = STORE === "sqlite" ? "" : "; FerretDB and PostgreSQL are not listed";
+console.log(`CPU µs per task by process (idle: the machine's unused CPU per task${unlisted}), medians:`);
+console.log(`  Rookery:                  ${cpuLine("rookery")}`);
+console.log(`  Rookery, main thread only: ${cpuLine("rookeryOneThread")}`);
+console.log(`  BullMQ, same SDK call:    ${cpuLine("bullmqSdk")}`);
 await provider.stop();
 await stopBenchStores();
 rmSync(dir, { recursive: true, force: true });

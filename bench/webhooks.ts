@@ -7,6 +7,9 @@
 //      reported at the last task's completion. Each round first runs WARMUP
 //      tasks (in the same mode) through its fresh server, untimed: the first
 //      thousands after a start run on cold code (bench/end-to-end.ts does the same).
+//      Also printed: the CPU a task cost each process in each mode (the server,
+//      the provider, this process: callers and receiver), and the machine's idle
+//      time per task, since the ratio follows the CPU the whole machine spends.
 //   2. Deliveries per second draining a backlog: a server completes DRAIN tasks
 //      while the receiver holds every request unanswered (one sender's slots
 //      fill, the rest wait due), is SIGKILLed, and a fresh server on the same
@@ -20,7 +23,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { median, waitFor } from "./lib/measure.js";
+import { cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -86,7 +89,14 @@ const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
 const receiver = await startReceiver();
 
-async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ completed: number; delivered: number }> {
+interface Round {
+  completed: number;
+  delivered: number;
+  /** CPU µs per task of each process, and the machine's idle µs per task. */
+  cpu: Record<string, number>;
+}
+
+async function tasksPerSecond(round: number, withWebhook: boolean): Promise<Round> {
   const server = await startChildServer({
     ROOKERY_SQLITE_PATH: join(dir, `e2e-${round}-${withWebhook}.db`),
     OPENAI_BASE_URL: baseURL,
@@ -114,12 +124,15 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<{ co
     return { t0, seconds };
   };
   await runAll(WARMUP, "warm-up");
+  const pids = { server: server.process.pid!, provider: provider.child.pid!, "callers and receiver": process.pid };
+  const cpu = cpuSnapshot(pids);
   const { t0, seconds } = await runAll(TASKS, "hook");
+  const cpuPerTask = cpuSince(cpu, pids, TASKS);
   const delivered = withWebhook ? Math.max(seconds, (receiver.lastAt - t0) / 1000) : seconds;
   submit.close();
   server.process.kill("SIGTERM");
   await server.exited;
-  return { completed: TASKS / seconds, delivered: TASKS / delivered };
+  return { completed: TASKS / seconds, delivered: TASKS / delivered, cpu: cpuPerTask };
 }
 
 async function drainPerSecond(): Promise<number> {
@@ -149,6 +162,7 @@ async function drainPerSecond(): Promise<number> {
 }
 
 const rows = { without: [] as number[], with: [] as number[], withCompleted: [] as number[], ratio: [] as number[] };
+const cpu = { without: [] as Record<string, number>[], with: [] as Record<string, number>[] };
 for (let round = 1; round <= ROUNDS; round++) {
   const withFirst = round % 2 === 0;
   const a = await tasksPerSecond(round, withFirst);
@@ -158,7 +172,14 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.withCompleted.push(withHook.completed);
   rows.without.push(without.completed);
   rows.ratio.push(withHook.delivered / without.completed);
+  cpu.with.push(withHook.cpu);
+  cpu.without.push(without.cpu);
 }
+/** "server 1,480, provider 205, ..., idle 260": each process's median CPU µs per task over the rounds. */
+const cpuLine = (rounds: Record<string, number>[]) =>
+  Object.keys(rounds[0]!)
+    .map((name) => `${name} ${median(rounds.map((r) => r[name]!)).toFixed(0)}`)
+    .join(", ");
 const drain = [await drainPerSecond()];
 console.log(
   `Webhooks, ${TASKS} one-iteration tasks a round after ${WARMUP} untimed, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
@@ -170,6 +191,9 @@ console.log(
 console.log(
   `with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
 );
+console.log("CPU µs per task by process (idle: the machine's unused CPU per task), medians:");
+console.log(`  no webhook:              ${cpuLine(cpu.without)}`);
+console.log(`  a webhook on every task: ${cpuLine(cpu.with)}`);
 console.log(`draining a backlog of ${DRAIN - 16} deliveries after a restart: ${median(drain).toFixed(0)} deliveries/s`);
 receiver.close();
 await provider.stop();

@@ -9,6 +9,25 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1_000_000) / 100; // CLK_TCK is 100 on Linux
 }
 
+/**
+ * CPU time each process has used, in microseconds, by name: a snapshot to subtract from a
+ * later one (`cpuSince`). "idle" is the whole machine's idle time over the same span, so a
+ * figure per task shows how much of the machine a system left unused.
+ */
+export function cpuSnapshot(pids: Record<string, number>): Record<string, number> {
+  const snapshot: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) snapshot[name] = cpuMicros(pid);
+  const [idle, iowait] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(4, 6).map(Number);
+  snapshot.idle = ((idle! + iowait!) * 1_000_000) / 100; // CLK_TCK
+  return snapshot;
+}
+
+/** CPU µs per item (task, call) of each process in `before`, from then to now. */
+export function cpuSince(before: Record<string, number>, pids: Record<string, number>, items: number): Record<string, number> {
+  const now = cpuSnapshot(pids);
+  return Object.fromEntries(Object.keys(before).map((name) => [name, (now[name]! - before[name]!) / items]));
+}
+
 /** Resident memory of a process, in bytes. */
 export function rssBytes(pid: number): number {
   const pages = Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]);
