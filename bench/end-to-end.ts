@@ -24,7 +24,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -150,11 +150,7 @@ for (let n = 0; n <= ROUNDS; n++) {
 }
 const rates = (mode: Mode) => rounds[mode].map((r) => r.rate);
 const m = (mode: Mode) => median(rates(mode));
-/** "server 1,480, provider 205, ..., idle 260": each process's median CPU µs per task over the rounds. */
-const cpuLine = (mode: Mode) =>
-  Object.keys(rounds[mode][0]!.cpu)
-    .map((name) => `${name} ${median(rounds[mode].map((r) => r.cpu[name]!)).toFixed(0)}`)
-    .join(", ");
+const cpuLine = (mode: Mode) => cpuMedians(rounds[mode].map((r) => r.cpu));
 console.log(
   `End to end, ${TASKS} one-iteration tasks after ${WARMUP} untimed, concurrency ${CONCURRENCY}, ${CALLERS} callers, median of ${ROUNDS} rounds after a warm-up round (${new Date().toISOString()})`,
 );

@@ -23,7 +23,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -175,11 +175,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   cpu.with.push(withHook.cpu);
   cpu.without.push(without.cpu);
 }
-/** "server 1,480, provider 205, ..., idle 260": each process's median CPU µs per task over the rounds. */
-const cpuLine = (rounds: Record<string, number>[]) =>
-  Object.keys(rounds[0]!)
-    .map((name) => `${name} ${median(rounds.map((r) => r[name]!)).toFixed(0)}`)
-    .join(", ");
 const drain = [await drainPerSecond()];
 console.log(
   `Webhooks, ${TASKS} one-iteration tasks a round after ${WARMUP} untimed, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
@@ -192,8 +187,8 @@ console.log(
   `with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
 );
 console.log("CPU µs per task by process (idle: the machine's unused CPU per task), medians:");
-console.log(`  no webhook:              ${cpuLine(cpu.without)}`);
-console.log(`  a webhook on every task: ${cpuLine(cpu.with)}`);
+console.log(`  no webhook:              ${cpuMedians(cpu.without)}`);
+console.log(`  a webhook on every task: ${cpuMedians(cpu.with)}`);
 console.log(`draining a backlog of ${DRAIN - 16} deliveries after a restart: ${median(drain).toFixed(0)} deliveries/s`);
 receiver.close();
 await provider.stop();

@@ -28,6 +28,13 @@ export function cpuSince(before: Record<string, number>, pids: Record<string, nu
   return Object.fromEntries(Object.keys(before).map((name) => [name, (now[name]! - before[name]!) / items]));
 }
 
+/** "server 1480, provider 205, ..., idle 260": each name's median over the rounds' cpuSince figures. */
+export function cpuMedians(rounds: Record<string, number>[]): string {
+  return Object.keys(rounds[0]!)
+    .map((name) => `${name} ${median(rounds.map((r) => r[name]!)).toFixed(0)}`)
+    .join(", ");
+}
+
 /** Resident memory of a process, in bytes. */
 export function rssBytes(pid: number): number {
   const pages = Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]);
