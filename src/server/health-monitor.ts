@@ -1,5 +1,6 @@
 // Reports grpc.health.v1 status from the store's reachability: NOT_SERVING
 // while the store does not answer, SERVING again as soon as it does.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "../logger.js";
 import type { TaskStore } from "../store/task-store.js";
@@ -49,11 +50,7 @@ export function monitorHealth(
       () => false,
     );
     void answered.finally(() => unanswered.delete(ping));
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), answerWithinMs).unref()));
-    const ok = await Promise.race([answered, gaveUp]);
-    clearTimeout(timer);
-    report(ok);
+    report(await Promise.race([answered, sleep(answerWithinMs, false, { ref: false })]));
   };
   const timer = setInterval(() => void check(), everyMs);
   timer.unref();
