@@ -47,7 +47,7 @@ describe("monitorHealth", () => {
     let answer: "up" | "hang" = "hang";
     const { store } = storeAnswering(() => answer);
     const { health, status } = recordedHealth();
-    stop = monitorHealth(store, health, createLogger("silent"), 10, 20, 200);
+    stop = monitorHealth(store, health, createLogger("silent"), 10, 200);
     await expect.poll(status, WAIT).toBe("NOT_SERVING");
     answer = "up";
     await expect.poll(status, WAIT).toBe("SERVING");
@@ -56,7 +56,7 @@ describe("monitorHealth", () => {
   it("should leave at most three pings unanswered at once, and keep reporting NOT_SERVING meanwhile", async () => {
     const { store, pings } = storeAnswering(() => "hang");
     const { health, status } = recordedHealth();
-    stop = monitorHealth(store, health, createLogger("silent"), 5, 10, 60_000);
+    stop = monitorHealth(store, health, createLogger("silent"), 5, 60_000);
     await expect.poll(status, WAIT).toBe("NOT_SERVING");
     await expect.poll(pings, WAIT).toBe(3);
     const checksSoFar = pings();

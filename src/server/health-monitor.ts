@@ -19,7 +19,7 @@ const MAX_UNANSWERED = 3;
 const FORGET_AFTER_MS = 10_000;
 
 /**
- * Checks the store every `everyMs`; a ping without an answer within `answerWithinMs` counts as
+ * Checks the store every `everyMs`; a ping without an answer before the next check counts as
  * unreachable, and one still unanswered after `forgetAfterMs` no longer holds back new ones.
  */
 export function monitorHealth(
@@ -27,7 +27,6 @@ export function monitorHealth(
   health: HealthImplementation,
   logger: Logger,
   everyMs: number,
-  answerWithinMs: number = everyMs,
   forgetAfterMs: number = FORGET_AFTER_MS,
 ): () => void {
   let serving = true;
@@ -50,7 +49,7 @@ export function monitorHealth(
       () => false,
     );
     void answered.finally(() => unanswered.delete(ping));
-    report(await Promise.race([answered, sleep(answerWithinMs, false, { ref: false })]));
+    report(await Promise.race([answered, sleep(everyMs, false, { ref: false })]));
   };
   const timer = setInterval(() => void check(), everyMs);
   timer.unref();
