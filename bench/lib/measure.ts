@@ -2,11 +2,13 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
+/** /proc counts CPU time in clock ticks; CLK_TCK is 100 on Linux. */
+const ticksToMicros = (ticks: number) => (ticks * 1_000_000) / 100;
+
 /** CPU time (user + system) a process has used, in microseconds, from /proc. */
 export function cpuMicros(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-  return (ticks * 1_000_000) / 100; // CLK_TCK is 100 on Linux
+  return ticksToMicros(Number(fields[11]) + Number(fields[12])); // utime, stime (fields 14 and 15)
 }
 
 /**
@@ -18,7 +20,7 @@ export function cpuSnapshot(pids: Record<string, number>): Record<string, number
   const snapshot: Record<string, number> = {};
   for (const [name, pid] of Object.entries(pids)) snapshot[name] = cpuMicros(pid);
   const [idle, iowait] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(4, 6).map(Number);
-  snapshot.idle = ((idle! + iowait!) * 1_000_000) / 100; // CLK_TCK
+  snapshot.idle = ticksToMicros(idle! + iowait!);
   return snapshot;
 }
 
