@@ -72,7 +72,11 @@ export class ReplyAssembler {
     }
     if (d.tool_calls !== undefined && d.tool_calls !== null) {
       if (!Array.isArray(d.tool_calls)) throw this.malformed("`delta.tool_calls` is not an array");
-      for (const raw of d.tool_calls as unknown[]) delta.toolCalls.push(this.addToolCall(raw));
+      for (const raw of d.tool_calls as unknown[]) {
+        const piece = this.addToolCall(raw);
+        // A chunk that only repeats what is held adds nothing to the output.
+        if (piece.id !== undefined || piece.arguments !== "") delta.toolCalls.push(piece);
+      }
     }
     return delta;
   }
@@ -106,23 +110,30 @@ export class ReplyAssembler {
       call = { id: "", name: "", arguments: "" };
       this.calls.set(index, call);
     }
-    const out: ToolCallPiece = { index, arguments: "" };
+    // The id and the name are whole identifiers, not pieces: some providers send them again
+    // in every chunk of a call, or send an empty name after the first, so a non-empty one
+    // replaces what is held and is never appended (as the openai SDK's own accumulator does).
+    const held = { id: call.id, name: call.name };
     if (raw.id !== undefined && raw.id !== null) {
       if (typeof raw.id !== "string" || raw.id.length > 256)
         throw this.malformed("a tool call id is not a string of at most 256 characters");
-      call.id = raw.id;
-      out.id = raw.id;
+      if (raw.id !== "") call.id = raw.id;
     }
     const fn = raw.function;
-    if (fn === undefined || fn === null) return out;
-    if (!isObject(fn)) throw this.malformed("a tool call's `function` is not an object");
-    if (fn.name !== undefined && fn.name !== null) {
+    if (fn !== undefined && fn !== null && !isObject(fn)) throw this.malformed("a tool call's `function` is not an object");
+    if (fn?.name !== undefined && fn.name !== null) {
       if (typeof fn.name !== "string" || fn.name.length > 256)
         throw this.malformed("a tool name is not a string of at most 256 characters");
-      call.name += fn.name;
-      out.name = call.name;
+      if (fn.name !== "") call.name = fn.name;
     }
-    if (fn.arguments !== undefined && fn.arguments !== null) {
+    // The piece that starts the call carries its id and name (one position: domain/output.ts);
+    // one that only repeats them carries neither. A provider that changes either restates both.
+    const out: ToolCallPiece = { index, arguments: "" };
+    if (call.id !== "" && (call.id !== held.id || call.name !== held.name)) {
+      out.id = call.id;
+      if (call.name !== "") out.name = call.name;
+    }
+    if (fn?.arguments !== undefined && fn.arguments !== null) {
       if (typeof fn.arguments !== "string") throw this.malformed("tool call arguments are not a string");
       this.grow(fn.arguments);
       call.arguments += fn.arguments;

@@ -74,21 +74,23 @@ describe("a provider that sends no choices", () => {
 
 describe("odd and hostile streamed replies", () => {
   let h: Harness;
-  const replies = new Map<string, FakeReply>();
+  /** Each prompt's replies, by turn. */
+  const replies = new Map<string, FakeReply[]>();
   beforeAll(async () => {
     h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "0", ROOKERY_MAX_REPLY_BYTES: "1000" });
-    h.fake.respond((c) => replies.get(c.prompt) ?? { content: "?" });
+    h.fake.respond((c) => replies.get(c.prompt)?.[c.turn] ?? { content: "?" });
   });
   afterAll(async () => {
     await h.close();
   });
 
-  const run = async (prompt: string, reply: FakeReply) => {
-    replies.set(prompt, reply);
+  const runWithEvents = async (prompt: string, ...turns: FakeReply[]) => {
+    replies.set(prompt, turns);
     const { task } = await h.grpc.submit({ prompt });
-    await collectEvents(h.grpc, task!.id);
-    return (await h.grpc.get({ id: task!.id })).task!;
+    const events = await collectEvents(h.grpc, task!.id);
+    return { task: (await h.grpc.get({ id: task!.id })).task!, events };
   };
+  const run = async (prompt: string, reply: FakeReply) => (await runWithEvents(prompt, reply)).task;
 
   const failures: [string, unknown[], RegExp][] = [
     ["a chunk that is not an object", ["text"], /a chunk is not a JSON object/],
@@ -120,6 +122,23 @@ describe("odd and hostile streamed replies", () => {
     expect(task.status).toBe(TaskStatus.FAILED);
     expect(task.error).toMatch(error);
     expect(task.result).toBeUndefined();
+  });
+
+  it("should call a tool by its own name when the provider repeats the call's id and name in every chunk", async () => {
+    // As some OpenAI-compatible providers do (and others send an empty name after the first):
+    // appending them made "calculatorcalculator", an unknown tool.
+    const piece = (id: string, name: string, args: string) =>
+      chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id, type: "function", function: { name, arguments: args } }] } }]);
+    const { task, events } = await runWithEvents(
+      "repeated tool name",
+      { chunks: [piece("call_1", "calculator", '{"expression":'), piece("call_1", "calculator", '"6*7"}'), piece("", "", "")] },
+      { content: "It is 42." },
+    );
+    expect(task).toMatchObject({ status: TaskStatus.COMPLETED, result: "It is 42." });
+    const added = events.flatMap((e) => e.messages);
+    const assistant = added.find((m) => m.toolCalls.length > 0);
+    expect(assistant?.toolCalls.map((c) => [c.id, c.name, c.arguments])).toEqual([["call_1", "calculator", '{"expression":"6*7"}']]);
+    expect(added.find((m) => m.role === "tool")).toMatchObject({ toolCallId: "call_1", content: expect.stringContaining("42") });
   });
 
   it("should read a reply whose usage fields are garbage as zero tokens and complete", async () => {
