@@ -71,3 +71,12 @@ describe("ReplyAssembler tool calls", () => {
     expect(() => assemble([call({ id: "a", function: { name: "n".repeat(257) } })])).toThrow(/tool name is not a string of at most 256/);
   });
 });
+
+describe("ReplyAssembler labels", () => {
+  it("should keep the model name and finish reason a provider sends short, whatever their length", () => {
+    const assembler = new ReplyAssembler("test/model", 1_000);
+    assembler.add({ model: "m".repeat(100_000), choices: [{ index: 0, delta: { content: "ok" }, finish_reason: "r".repeat(100_000) }] });
+    const reply = assembler.finish();
+    expect([reply.model?.length, reply.finishReason?.length, reply.content]).toEqual([256, 64, "ok"]);
+  });
+});

@@ -52,7 +52,8 @@ export class ReplyAssembler {
   add(chunk: unknown): ReplyDelta {
     const delta: ReplyDelta = { text: "", toolCalls: [] };
     if (!isObject(chunk)) throw this.malformed("a chunk is not a JSON object");
-    if (typeof chunk.model === "string") this.model = chunk.model;
+    // Both only label the call's trace span: kept short whatever the provider sends.
+    if (typeof chunk.model === "string") this.model = chunk.model.slice(0, 256);
     if (isObject(chunk.usage)) this.usage = readUsage(chunk.usage);
     if (chunk.choices === undefined || chunk.choices === null) return delta;
     if (!Array.isArray(chunk.choices)) throw this.malformed("`choices` is not an array");
@@ -60,7 +61,7 @@ export class ReplyAssembler {
     const choice: unknown = chunk.choices.find((c: unknown) => isObject(c) && (c.index ?? 0) === 0);
     if (!isObject(choice)) return delta;
     this.sawChoice = true;
-    if (typeof choice.finish_reason === "string") this.finishReason = choice.finish_reason;
+    if (typeof choice.finish_reason === "string") this.finishReason = choice.finish_reason.slice(0, 64);
     const d = choice.delta;
     if (d === undefined || d === null) return delta;
     if (!isObject(d)) throw this.malformed("`delta` is not an object");
