@@ -19,6 +19,9 @@ export interface PostOptions {
   signal: AbortSignal;
 }
 
+/** The most of an answer's body drained to keep its connection: a webhook's answer has no use for more. */
+const MAX_DRAINED_BYTES = 64 * 1024;
+
 export function postWebhook(target: PostTarget, options: PostOptions): Promise<AttemptResult> {
   return new Promise((resolve) => {
     const url = new URL(target.url);
@@ -33,9 +36,10 @@ export function postWebhook(target: PostTarget, options: PostOptions): Promise<A
     const settle = (result: AttemptResult) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
       resolve(result);
     };
+    // The timeout bounds the whole exchange, the answer's body too: a receiver that answers
+    // and then sends without end loses the connection, not a socket of the sender for good.
     const timer = setTimeout(() => {
       settle({ kind: "refused", error: `no answer within ${options.timeoutMs} ms` });
       request.destroy();
@@ -46,12 +50,22 @@ export function postWebhook(target: PostTarget, options: PostOptions): Promise<A
     };
     if (options.signal.aborted) onAbort();
     options.signal.addEventListener("abort", onAbort, { once: true });
-    request.on("close", () => options.signal.removeEventListener("abort", onAbort));
+    request.on("close", () => {
+      clearTimeout(timer);
+      options.signal.removeEventListener("abort", onAbort);
+    });
     request.on("error", (error: NodeJS.ErrnoException) => settle({ kind: "refused", error: connectionError(error) }));
     request.on("response", (response) => {
-      response.resume(); // the body is not read: drain it so the connection can be reused
-      response.on("error", () => undefined);
       settle(resultOf(response));
+      // The body is not read, only drained so the connection can be reused; past a bound the
+      // connection is dropped instead. The outcome is already decided by the status.
+      let drained = 0;
+      response.on("data", (chunk: Buffer) => {
+        drained += chunk.length;
+        if (drained > MAX_DRAINED_BYTES) request.destroy();
+      });
+      response.on("end", () => clearTimeout(timer));
+      response.on("error", () => undefined);
     });
     request.end(target.body);
   });

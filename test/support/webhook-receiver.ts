@@ -1,6 +1,7 @@
 // A real HTTP receiver of webhook deliveries on loopback: it records every
 // request (headers, raw body, arrival time) and answers as `respond` says
-// (200 by default); "hang" leaves the request unanswered until close.
+// (200 by default); "hang" leaves the request unanswered until close, "endless"
+// answers 200 and then sends a body that never ends, until the sender drops it.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -13,7 +14,7 @@ export interface Received {
   at: number;
 }
 
-export type Answer = { status: number; headers?: Record<string, string> } | "hang";
+export type Answer = { status: number; headers?: Record<string, string> } | "hang" | "endless";
 
 export class WebhookReceiver {
   readonly received: Received[] = [];
@@ -73,9 +74,13 @@ export class WebhookReceiver {
       const index = this.received.length;
       this.received.push(request);
       const answer = this.respond(request, index);
-      if (answer === "hang") {
+      if (answer === "hang" || answer === "endless") {
         this.hanging.add(res);
+        const piece = Buffer.alloc(16 * 1024, "x");
+        const sending = answer === "endless" ? setInterval(() => res.write(piece), 5) : undefined;
+        if (sending) res.writeHead(200, { "content-type": "text/plain" });
         res.on("close", () => {
+          clearInterval(sending);
           this.hanging.delete(res);
           this.open--;
         });

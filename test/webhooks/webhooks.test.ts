@@ -215,6 +215,21 @@ describe("retries", () => {
   });
 });
 
+describe("a hostile receiver", () => {
+  it("should record a 2xx as delivered and drop the connection of a receiver whose answer's body never ends", async () => {
+    h = await startHarness({ ...ON, ROOKERY_WEBHOOK_TIMEOUT_MS: "60000" });
+    receiver.answer(() => "endless");
+    const { task } = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url } });
+    await deliveries(task!.id, 1);
+    // Cut at the drained-bytes bound, long before the 60 s timeout would.
+    await expect.poll(() => receiver.open, { timeout: 30_000 }).toBe(0);
+    await expect
+      .poll(async () => (await h!.grpc.listWebhookDeliveries({ id: task!.id })).deliveries[0]?.state, { timeout: 30_000 })
+      .toBe(WebhookDeliveryState.DELIVERED);
+    expect(receiver.ofTask(task!.id)).toHaveLength(1);
+  });
+});
+
 describe("a slow receiver", () => {
   it("should not hold up another receiver's deliveries: it gets at most half of the sender's slots", async () => {
     const fast = await WebhookReceiver.start();
