@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { TaskEventKind, TaskEventSchema, TaskStatus } from "../../gen/rookery/v1/task_pb.js";
-import { formatEvent } from "./format.js";
+import { formatEvent, forTerminal } from "./format.js";
 
 const event = (kind: TaskEventKind, previousStatus: TaskStatus, status: TaskStatus, iterations = 2) =>
   create(TaskEventSchema, { sequence: 5n, kind, previousStatus, status, iterations });
@@ -23,5 +23,17 @@ describe("formatEvent()", () => {
     expect(formatEvent(event(TaskEventKind.STATUS_CHANGED, TaskStatus.UNSPECIFIED, TaskStatus.PENDING, 0))).toBe(
       "#5 pending        submitted (iterations 0)",
     );
+  });
+});
+
+describe("forTerminal()", () => {
+  it("should print escape sequences and other control characters as visible escapes, keeping newlines, tabs and other text", () => {
+    expect(forTerminal("a\x1b[2Jb\x1b]52;c;cHduZWQ=\x07\tc\u009b1m\x7f\nd é 😀")).toBe(
+      "a\\x1b[2Jb\\x1b]52;c;cHduZWQ=\\x07\tc\\x9b1m\\x7f\nd é 😀",
+    );
+  });
+
+  it("should drop carriage returns, which could only overwrite what was printed", () => {
+    expect(forTerminal("line one\r\nfake prompt$ \rreal")).toBe("line one\nfake prompt$ real");
   });
 });

@@ -81,6 +81,20 @@ export function formatEvent(e: TaskEvent): string {
   return `#${e.sequence} ${statusName(e.status).padEnd(14)} ${what} (iterations ${e.iterations})${code}`;
 }
 
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text as a terminal should show it. What the CLI prints comes from a model, a client or a
+ * webhook receiver, and a control character in it would act on the terminal rather than show:
+ * an escape sequence can move the cursor, rewrite lines already printed, set the window's
+ * title or the clipboard. Those (C0 but newline and tab, DEL, C1) print as visible escapes
+ * such as \x1b; a carriage return, which can only overwrite, is dropped.
+ */
+export function forTerminal(text: string): string {
+  return text.replace(/\r/g, "").replace(CONTROL, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
 /** At most `max` characters on one line, with an ellipsis when cut. */
 export function shorten(text: string, max = 200): string {
   const line = text.replace(/\s+/g, " ").trim();

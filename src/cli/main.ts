@@ -20,6 +20,7 @@ import {
   formatMessage,
   formatTask,
   formatTaskRow,
+  forTerminal,
   statusFromName,
   statusName,
 } from "./format.js";
@@ -75,9 +76,12 @@ interface ResumeFlags {
 const globals = () => program.opts<GlobalFlags>();
 const client = () => connectTaskClient(globals().address, globals().apiKey);
 const json = (): boolean => Boolean(globals().json);
+/** A line for people: text from models, clients and receivers as a terminal should show it. */
+const say = (text: string) => console.log(forTerminal(text));
 const printTask = (task: Task | undefined) => {
   if (!task) return;
-  console.log(json() ? JSON.stringify(toJson(TaskSchema, task)) : formatTask(task));
+  if (json()) console.log(JSON.stringify(toJson(TaskSchema, task)));
+  else say(formatTask(task));
 };
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 /** "90s", "10m", "24h", "7d" (or milliseconds) as a google.protobuf.Duration. */
@@ -190,7 +194,7 @@ program
     const { task } = await client().get({ id });
     printTask(task);
     if (json() || !task?.webhook) return;
-    for (const delivery of (await client().listWebhookDeliveries({ id })).deliveries) console.log(formatDelivery(delivery));
+    for (const delivery of (await client().listWebhookDeliveries({ id })).deliveries) say(formatDelivery(delivery));
   });
 
 program
@@ -209,7 +213,7 @@ program
     });
     if (json())
       return console.log(JSON.stringify({ tasks: page.tasks.map((t) => toJson(TaskSchema, t)), nextPageToken: page.nextPageToken }));
-    for (const t of page.tasks) console.log(formatTaskRow(t));
+    for (const t of page.tasks) say(formatTaskRow(t));
     if (page.nextPageToken) console.log(`next page: --page-token ${page.nextPageToken}`);
   });
 
@@ -277,13 +281,13 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
         streamed = "";
       }
       attempt = output.attempt;
-      process.stdout.write(output.text);
+      process.stdout.write(forTerminal(output.text));
       streamed += output.text;
       continue;
     }
     if (!event) continue;
     if (streamed) process.stdout.write("\n");
-    for (const message of event.messages) for (const line of formatMessage(message, streamed)) console.log(line);
+    for (const message of event.messages) for (const line of formatMessage(message, streamed)) say(line);
     streamed = "";
     attempt = undefined;
     last = event.status;
@@ -291,7 +295,8 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
   }
   if (!json()) {
     const final = (await client().get({ id })).task;
-    if (final?.error !== undefined) console.error(`error: ${final.error}${final.errorCode ? ` (${errorCodeName(final.errorCode)})` : ""}`);
+    if (final?.error !== undefined)
+      console.error(forTerminal(`error: ${final.error}${final.errorCode ? ` (${errorCodeName(final.errorCode)})` : ""}`));
   }
   if (last === TaskStatus.FAILED || last === TaskStatus.CANCELLED) {
     process.exitCode = 1;

@@ -16,8 +16,11 @@ const script: Script = (c) => {
       ? { content: "I will use the calculator.", toolCalls: [{ name: "calculator", arguments: '{"expression":"6*7"}' }] }
       : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
   }
+  if (c.prompt === "escape sequences") return { content: ESCAPING, pieceSize: 3 };
   return { content: `answer to ${c.prompt}` };
 };
+/** A reply that would clear the screen, set the window title and overwrite a line if printed as it is. */
+const ESCAPING = "safe \x1b[2J\x1b]0;owned\x07 text\r\nfake$ \rend";
 
 describe("rookery CLI", () => {
   let h: Harness;
@@ -60,6 +63,17 @@ describe("rookery CLI", () => {
     expect(at("iteration 1 checkpointed")).toBeGreaterThan(at("← 42"));
     expect(lines.filter((l) => l === "6*7 is 42.")).toHaveLength(1); // streamed once, not printed again
     expect(at("6*7 is 42.")).toBeLessThan(at("running -> completed"));
+  });
+
+  it("should print a model's escape sequences as visible text, not send them to the terminal, with submit --watch and get", async () => {
+    const watched = await cli("submit", "escape sequences", "--watch");
+    expect(watched.code).toBe(0);
+    const id = /^submitted (\S+)$/m.exec(watched.stdout)![1]!;
+    const got = await cli("get", id);
+    for (const out of [watched.stdout, got.stdout]) {
+      expect(out).toContain("safe \\x1b[2J\\x1b]0;owned\\x07 text\nfake$ end");
+      for (const control of ["\x1b", "\x07", "\r"]) expect(out).not.toContain(control);
+    }
   });
 
   it("should print every event and output delta as one JSON line with watch --json", async () => {
