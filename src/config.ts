@@ -156,7 +156,7 @@ export const SETTINGS = {
   modelTimeoutMs: {
     env: "ROOKERY_MODEL_TIMEOUT_MS",
     flag: "--model-timeout-ms <ms>",
-    help: "Timeout of one model call attempt",
+    help: "Longest wait for a model call's reply to start, and then between two of its chunks",
     schema: positiveInt.default(120_000),
   },
   modelMaxRetries: {

@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import type { ChatCompletionMessageParam, ChatCompletionTool } from "openai/resources/chat/completions";
 import type { ChatMessage, ToolDefinition } from "../domain/task.js";
 import { errorMessage } from "../logger.js";
-import { ModelCallError, MalformedResponseError } from "./model-errors.js";
+import { ModelCallError, MalformedResponseError, StalledReplyError } from "./model-errors.js";
 import { boundsFor, providerFetch } from "./provider-fetch.js";
 import { ReplyAssembler, type ModelReply, type ReplyDelta } from "./reply-assembler.js";
 
@@ -50,7 +50,7 @@ export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI 
 export async function streamChat(
   client: OpenAI,
   call: ChatCall,
-  maxReplyBytes: number,
+  limits: Pick<SdkSettings, "maxReplyBytes" | "timeoutMs">,
   signal: AbortSignal,
   onDelta: (delta: ReplyDelta) => void,
 ): Promise<ModelReply> {
@@ -59,6 +59,15 @@ export async function streamChat(
   const request = new AbortController();
   const forward = () => request.abort(signal.reason);
   signal.addEventListener("abort", forward, { once: true });
+  const where = `${call.provider}/${call.model}`;
+  // The SDK's timeout ends when the reply's headers arrive; a provider that then sends
+  // nothing (or only keep-alive comments) would hold the run for good. So the same timeout
+  // bounds each wait for the next chunk too.
+  const stall = new StallTimer(limits.timeoutMs, () =>
+    request.abort(
+      new StalledReplyError(`model call to ${where} stalled: no chunk of its reply for ${limits.timeoutMs} ms (ROOKERY_MODEL_TIMEOUT_MS)`),
+    ),
+  );
   let readToEnd = false;
   try {
     // The raw chunks, not the SDK's ChatCompletionStream helper: see reply-assembler.ts.
@@ -72,8 +81,10 @@ export async function streamChat(
       },
       { signal: request.signal, headers: call.headers },
     );
-    const reply = new ReplyAssembler(`${call.provider}/${call.model}`, maxReplyBytes);
+    const reply = new ReplyAssembler(where, limits.maxReplyBytes);
+    stall.start();
     for await (const chunk of stream) {
+      stall.reset();
       const delta = reply.add(chunk);
       if (delta.text || delta.toolCalls.length > 0) onDelta(delta);
     }
@@ -81,14 +92,51 @@ export async function streamChat(
     return reply.finish();
   } catch (error) {
     signal.throwIfAborted();
-    throw describeFailure(error, `${call.provider}/${call.model}`);
+    if (request.signal.reason instanceof StalledReplyError) throw request.signal.reason;
+    throw describeFailure(error, where);
   } finally {
+    stall.stop();
     signal.removeEventListener("abort", forward);
     // A reply refused part way (too large, malformed): end its HTTP request. The SDK's stream
     // does so too when the loop leaves it early; this guards every other way out. A reply read
     // to its end is not aborted: that would cost an AbortError and its listeners for nothing,
     // ~100 µs a call (bench/RESULTS.md, issue 16 figure 1).
     if (!readToEnd) request.abort();
+  }
+}
+
+/**
+ * Calls `onStall` once `ms` pass with no reset. One timer for the whole reply, not one per
+ * chunk: a chunk only notes its time, and the timer, when it fires early, waits out the rest.
+ */
+class StallTimer {
+  private last = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ms: number,
+    private readonly onStall: () => void,
+  ) {}
+
+  start(): void {
+    this.reset();
+    this.arm(this.ms);
+  }
+
+  reset(): void {
+    this.last = performance.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(() => {
+      const left = this.last + this.ms - performance.now();
+      if (left > 0) this.arm(left);
+      else this.onStall();
+    }, ms);
   }
 }
 

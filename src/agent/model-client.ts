@@ -149,7 +149,7 @@ export class ModelClient {
     };
     const onDelta = (delta: ReplyDelta) => request.onDelta?.(delta, retry);
     if (this.options.workers) return this.options.workers.call(call, request.signal, onDelta, request.conversation);
-    return streamChat(this.client(request.provider, settings), call, this.options.maxReplyBytes, request.signal, onDelta);
+    return streamChat(this.client(request.provider, settings), call, this.options, request.signal, onDelta);
   }
 
   /** The provider's settings; refuses an unknown provider or one without a key (before any worker is asked). */

@@ -26,6 +26,16 @@ export class MalformedResponseError extends ModelCallError {
   }
 }
 
+/** The reply started, then no chunk of it came for the call's timeout. Retried, like a timed-out request. */
+export class StalledReplyError extends ModelCallError {
+  override readonly name: string = "StalledReplyError";
+  override readonly retryable = true;
+
+  constructor(message: string) {
+    super(message, "provider_error");
+  }
+}
+
 /** The reply grew past ROOKERY_MAX_REPLY_BYTES. Not retried: the same prompt would do it again. */
 export class ReplyTooLargeError extends ModelCallError {
   override readonly name: string = "ReplyTooLargeError";

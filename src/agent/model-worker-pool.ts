@@ -8,7 +8,7 @@ import { Worker } from "node:worker_threads";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import type { Logger } from "../logger.js";
 import type { ChatCall } from "./chat-stream.js";
-import { MalformedResponseError, ModelCallError, ModelWorkerLostError, ReplyTooLargeError } from "./model-errors.js";
+import { MalformedResponseError, ModelCallError, ModelWorkerLostError, ReplyTooLargeError, StalledReplyError } from "./model-errors.js";
 import type { Failure, FromWorker, ToWorker, WorkerCall, WorkerSettings } from "./model-worker-protocol.js";
 import type { ModelReply, ReplyDelta } from "./reply-assembler.js";
 
@@ -194,6 +194,7 @@ function startsWith(
 function errorFrom(failure: Failure): ModelCallError {
   if (failure.name === "MalformedResponseError") return new MalformedResponseError(failure.message);
   if (failure.name === "ReplyTooLargeError") return new ReplyTooLargeError(failure.message);
+  if (failure.name === "StalledReplyError") return new StalledReplyError(failure.message);
   if (failure.name === "ModelWorkerLostError") return new ModelWorkerLostError(failure.message);
   return new ModelCallError(failure.message, failure.code);
 }

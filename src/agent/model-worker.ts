@@ -79,12 +79,8 @@ async function run({ id, call: sent }: Extract<ToWorker, { type: "call" }>): Pro
   try {
     const call = withConversation(sent);
     const providerSettings = settings.providers[call.provider] ?? {};
-    const reply = await streamChat(
-      client(call.provider, providerSettings, settings.sdk),
-      call,
-      settings.sdk.maxReplyBytes,
-      controller.signal,
-      (delta) => batch.add(delta),
+    const reply = await streamChat(client(call.provider, providerSettings, settings.sdk), call, settings.sdk, controller.signal, (delta) =>
+      batch.add(delta),
     );
     post({ type: "reply", id, deltas: batch.take(), reply });
   } catch (error) {

@@ -2,7 +2,7 @@
 // down. Odd or hostile streams fail the task with a clear error, the process
 // stays up, and a task whose runs keep dying is failed instead of claimed forever.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { TaskErrorCode, TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { childServersOnOneFile } from "../support/child-server.js";
 import type { FakeOpenAI, FakeReply } from "../support/fake-openai.js";
 import { collectEvents, expectDense, startHarness, type Harness } from "../support/harness.js";
@@ -150,5 +150,26 @@ describe("odd and hostile streamed replies", () => {
     });
     expect(task).toMatchObject({ status: TaskStatus.COMPLETED, result: "ok" });
     expect(task.usage?.totalTokens).toBe(0n);
+  });
+});
+
+describe("a provider whose reply stalls after it started", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "1", ROOKERY_MODEL_TIMEOUT_MS: "500" });
+    // Headers and one piece, then nothing: the SDK's own timeout has ended by then.
+    h.fake.respond(() => ({ content: "never finished", pieceSize: 5, pauseAt: 1, resume: new Promise(() => undefined) }));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("should retry the call once, then fail the task with PROVIDER_ERROR saying it stalled, instead of running for good", async () => {
+    const { task } = await h.grpc.submit({ prompt: "stalls" });
+    await collectEvents(h.grpc, task!.id);
+    const failed = (await h.grpc.get({ id: task!.id })).task!;
+    expect(failed).toMatchObject({ status: TaskStatus.FAILED, errorCode: TaskErrorCode.PROVIDER_ERROR });
+    expect(failed.error).toMatch(/stalled: no chunk of its reply for 500 ms/);
+    expect(h.fake.callsFor("stalls")).toHaveLength(2);
   });
 });

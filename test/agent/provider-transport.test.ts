@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { sdkClient, streamChat, type ChatCall } from "../../src/agent/chat-stream.js";
+import { StalledReplyError } from "../../src/agent/model-errors.js";
 
 const CALL: ChatCall = { provider: "test", model: "m", messages: [{ role: "user", content: "hi" }], tools: [], headers: {} };
 
@@ -58,7 +59,7 @@ const clientOf = (baseURL: string, maxReplyBytes = 100_000) =>
   sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes });
 
 const call = (baseURL: string, signal = new AbortController().signal, onDelta = () => {}) =>
-  streamChat(clientOf(baseURL), CALL, 100_000, signal, onDelta);
+  streamChat(clientOf(baseURL), CALL, { maxReplyBytes: 100_000, timeoutMs: 30_000 }, signal, onDelta);
 
 describe("model calls over Node's HTTP client", () => {
   it("should make consecutive calls to one provider on one kept-alive connection, each body sent with its length", async () => {
@@ -76,7 +77,13 @@ describe("model calls over Node's HTTP client", () => {
     const baseURL = await listen(server);
     const client = clientOf(baseURL);
     for (let i = 0; i < 5; i++) {
-      const reply = await streamChat(client, CALL, 100_000, new AbortController().signal, () => undefined);
+      const reply = await streamChat(
+        client,
+        CALL,
+        { maxReplyBytes: 100_000, timeoutMs: 30_000 },
+        new AbortController().signal,
+        () => undefined,
+      );
       expect(reply.content).toBe("same socket");
     }
     expect(connections).toBe(1);
@@ -144,7 +151,13 @@ describe("model calls over Node's HTTP client", () => {
         });
       }),
     );
-    const reading = streamChat(clientOf(baseURL, 1000), CALL, 1000, new AbortController().signal, () => undefined);
+    const reading = streamChat(
+      clientOf(baseURL, 1000),
+      CALL,
+      { maxReplyBytes: 1000, timeoutMs: 30_000 },
+      new AbortController().signal,
+      () => undefined,
+    );
     await expect(reading).rejects.toThrow(/a line of the provider's event stream passed 71536 bytes without ending/);
     await closed; // the connection was let go, not read on
   });
@@ -180,5 +193,51 @@ describe("model calls over Node's HTTP client", () => {
     abort.abort(new Error("cancelled by the caller"));
     await expect(reading).rejects.toThrow("cancelled by the caller");
     await closed; // the provider saw its request end
+  });
+
+  describe("a reply that stalls after it started", () => {
+    /**
+     * A provider that sends the first `pieces` events of a reply (all of it, [DONE] too, when
+     * undefined, then ends) `everyMs` apart, then `after` every `everyMs` (or nothing).
+     */
+    const trickling = (pieces: number | undefined, everyMs: number, after?: string) => {
+      const state: { closed?: Promise<unknown> } = {};
+      const events = eventStream("abc".repeat(10)).split("\n\n").filter(Boolean).slice(0, pieces);
+      const server = createHttpServer((req, res) => {
+        req.resume();
+        state.closed = once(res, "close");
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        let sent = 0;
+        const timer = setInterval(() => {
+          if (sent < events.length) res.write(`${events[sent++]}\n\n`);
+          else if (after !== undefined) res.write(after);
+          else if (pieces === undefined) res.end();
+        }, everyMs);
+        res.once("close", () => clearInterval(timer));
+      });
+      return { server, state };
+    };
+    const stalledCall = (baseURL: string, timeoutMs: number) =>
+      streamChat(clientOf(baseURL), CALL, { maxReplyBytes: 100_000, timeoutMs }, new AbortController().signal, () => undefined);
+
+    it("should fail a call whose provider sends nothing more once its reply started, and end the request", async () => {
+      const { server, state } = trickling(2, 20);
+      const failure = await stalledCall(await listen(server), 300).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(StalledReplyError);
+      expect((failure as StalledReplyError).retryable).toBe(true);
+      expect(String(failure)).toMatch(/stalled: no chunk of its reply for 300 ms \(ROOKERY_MODEL_TIMEOUT_MS\)/);
+      await state.closed; // the provider saw its request end
+    });
+
+    it("should fail a call whose provider only sends keep-alive comments once its reply started", async () => {
+      const { server } = trickling(1, 50, ": ping\n\n");
+      await expect(stalledCall(await listen(server), 300)).rejects.toThrow(/stalled/);
+    });
+
+    it("should not fail a reply that takes longer than the timeout in all but never waits that long for a chunk", async () => {
+      const { server } = trickling(undefined, 100); // 12 events ~1.2 s in all, one every 100 ms
+      const reply = await stalledCall(await listen(server), 800);
+      expect(reply.content).toBe("abc".repeat(10));
+    });
   });
 });
