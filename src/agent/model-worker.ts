@@ -1,14 +1,14 @@
 // A model worker thread: makes the streamed SDK calls the main thread hands it
-// (chat-stream.ts) and posts back each chunk's delta, then the reply or the
+// (chat-stream.ts) and posts back the deltas (delta-batch.ts), then the reply or the
 // failure. The SDK call, undici and the chunk parsing are most of a run's CPU;
 // here they run on another core than the store, the leases and Watch.
 import { parentPort, workerData } from "node:worker_threads";
 import type OpenAI from "openai";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import { sdkClient, streamChat, type ChatCall, type ProviderSettings, type SdkSettings } from "./chat-stream.js";
+import { DeltaBatch } from "./delta-batch.js";
 import { ModelCallError, ModelWorkerLostError } from "./model-errors.js";
 import type { ToWorker, FromWorker, WorkerCall, WorkerSettings } from "./model-worker-protocol.js";
-import type { ReplyDelta } from "./reply-assembler.js";
 
 const settings = workerData as WorkerSettings;
 const port = parentPort!;
@@ -24,33 +24,6 @@ function client(provider: string, providerSettings: ProviderSettings, sdk: SdkSe
 }
 
 const post = (message: FromWorker) => port.postMessage(message);
-
-/**
- * A call's deltas, sent once per turn of this thread's event loop rather than one message a
- * chunk: the chunks of one read of the socket go together, and those of the read that ends
- * the reply go with it. Every message between threads costs both of them CPU (a short
- * reply's own delta was a third of its messages; bench/RESULTS.md, issue 16).
- */
-class DeltaBatch {
-  private deltas: ReplyDelta[] = [];
-  private flush: NodeJS.Immediate | undefined;
-
-  constructor(private readonly id: number) {}
-
-  add(delta: ReplyDelta): void {
-    this.deltas.push(delta);
-    this.flush ??= setImmediate(() => post({ type: "deltas", id: this.id, deltas: this.take() }));
-  }
-
-  /** The deltas not sent yet, for the call's last message. */
-  take(): ReplyDelta[] {
-    clearImmediate(this.flush);
-    this.flush = undefined;
-    const deltas = this.deltas;
-    this.deltas = [];
-    return deltas;
-  }
-}
 
 /** Drops the conversations of runs that have ended. */
 function forget(ended: number[]): void {
@@ -75,7 +48,7 @@ function withConversation({ conversation, kept, added, forget: ended, ...call }:
 async function run({ id, call: sent }: Extract<ToWorker, { type: "call" }>): Promise<void> {
   const controller = new AbortController();
   inFlight.set(id, controller);
-  const batch = new DeltaBatch(id);
+  const batch = new DeltaBatch((deltas) => post({ type: "deltas", id, deltas }));
   try {
     const call = withConversation(sent);
     const providerSettings = settings.providers[call.provider] ?? {};

@@ -53,7 +53,8 @@ describe("ModelWorkerPool", () => {
     const deltas: string[] = [];
     const reply = await pool.call(callOf("stream"), new AbortController().signal, (d) => deltas.push(d.text));
     expect(reply.content).toBe("one two three four");
-    expect(deltas.length).toBeGreaterThan(1);
+    // One delta per turn of the worker's event loop (delta-batch.ts), so as few as one here.
+    expect(deltas.length).toBeGreaterThan(0);
     expect(deltas.join("")).toBe(reply.content);
   });
 
