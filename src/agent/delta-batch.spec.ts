@@ -1,15 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { mergeParts, type OutputPart } from "../domain/output.js";
+import { mergeParts } from "../domain/output.js";
 import { DeltaBatch } from "./delta-batch.js";
-import type { ReplyDelta } from "./reply-assembler.js";
+import { outputParts, type ReplyDelta } from "./reply-assembler.js";
 
 const text = (t: string): ReplyDelta => ({ text: t, toolCalls: [] });
 const args = (index: number, a: string, start?: { id: string; name: string }): ReplyDelta => ({
   text: "",
   toolCalls: [{ index, arguments: a, ...start }],
 });
-const partsOf = (deltas: ReplyDelta[]): OutputPart[] =>
-  deltas.flatMap((d) => [...(d.text ? [{ text: d.text }] : []), ...d.toolCalls.map((call) => ({ call }))]);
+const partsOf = (deltas: ReplyDelta[]) => deltas.flatMap(outputParts);
 
 /** Adds `deltas` in one turn and returns what the batch sent at its end. */
 async function sentInOneTurn(deltas: ReplyDelta[]): Promise<ReplyDelta[][]> {

@@ -5,7 +5,7 @@
 // anything but a ModelCallError. (The SDK's own ChatCompletionStream helper
 // throws from a detached promise when no chunk carries a choice, which killed
 // the process; reading the raw chunks here avoids that helper altogether.)
-import type { ToolCallPiece } from "../domain/output.js";
+import type { OutputPart, ToolCallPiece } from "../domain/output.js";
 import type { ToolCall, Usage } from "../domain/task.js";
 import { MalformedResponseError, ReplyTooLargeError } from "./model-errors.js";
 
@@ -22,6 +22,11 @@ export interface ModelReply {
 export interface ReplyDelta {
   text: string;
   toolCalls: ToolCallPiece[];
+}
+
+/** What a delta adds to the iteration's output, as parts in order: its text, then its pieces of calls. */
+export function outputParts(delta: ReplyDelta): OutputPart[] {
+  return [...(delta.text ? [{ text: delta.text }] : []), ...delta.toolCalls.map((call) => ({ call }))];
 }
 
 interface PartialCall {

@@ -16,8 +16,8 @@ import { LeaseKeeper } from "./lease-keeper.js";
 import { OneAtATime } from "./one-at-a-time.js";
 import { StopPoller } from "./stop-poller.js";
 import { OutputSharer } from "./output-sharer.js";
-import type { ReplyDelta } from "../agent/model-client.js";
-import { attemptOf, type OutputPart } from "../domain/output.js";
+import { outputParts } from "../agent/reply-assembler.js";
+import { attemptOf } from "../domain/output.js";
 import type { OutputFeed } from "../watch/output-feed.js";
 
 export interface SupervisorOptions {
@@ -319,10 +319,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const OUTPUT_GRACE_MS = 30_000;
 
 /** What one streamed chunk added, as output parts: text first, then tool-call pieces. */
-function outputParts(delta: ReplyDelta): OutputPart[] {
-  return [...(delta.text ? [{ text: delta.text }] : []), ...delta.toolCalls.map((call) => ({ call }))];
-}
-
 function takeoverFailure(takeovers: number, max: number): string {
   return (
     `the task's run was taken over ${takeovers} times in a row from a holder that stopped without finishing ` +
