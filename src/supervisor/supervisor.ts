@@ -318,7 +318,6 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How long a finished run's output stays readable, for watchers still catching up with it. */
 const OUTPUT_GRACE_MS = 30_000;
 
-/** What one streamed chunk added, as output parts: text first, then tool-call pieces. */
 function takeoverFailure(takeovers: number, max: number): string {
   return (
     `the task's run was taken over ${takeovers} times in a row from a holder that stopped without finishing ` +

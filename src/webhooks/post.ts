@@ -64,7 +64,6 @@ export function postWebhook(target: PostTarget, options: PostOptions): Promise<A
         drained += chunk.length;
         if (drained > MAX_DRAINED_BYTES) request.destroy();
       });
-      response.on("end", () => clearTimeout(timer));
       response.on("error", () => undefined);
     });
     request.end(target.body);
