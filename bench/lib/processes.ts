@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
+import { ensureDebianPackage } from "../../test/support/debian-package.js";
 
 export interface Ready {
   child: ChildProcess;
@@ -61,6 +62,7 @@ export async function freePort(): Promise<number> {
 /**
  * Debian's redis-server on a loopback port with its data in `dir`, append-only
  * file on with fsync every second (the durable setting a job queue would run with).
+ * The package is installed with apt-get when it is missing.
  */
 export async function startRedis(dir: string): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
@@ -78,9 +80,9 @@ export async function startRedis(dir: string): Promise<{ port: number; pid: numb
     "--save",
     "",
   ];
-  const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(ensureDebianPackage("redis-server", "/usr/bin/redis-server"), args, { stdio: ["ignore", "pipe", "inherit"] });
   child.once("error", (error) => {
-    throw new Error(`redis-server could not start (${error.message}); install it with: apt-get install redis-server`);
+    throw new Error(`redis-server could not start (${error.message})`);
   });
   const stop = track(child);
   await new Promise<void>((resolve, reject) => {

@@ -4,25 +4,14 @@
 // launched so that it sends nothing beyond loopback: background networking,
 // component updates and the like off, every host name resolving to nothing
 // (the tests use 127.0.0.1), and each page's requests recorded for the caller to check.
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { chromium, type Browser, type BrowserContext } from "playwright-core";
+import { ensureDebianPackage } from "./debian-package.js";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
 /** The path of Debian's chromium, installing it when it is not there (ENOENT when apt-get itself is missing). */
 export function ensureChromium(): string {
-  if (!existsSync(CHROMIUM)) {
-    const apt = (args: string[]) =>
-      execFileSync("apt-get", args, {
-        stdio: ["ignore", "ignore", "pipe"],
-        timeout: 900_000,
-        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-      });
-    apt(["update"]);
-    apt(["install", "-y", "--no-install-recommends", "chromium"]);
-  }
-  return CHROMIUM;
+  return ensureDebianPackage("chromium", CHROMIUM);
 }
 
 const QUIET_FLAGS = [
