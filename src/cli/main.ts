@@ -6,12 +6,13 @@ import type { Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, Option } from "commander";
 import { ApiKeyFormatError, createApiKey } from "../auth/api-keys.js";
-import { ConfigError, SETTINGS, loadConfig, parseDuration, type SettingName } from "../config.js";
+import { ConfigError, SETTINGS, loadConfig, type SettingName } from "../config.js";
 import { createLogger, errorMessage } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
+import { INT32_MAX, duration, wholeBigint, wholeNumber } from "./options.js";
 import {
   UsageError,
   errorCodeName,
@@ -33,7 +34,11 @@ const program = new Command("rookery")
   .option("--address <host:port>", "gRPC address of the server", process.env.ROOKERY_ADDRESS ?? "127.0.0.1:50051")
   .option("--api-key <key>", "API key (default: $ROOKERY_API_KEY)", process.env.ROOKERY_API_KEY)
   .option("--json", "print JSON instead of text")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander has printed what was wrong (an unknown command or flag, a missing argument, a
+  // value a flag cannot take): that is bad usage, exit 2 (1 is for a failed RPC). --help is 0.
+  // Set before the commands are added, which inherit it.
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 /** The flags every command takes. */
 interface GlobalFlags {
@@ -84,12 +89,6 @@ const printTask = (task: Task | undefined) => {
   else say(formatTask(task));
 };
 const collect = (value: string, previous: string[] = []) => [...previous, value];
-/** "90s", "10m", "24h", "7d" (or milliseconds) as a google.protobuf.Duration. */
-const durationOption = (value: string) => {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) throw new UsageError(`expected a duration such as 90s, 10m or 24h, got "${value}"`);
-  return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
-};
 const keyValues = (pairs: string[] = []): Record<string, string> =>
   Object.fromEntries(
     pairs.map((p) => {
@@ -153,13 +152,13 @@ program
   .option("--system <prompt>", "system prompt")
   .option("--provider <name>", "provider")
   .option("--model <model>", "model")
-  .option("--max-iterations <n>", "max iterations", (v) => Number.parseInt(v, 10))
+  .option("--max-iterations <n>", "max iterations", wholeNumber())
   .option("--label <key=value>", "label (repeatable)", collect)
   .option("--request-id <key>", "idempotency key")
-  .option("--max-tokens <n>", "tokens the task may use in all", (v) => BigInt(v))
-  .option("--timeout <duration>", "from now to a terminal status, e.g. 10m (FAILS with TIMEOUT past it)", durationOption)
-  .option("--queue-timeout <duration>", "longest wait in PENDING, e.g. 1m", durationOption)
-  .option("--retention <duration>", "keep the task this long after it ends, e.g. 7d", durationOption)
+  .option("--max-tokens <n>", "tokens the task may use in all", wholeBigint)
+  .option("--timeout <duration>", "from now to a terminal status, e.g. 10m (FAILS with TIMEOUT past it)", duration)
+  .option("--queue-timeout <duration>", "longest wait in PENDING, e.g. 1m", duration)
+  .option("--retention <duration>", "keep the task this long after it ends, e.g. 7d", duration)
   .option("--webhook <url>", "post the task's transitions there (signed, retried)")
   .option(
     "--webhook-status <status>",
@@ -202,7 +201,7 @@ program
   .description("list tasks, newest first")
   .option("--status <status>", "only this status (repeatable)", collect)
   .option("--label <key=value>", "only tasks with this label (repeatable)", collect)
-  .option("--page-size <n>", "page size", (v) => Number.parseInt(v, 10), 20)
+  .option("--page-size <n>", "page size", wholeNumber(INT32_MAX), 20)
   .option("--page-token <token>", "next_page_token of the previous page", "")
   .action(async (flags: ListFlags) => {
     const page = await client().list({
@@ -220,17 +219,17 @@ program
 program
   .command("watch <id>")
   .description("stream a task's events until it ends")
-  .option("--after <sequence>", "last sequence already seen", "0")
-  .action(async (id: string, flags: { after: string }) => watch(id, BigInt(flags.after)));
+  .addOption(new Option("--after <sequence>", "last sequence already seen").argParser(wholeBigint).default(0n, "0"))
+  .action(async (id: string, flags: { after: bigint }) => watch(id, flags.after));
 
 program
   .command("resume <id>")
   .description("continue a task from its checkpoint")
   .option("--message <text>", "a user message to add")
   .option("--tool-result <call_id=content>", "the answer to a pending tool call (repeatable)", collect)
-  .option("--additional-iterations <n>", "raise max iterations by n", (v) => Number.parseInt(v, 10))
-  .option("--additional-tokens <n>", "raise max total tokens by n", (v) => BigInt(v))
-  .option("--timeout <duration>", "a new deadline, this long from now", durationOption)
+  .option("--additional-iterations <n>", "raise max iterations by n", wholeNumber())
+  .option("--additional-tokens <n>", "raise max total tokens by n", wholeBigint)
+  .option("--timeout <duration>", "a new deadline, this long from now", duration)
   .action(async (id: string, flags: ResumeFlags) => {
     const results = Object.entries(keyValues(flags.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
     const { task } = await client().resume({

@@ -162,6 +162,41 @@ describe("rookery CLI", () => {
     expect(r.stderr).toMatch(/unknown status "bogus"/);
   });
 
+  it("should exit 2 naming the flag when a count, token budget, sequence or duration is not one, and send nothing", async () => {
+    const refused = [
+      ["submit", "bad flag", "--max-iterations", "abc", "option '--max-iterations <n>' argument 'abc' is invalid"],
+      ["submit", "bad flag", "--max-iterations", "1.5", "option '--max-iterations <n>' argument '1.5' is invalid"],
+      ["submit", "bad flag", "--max-tokens", "-1", "option '--max-tokens <n>' argument '-1' is invalid"],
+      [
+        "submit",
+        "bad flag",
+        "--max-tokens",
+        "18446744073709551616",
+        "option '--max-tokens <n>' argument '18446744073709551616' is invalid",
+      ],
+      ["submit", "bad flag", "--timeout", "5x", "option '--timeout <duration>' argument '5x' is invalid"],
+      ["list", "--page-size", "x", "option '--page-size <n>' argument 'x' is invalid"],
+      ["watch", "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10", "--after", "x", "option '--after <sequence>' argument 'x' is invalid"],
+    ];
+    for (const args of refused) {
+      const expected = args.pop() ?? "";
+      const r = await cli(...args);
+      expect({ args, code: r.code, firstLine: r.stderr.split("\n")[0] }).toEqual({
+        args,
+        code: 2,
+        firstLine: expect.stringContaining(expected),
+      });
+    }
+    expect((await h.grpc.list({ pageSize: 1000 })).tasks.filter((t) => t.prompt === "bad flag")).toEqual([]);
+  });
+
+  it("should exit 2 on an unknown command or a missing argument, and 0 on --help", async () => {
+    expect((await cli("bogus")).code).toBe(2);
+    expect((await cli("get")).stderr).toMatch(/missing required argument 'id'/);
+    expect((await cli("get")).code).toBe(2);
+    expect((await cli("--help")).code).toBe(0);
+  });
+
   it("should refuse to serve with a bad setting: exit 2 and a one-line reason", async () => {
     const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "nope"]).then(
       () => ({ code: 0, stderr: "" }),
