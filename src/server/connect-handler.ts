@@ -2,7 +2,8 @@
 // universal request/response bridges (what connectNodeAdapter does), with two
 // things that adapter cannot be told to do:
 //   - a binary request message that does not decode answers INVALID_ARGUMENT
-//     (connect answers INTERNAL, "parse binary"), as on the grpc-js listener;
+//     (connect answers INTERNAL, "parse binary"), as on the grpc-js listener,
+//     and one past readMaxBytes answers RESOURCE_EXHAUSTED, as a JSON one does;
 //   - a Watch stream whose client stops reading is cut off after `stallMs`
 //     (connect-node would wait for 'drain' forever), as on the grpc-js listener.
 import * as http2 from "node:http2";
@@ -23,8 +24,8 @@ import { errorMessage } from "../logger.js";
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
-/** Set when the request message did not decode: the handler throws it instead of running. */
-export const MALFORMED_REQUEST = createContextKey<Error | undefined>(undefined, { description: "request decode error" });
+/** Set when the request message was refused (too large, or it did not decode): the handler throws it instead of running. */
+export const REFUSED_REQUEST = createContextKey<Error | undefined>(undefined, { description: "request refused before decoding" });
 
 export interface ConnectHandlerOptions {
   routes: (router: ConnectRouter) => void;
@@ -74,9 +75,10 @@ const ENVELOPED = new Set([
 
 /**
  * Reads the single request message of a binary call and checks that it decodes.
- * A malformed one is recorded in MALFORMED_REQUEST and replaced by an empty
- * message, so that connect answers the error the handler then throws in the
- * protocol the client speaks. JSON, compressed and other requests pass as they are.
+ * A refused one (past readMaxBytes, or malformed) is recorded in REFUSED_REQUEST
+ * and replaced by an empty message, so that connect answers the error the handler
+ * then throws in the protocol the client speaks. JSON, compressed and other
+ * requests pass as they are (connect checks their size itself).
  */
 async function checkedRequest(request: UniversalServerRequest, input: DescMessage, readMaxBytes: number): Promise<UniversalServerRequest> {
   const type = (request.header.get("content-type") ?? "").split(";", 1)[0]!.trim().toLowerCase();
@@ -87,7 +89,16 @@ async function checkedRequest(request: UniversalServerRequest, input: DescMessag
   });
   if ((type !== "application/proto" && !enveloped) || compressed || !isByteStream(request.body)) return request;
 
-  const bytes = await readAllBytes(request.body, readMaxBytes);
+  let bytes: Uint8Array;
+  try {
+    // With the length the client announced, a body past the limit is refused before it is read.
+    bytes = await readAllBytes(request.body, readMaxBytes, request.header.get("content-length"));
+  } catch (error) {
+    // Past readMaxBytes, or shorter or longer than announced: an answer in connect's words.
+    // Anything else is the body failing (the client went away): nobody to answer.
+    if (error instanceof ConnectError) return refused(request, enveloped, error);
+    throw error;
+  }
   let message = bytes;
   if (enveloped) {
     // One envelope: flags (1 byte), length (4 bytes, big-endian), the message. Anything
@@ -100,15 +111,17 @@ async function checkedRequest(request: UniversalServerRequest, input: DescMessag
     fromBinary(input, message);
     return { ...request, body: replay(bytes) };
   } catch (error) {
-    request.contextValues?.set(
-      MALFORMED_REQUEST,
-      InvalidArgumentError.field("request", `is not a valid ${input.typeName}: ${errorMessage(error)}`),
-    );
-    const empty = enveloped ? new Uint8Array(5) : new Uint8Array(0);
-    const header = new Headers(request.header);
-    header.set("content-length", String(empty.length));
-    return { ...request, header, body: replay(empty) };
+    return refused(request, enveloped, InvalidArgumentError.field("request", `is not a valid ${input.typeName}: ${errorMessage(error)}`));
   }
+}
+
+/** The request with `reason` recorded for the handler to throw, and an empty message in place of its body. */
+function refused(request: UniversalServerRequest, enveloped: boolean, reason: Error): UniversalServerRequest {
+  request.contextValues?.set(REFUSED_REQUEST, reason);
+  const empty = enveloped ? new Uint8Array(5) : new Uint8Array(0);
+  const header = new Headers(request.header);
+  header.set("content-length", String(empty.length));
+  return { ...request, header, body: replay(empty) };
 }
 
 function isByteStream(body: UniversalServerRequest["body"]): body is AsyncIterable<Uint8Array> {

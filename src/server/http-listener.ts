@@ -10,7 +10,7 @@ import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/con
 import type { Registry } from "prom-client";
 import { TaskService as TaskServiceDesc } from "../../gen/rookery/v1/task_service_pb.js";
 import type { Logger } from "../logger.js";
-import { connectHandler, MALFORMED_REQUEST } from "./connect-handler.js";
+import { connectHandler, REFUSED_REQUEST } from "./connect-handler.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { withCors } from "./cors.js";
 import { loadDashboard, type Dashboard, type PlainResponse } from "./dashboard.js";
@@ -71,10 +71,10 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
 }
 
 export function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof TaskServiceDesc> {
-  // A request that did not decode (connect-handler.ts) fails here, through the same error mapping.
+  // A request refused before decoding (connect-handler.ts) fails here, through the same error mapping.
   const context = (ctx: HandlerContext) => () => {
-    const malformed = ctx.values.get(MALFORMED_REQUEST);
-    if (malformed) throw malformed;
+    const refused = ctx.values.get(REFUSED_REQUEST);
+    if (refused) throw refused;
     return adapter.context(ctx.requestHeader.get("authorization") ?? undefined, ctx.signal);
   };
   const trace = (ctx: HandlerContext): CallTrace => {

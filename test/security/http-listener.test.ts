@@ -73,6 +73,53 @@ describe("the HTTP listener with broken and hostile requests", () => {
     expect(headers["grpc-status"]).toBe(String(grpc.status.INVALID_ARGUMENT));
   });
 
+  it("should answer a binary request past the size limit with RESOURCE_EXHAUSTED, as a JSON one, on Connect and gRPC, not leave it unanswered", async () => {
+    // 3 MiB: past the listener's limit (4 x ROOKERY_MAX_PROMPT_BYTES + 1 MiB = 2 MiB by default).
+    const oversized = toBinary(SubmitRequestSchema, create(SubmitRequestSchema, { prompt: "a".repeat(3 * 1024 * 1024) }));
+    const answers = [];
+    for (const [body, contentType] of [
+      [oversized, "application/proto"],
+      [JSON.stringify({ prompt: "a".repeat(3 * 1024 * 1024) }), "application/json"],
+    ] as const) {
+      // Before the fix a binary one was never answered: the timeout turns that into a failure here.
+      const response = await fetch(`${base}/rookery.v1.TaskService/Submit`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body,
+        signal: AbortSignal.timeout(20_000),
+      });
+      answers.push({ contentType, status: response.status, body: (await response.json()) as { code: string; message: string } });
+    }
+    expect(answers).toEqual(
+      ["application/proto", "application/json"].map((contentType) => ({
+        contentType,
+        status: 429,
+        body: { code: "resource_exhausted", message: expect.stringMatching(/is larger than configured readMaxBytes/) },
+      })),
+    );
+
+    const session = http2.connect(base);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/rookery.v1.TaskService/Submit",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    const frame = Buffer.alloc(5 + oversized.length);
+    frame.writeUInt32BE(oversized.length, 1);
+    Buffer.from(oversized).copy(frame, 5);
+    stream.end(frame);
+    // The answer comes while the client is still sending (the server reads no more of it): wait
+    // for the trailers, not for the stream to close.
+    const answered = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on("trailers", resolve));
+    stream.on("error", () => undefined);
+    stream.resume();
+    const trailers = await answered;
+    session.destroy();
+    expect(trailers["grpc-status"]).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    expect((await postConnect("List", JSON.stringify({ pageSize: 1 }), "application/json")).status).toBe(200);
+  });
+
   it("should refuse an unknown enum name in Connect JSON instead of dropping the filter", async () => {
     const response = await postConnect("List", JSON.stringify({ statuses: ["TASK_STATUS_BOGUS"] }), "application/json");
     expect(response.status).toBe(400);
