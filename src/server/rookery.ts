@@ -191,6 +191,8 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     port: config.port,
     watchStallMs: config.watchStallMs,
     ...(tls ? { tls } : {}),
+  }).catch((error: unknown) => {
+    throw cannotListen("gRPC", `${config.host}:${config.port}`, "ROOKERY_HOST:ROOKERY_PORT (--host, --port)", error);
   });
   const httpListener = await startHttpListener({
     adapter,
@@ -204,6 +206,8 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     dashboard: config.dashboard,
     logger,
     ...(tls ? { tls } : {}),
+  }).catch((error: unknown) => {
+    throw cannotListen("HTTP", `${config.host}:${config.httpPort}`, "ROOKERY_HOST:ROOKERY_HTTP_PORT (--host, --http-port)", error);
   });
   const stopHealth = monitorHealth(store, health, logger, 2_000);
   const sweeper = new Sweeper({ store, logger, everyMs: config.sweepMs });
@@ -258,4 +262,15 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
       return closing;
     },
   };
+}
+
+/**
+ * A listener that could not bind, in the terms of its settings: the port is taken, or the host
+ * is not this machine's (configuration either way: exit 2). grpc-js wraps the system's error in
+ * a sentence of its own; the errno's words are picked out of either.
+ */
+function cannotListen(listener: string, address: string, settings: string, error: unknown): ConfigError {
+  const message = errorMessage(error);
+  const reason = /\b(E[A-Z]+): ([a-z][a-z ]*[a-z])/.exec(message);
+  return new ConfigError(`cannot serve ${listener} on ${settings} = ${address}: ${reason ? `${reason[2]} (${reason[1]})` : message}`);
 }

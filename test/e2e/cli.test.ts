@@ -1,8 +1,10 @@
 // The `rookery` command against a real server: output, --json, exit codes.
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { Script } from "../support/fake-openai.js";
 import { startHarness, type Harness } from "../support/harness.js";
 import { WebhookReceiver } from "../support/webhook-receiver.js";
@@ -206,6 +208,29 @@ describe("rookery CLI", () => {
     expect(r.stderr.trim().split("\n")).toEqual([
       'rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN',
     ]);
+  });
+
+  it("should refuse to serve on a port in use: exit 2 naming the listener, its settings and the reason", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rookery-cli-ports-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const serve = (...flags: string[]) =>
+      run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...flags], {
+        env: { ...process.env, ROOKERY_SQLITE_PATH: join(dir, "rookery.db") },
+      }).then(
+        () => ({ code: 0, stderr: "" }),
+        (e: { code: number; stderr: string }) => e,
+      );
+    // The harness's server holds both of its ports.
+    const grpcTaken = await serve("--port", String(h.rookery.grpcPort), "--http-port", "0");
+    expect(grpcTaken.code).toBe(2);
+    expect(grpcTaken.stderr).toContain(
+      `rookery: cannot serve gRPC on ROOKERY_HOST:ROOKERY_PORT (--host, --port) = 127.0.0.1:${h.rookery.grpcPort}: address already in use (EADDRINUSE)\n`,
+    );
+    const httpTaken = await serve("--port", "0", "--http-port", String(h.rookery.httpPort));
+    expect(httpTaken.code).toBe(2);
+    expect(httpTaken.stderr).toContain(
+      `rookery: cannot serve HTTP on ROOKERY_HOST:ROOKERY_HTTP_PORT (--host, --http-port) = 127.0.0.1:${h.rookery.httpPort}: address already in use (EADDRINUSE)\n`,
+    );
   });
 
   it("should refuse to serve with a SQLite path it cannot open, naming the path and the setting", async () => {
