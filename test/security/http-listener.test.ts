@@ -53,23 +53,7 @@ describe("the HTTP listener with broken and hostile requests", () => {
   });
 
   it("should answer a garbage gRPC message on the HTTP listener with INVALID_ARGUMENT too", async () => {
-    const session = http2.connect(base);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/rookery.v1.TaskService/Submit",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const frame = Buffer.alloc(5 + truncated.length);
-    frame.writeUInt32BE(truncated.length, 1);
-    Buffer.from(truncated).copy(frame, 5);
-    stream.end(frame);
-    const headers: http2.IncomingHttpHeaders = {};
-    stream.on("response", (h) => Object.assign(headers, h));
-    stream.on("trailers", (t) => Object.assign(headers, t));
-    stream.resume();
-    await once(stream, "close");
-    session.close();
+    const headers = await grpcSubmitOverHttp2(base, truncated);
     expect(headers["grpc-status"]).toBe(String(grpc.status.INVALID_ARGUMENT));
   });
 
@@ -98,24 +82,7 @@ describe("the HTTP listener with broken and hostile requests", () => {
       })),
     );
 
-    const session = http2.connect(base);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/rookery.v1.TaskService/Submit",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
-    const frame = Buffer.alloc(5 + oversized.length);
-    frame.writeUInt32BE(oversized.length, 1);
-    Buffer.from(oversized).copy(frame, 5);
-    stream.end(frame);
-    // The answer comes while the client is still sending (the server reads no more of it): wait
-    // for the trailers, not for the stream to close.
-    const answered = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.on("trailers", resolve));
-    stream.on("error", () => undefined);
-    stream.resume();
-    const trailers = await answered;
-    session.destroy();
+    const trailers = await grpcSubmitOverHttp2(base, oversized);
     expect(trailers["grpc-status"]).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
     expect((await postConnect("List", JSON.stringify({ pageSize: 1 }), "application/json")).status).toBe(200);
   });
@@ -200,4 +167,41 @@ function rawGrpcSubmit(address: string, bytes: Buffer): Promise<{ code: number; 
       },
     ),
   );
+}
+
+/**
+ * A gRPC Submit of `message` as it is, over HTTP/2 to the HTTP listener: its response headers and
+ * trailers. They are waited for, not the stream's close: the server may answer before it has read
+ * all of a large request, and then reads no more of it.
+ */
+async function grpcSubmitOverHttp2(base: string, message: Uint8Array): Promise<http2.IncomingHttpHeaders> {
+  const session = http2.connect(base);
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/rookery.v1.TaskService/Submit",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  Buffer.from(message).copy(frame, 5);
+  const headers: http2.IncomingHttpHeaders = {};
+  const answered = new Promise<void>((resolve) => {
+    // A trailers-only answer carries grpc-status in its headers.
+    stream.on("response", (h) => {
+      Object.assign(headers, h);
+      if (h["grpc-status"] !== undefined) resolve();
+    });
+    stream.on("trailers", (t) => {
+      Object.assign(headers, t);
+      resolve();
+    });
+    stream.on("close", resolve);
+  });
+  stream.on("error", () => undefined);
+  stream.end(frame);
+  stream.resume();
+  await answered;
+  session.destroy();
+  return headers;
 }
