@@ -11,7 +11,9 @@ import { createLogger, errorMessage } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
+import type { OutputDelta } from "../../gen/rookery/v1/task_pb.js";
 import { connectTaskClient } from "./client.js";
+import { follow } from "./follow.js";
 import { INT32_MAX, duration, wholeBigint, wholeNumber } from "./options.js";
 import {
   UsageError,
@@ -258,39 +260,45 @@ program
   .option("--reason <text>", "recorded as the task's error", "")
   .action(async (id: string, flags: { reason: string }) => printTask((await client().cancel({ id, reason: flags.reason })).task));
 
+/** How long `watch` keeps reconnecting to a server that went away (a restart, a deploy). */
+const RECONNECT_FOR_MS = 60_000;
+
 /**
  * Streams a task: the assistant's text as the model writes it, each tool call with
  * its arguments and each tool result, and a line per status change; with --json,
- * each WatchResponse as one line of proto JSON.
+ * each WatchResponse as one line of proto JSON. Follows the task across a restart
+ * of the server (follow.ts).
  */
 async function watch(id: string, afterSequence: bigint): Promise<void> {
   let last: TaskStatus = TaskStatus.UNSPECIFIED;
-  let streamed = ""; // the text of the iteration in flight, as printed so far
-  let attempt: number | undefined;
-  for await (const response of client().watch({ id, afterSequence, includeOutput: true })) {
-    if (json()) {
-      console.log(JSON.stringify(toJson(WatchResponseSchema, response)));
-      if (response.event) last = response.event.status;
-      continue;
-    }
-    const { event, output } = response;
-    if (output) {
-      if (attempt !== undefined && output.attempt !== attempt && streamed) {
-        process.stdout.write("\n[the model's output started over]\n");
-        streamed = "";
+  let seen = afterSequence;
+  const text = new StreamedText();
+  const responses = follow(client(), id, afterSequence, {
+    giveUpAfterMs: RECONNECT_FOR_MS,
+    onLost: (error, after) => {
+      if (!json()) text.breakLine();
+      console.error(`rookery: lost the stream (${Code[error.code]}: ${error.rawMessage}); reconnecting after sequence ${after}`);
+    },
+  });
+  try {
+    for await (const response of responses) {
+      if (response.event) {
+        seen = response.event.sequence;
+        last = response.event.status;
       }
-      attempt = output.attempt;
-      process.stdout.write(forTerminal(output.text));
-      streamed += output.text;
-      continue;
+      if (json()) console.log(JSON.stringify(toJson(WatchResponseSchema, response)));
+      else if (response.output) text.add(response.output);
+      else if (response.event) {
+        const streamed = text.end();
+        for (const message of response.event.messages) for (const line of formatMessage(message, streamed)) say(line);
+        console.log(formatEvent(response.event));
+      }
     }
-    if (!event) continue;
-    if (streamed) process.stdout.write("\n");
-    for (const message of event.messages) for (const line of formatMessage(message, streamed)) say(line);
-    streamed = "";
-    attempt = undefined;
-    last = event.status;
-    console.log(formatEvent(event));
+  } catch (error) {
+    if (error instanceof ConnectError && (error.code === Code.Unavailable || error.code === Code.Canceled)) {
+      console.error(`rookery: no server for ${RECONNECT_FOR_MS / 1000} s; to follow the task again: rookery watch ${id} --after ${seen}`);
+    }
+    throw error;
   }
   if (!json()) {
     const final = (await client().get({ id })).task;
@@ -300,6 +308,42 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
   if (last === TaskStatus.FAILED || last === TaskStatus.CANCELLED) {
     process.exitCode = 1;
     if (!json()) console.error(`task ended ${statusName(last)}`);
+  }
+}
+
+/** The assistant's text of the iteration in flight, printed as it streams. */
+class StreamedText {
+  private text = "";
+  private attempt: number | undefined;
+  /** Whether the terminal's cursor is after streamed text, mid-line. */
+  private open = false;
+
+  add(output: OutputDelta): void {
+    if (this.attempt !== undefined && output.attempt !== this.attempt && this.text) {
+      this.breakLine();
+      process.stdout.write("[the model's output started over]\n");
+      this.text = "";
+    }
+    this.attempt = output.attempt;
+    if (!output.text) return;
+    process.stdout.write(forTerminal(output.text));
+    this.text += output.text;
+    this.open = !output.text.endsWith("\n");
+  }
+
+  /** Ends the line streamed text left open, so that what is printed next starts on its own. */
+  breakLine(): void {
+    if (this.open) process.stdout.write("\n");
+    this.open = false;
+  }
+
+  /** The iteration's event has come: its text as streamed (formatMessage leaves it out), and a fresh start. */
+  end(): string {
+    const text = this.text;
+    this.breakLine();
+    this.text = "";
+    this.attempt = undefined;
+    return text;
   }
 }
 

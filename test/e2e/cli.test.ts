@@ -145,6 +145,12 @@ describe("rookery CLI", () => {
     expect(r.stderr.trim()).toBe("rookery: NotFound: task 0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10 not found");
   });
 
+  it("should end watch at once with exit 1 on an error that reconnecting cannot mend (NOT_FOUND)", async () => {
+    const r = await cli("watch", "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10");
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe("rookery: NotFound: task 0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10 not found");
+  });
+
   it("should exit 1 when the watched task ends CANCELLED", async () => {
     h.fake.respond(() => ({ hang: true }));
     const submitted = await cli("--json", "submit", "to cancel");

@@ -1,0 +1,62 @@
+// A Watch that outlives the connection: when the server goes away (a server
+// shutting down ends its streams with UNAVAILABLE and says to reconnect; one
+// that is down or restarting cannot be reached; one killed cuts its streams off,
+// which the transport reports as CANCELED, and this client never cancels its
+// own), it reconnects with the last event's sequence and the end offset of the
+// output it has, as the API asks of every client (README, "To resume"), so
+// nothing is missing or seen twice. Other errors end it, as does a server that
+// stays away for `giveUpAfterMs`.
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
+import type { TaskClient } from "./client.js";
+
+export interface FollowOptions {
+  /** How long to keep reconnecting after the stream is lost, counted from the loss. */
+  giveUpAfterMs: number;
+  /** Told of the loss when it is first seen; `afterSequence` is where the stream will resume. */
+  onLost: (error: ConnectError, afterSequence: bigint) => void;
+}
+
+/** Each wait before a reconnect: 250 ms, doubling, at most this. */
+const MAX_WAIT_MS = 4_000;
+
+const SERVER_WENT_AWAY = new Set([Code.Unavailable, Code.Canceled]);
+
+export async function* follow(
+  client: TaskClient,
+  id: string,
+  afterSequence: bigint,
+  options: FollowOptions,
+): AsyncGenerator<WatchResponse> {
+  let sequence = afterSequence;
+  let outputOffset = 0n; // of the iteration after `sequence`
+  let lostAt: number | undefined;
+  let tries = 0;
+  for (;;) {
+    try {
+      for await (const response of client.watch({ id, afterSequence: sequence, includeOutput: true, outputOffset })) {
+        lostAt = undefined;
+        tries = 0;
+        if (response.event) {
+          sequence = response.event.sequence;
+          outputOffset = 0n;
+        } else if (response.output) {
+          outputOffset = response.output.endOffset;
+        }
+        yield response;
+      }
+      return; // the server ends the stream after the event that enters a terminal status
+    } catch (error) {
+      const lost = ConnectError.from(error);
+      if (!SERVER_WENT_AWAY.has(lost.code)) throw error;
+      if (lostAt === undefined) {
+        lostAt = Date.now();
+        options.onLost(lost, sequence);
+      } else if (Date.now() - lostAt >= options.giveUpAfterMs) {
+        throw error;
+      }
+      await sleep(Math.min(250 * 2 ** tries++, MAX_WAIT_MS));
+    }
+  }
+}
