@@ -21,7 +21,10 @@ export interface FollowOptions {
 /** Each wait before a reconnect: 250 ms, doubling, at most this. */
 const MAX_WAIT_MS = 4_000;
 
-const SERVER_WENT_AWAY = new Set([Code.Unavailable, Code.Canceled]);
+/** The server shut down, cannot be reached, or cut the stream off: reconnecting may mend it. */
+export function serverWentAway(error: unknown): error is ConnectError {
+  return error instanceof ConnectError && (error.code === Code.Unavailable || error.code === Code.Canceled);
+}
 
 export async function* follow(
   client: TaskClient,
@@ -48,11 +51,10 @@ export async function* follow(
       }
       return; // the server ends the stream after the event that enters a terminal status
     } catch (error) {
-      const lost = ConnectError.from(error);
-      if (!SERVER_WENT_AWAY.has(lost.code)) throw error;
+      if (!serverWentAway(error)) throw error;
       if (lostAt === undefined) {
         lostAt = Date.now();
-        options.onLost(lost, sequence);
+        options.onLost(error, sequence);
       } else if (Date.now() - lostAt >= options.giveUpAfterMs) {
         throw error;
       }

@@ -9,11 +9,10 @@ import { ApiKeyFormatError, createApiKey } from "../auth/api-keys.js";
 import { ConfigError, SETTINGS, loadConfig, type SettingName } from "../config.js";
 import { createLogger, errorMessage } from "../logger.js";
 import { startRookery } from "../server/rookery.js";
-import { TaskSchema, TaskStatus, type Task } from "../../gen/rookery/v1/task_pb.js";
+import { TaskSchema, TaskStatus, type OutputDelta, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
-import type { OutputDelta } from "../../gen/rookery/v1/task_pb.js";
 import { connectTaskClient } from "./client.js";
-import { follow } from "./follow.js";
+import { follow, serverWentAway } from "./follow.js";
 import { INT32_MAX, duration, wholeBigint, wholeNumber } from "./options.js";
 import {
   UsageError,
@@ -295,7 +294,7 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
       }
     }
   } catch (error) {
-    if (error instanceof ConnectError && (error.code === Code.Unavailable || error.code === Code.Canceled)) {
+    if (serverWentAway(error)) {
       console.error(`rookery: no server for ${RECONNECT_FOR_MS / 1000} s; to follow the task again: rookery watch ${id} --after ${seen}`);
     }
     throw error;

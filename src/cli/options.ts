@@ -9,7 +9,7 @@ import { DurationSchema, type Duration } from "@bufbuild/protobuf/wkt";
 import { parseDuration } from "../config.js";
 
 const DIGITS = /^[0-9]+$/;
-export const UINT32_MAX = 2 ** 32 - 1;
+const UINT32_MAX = 2 ** 32 - 1;
 export const INT32_MAX = 2 ** 31 - 1;
 const UINT64_MAX = 2n ** 64n - 1n;
 
