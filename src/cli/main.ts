@@ -77,6 +77,7 @@ interface ResumeFlags {
   additionalIterations?: number;
   additionalTokens?: bigint;
   timeout?: Duration;
+  watch?: boolean;
 }
 
 const globals = () => program.opts<GlobalFlags>();
@@ -231,6 +232,7 @@ program
   .option("--additional-iterations <n>", "raise max iterations by n", wholeNumber())
   .option("--additional-tokens <n>", "raise max total tokens by n", wholeBigint)
   .option("--timeout <duration>", "a new deadline, this long from now", duration)
+  .option("--watch", "watch the task from the resume until it ends")
   .action(async (id: string, flags: ResumeFlags) => {
     const results = Object.entries(keyValues(flags.toolResult)).map(([toolCallId, content]) => ({ toolCallId, content }));
     const { task } = await client().resume({
@@ -241,7 +243,10 @@ program
       additionalTokens: flags.additionalTokens,
       timeout: flags.timeout,
     });
-    printTask(task);
+    if (!flags.watch) return printTask(task);
+    if (!json()) console.log(`resumed ${id}`);
+    // From the resume's own event on (the task's last event when Resume answered).
+    await watch(id, task!.lastEventSequence - 1n);
   });
 
 program

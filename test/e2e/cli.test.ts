@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import type { Script } from "../support/fake-openai.js";
-import { startHarness, type Harness } from "../support/harness.js";
+import { startHarness, waitForStatus, type Harness } from "../support/harness.js";
 import { WebhookReceiver } from "../support/webhook-receiver.js";
 
 const run = promisify(execFile);
@@ -19,6 +20,11 @@ const script: Script = (c) => {
       : { content: "6*7 is 42.", pieceSize: 2, paceMs: 20 };
   }
   if (c.prompt === "escape sequences") return { content: ESCAPING, pieceSize: 3 };
+  if (c.prompt === "ask the user") {
+    return c.turn === 0
+      ? { toolCalls: [{ name: "ask_user", arguments: '{"question":"which city?"}' }] }
+      : { content: `the user said ${c.body.messages.at(-1)?.content}`, pieceSize: 3, paceMs: 5 };
+  }
   return { content: `answer to ${c.prompt}` };
 };
 /** A reply that would clear the screen, set the window title and overwrite a line if printed as it is. */
@@ -65,6 +71,23 @@ describe("rookery CLI", () => {
     expect(at("iteration 1 checkpointed")).toBeGreaterThan(at("← 42"));
     expect(lines.filter((l) => l === "6*7 is 42.")).toHaveLength(1); // streamed once, not printed again
     expect(at("6*7 is 42.")).toBeLessThan(at("running -> completed"));
+  });
+
+  it("should resume --watch a paused task: print from the resume's event on (the tool result given), the answer, and exit 0 on COMPLETED", async () => {
+    const { task } = await h.grpc.submit({ prompt: "ask the user", tools: [{ name: "ask_user", description: "asks the user" }] });
+    await waitForStatus(h.grpc, task!.id, TaskStatus.INPUT_REQUIRED);
+    const paused = (await h.grpc.get({ id: task!.id })).task!;
+    const r = await cli("resume", task!.id, "--tool-result", `${paused.pendingToolCalls[0]!.id}=Paris`, "--watch");
+    expect(r.code).toBe(0);
+    const next = paused.lastEventSequence + 1n;
+    expect(r.stdout.trim().split("\n")).toEqual([
+      `resumed ${task!.id}`,
+      "← Paris",
+      `#${next} pending        input_required -> pending (iterations 1)`,
+      `#${next + 1n} running        pending -> running (iterations 1)`,
+      "the user said Paris",
+      `#${next + 2n} completed      running -> completed (iterations 2)`,
+    ]);
   });
 
   it("should print a model's escape sequences as visible text, not send them to the terminal, with submit --watch and get", async () => {
