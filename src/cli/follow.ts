@@ -1,11 +1,14 @@
-// A Watch that outlives the connection: when the server goes away (a server
-// shutting down ends its streams with UNAVAILABLE and says to reconnect; one
-// that is down or restarting cannot be reached; one killed cuts its streams off,
-// which the transport reports as CANCELED, and this client never cancels its
-// own), it reconnects with the last event's sequence and the end offset of the
-// output it has, as the API asks of every client (README, "To resume"), so
-// nothing is missing or seen twice. Other errors end it, as does a server that
-// stays away for `giveUpAfterMs`.
+// A Watch that outlives the connection. Once the stream has flowed, losing it
+// to the server going away (a server shutting down ends its streams with
+// UNAVAILABLE and says to reconnect; one that is down or restarting cannot be
+// reached, UNAVAILABLE too; one killed cuts its open streams off, which the
+// transport reports as CANCELED, and this client never cancels its own) makes it
+// reconnect with the last event's sequence and the end offset of the output it
+// has, as the API asks of every client (README, "To resume"), so nothing is
+// missing or seen twice. Other errors end it, as does a server that stays away
+// for `giveUpAfterMs`, and so does any error before the first response: that is
+// a wrong address or protocol (plaintext to a TLS port ends the same way), not
+// a server that went away.
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
@@ -16,15 +19,14 @@ export interface FollowOptions {
   giveUpAfterMs: number;
   /** Told of the loss when it is first seen; `afterSequence` is where the stream will resume. */
   onLost: (error: ConnectError, afterSequence: bigint) => void;
+  /** Told when it stops trying, before the last error is thrown. */
+  onGiveUp: (afterSequence: bigint) => void;
 }
 
 /** Each wait before a reconnect: 250 ms, doubling, at most this. */
 const MAX_WAIT_MS = 4_000;
 
-/** The server shut down, cannot be reached, or cut the stream off: reconnecting may mend it. */
-export function serverWentAway(error: unknown): error is ConnectError {
-  return error instanceof ConnectError && (error.code === Code.Unavailable || error.code === Code.Canceled);
-}
+const SERVER_WENT_AWAY = new Set([Code.Unavailable, Code.Canceled]);
 
 export async function* follow(
   client: TaskClient,
@@ -34,11 +36,13 @@ export async function* follow(
 ): AsyncGenerator<WatchResponse> {
   let sequence = afterSequence;
   let outputOffset = 0n; // of the iteration after `sequence`
+  let flowed = false;
   let lostAt: number | undefined;
   let tries = 0;
   for (;;) {
     try {
       for await (const response of client.watch({ id, afterSequence: sequence, includeOutput: true, outputOffset })) {
+        flowed = true;
         lostAt = undefined;
         tries = 0;
         if (response.event) {
@@ -51,11 +55,12 @@ export async function* follow(
       }
       return; // the server ends the stream after the event that enters a terminal status
     } catch (error) {
-      if (!serverWentAway(error)) throw error;
+      if (!flowed || !(error instanceof ConnectError) || !SERVER_WENT_AWAY.has(error.code)) throw error;
       if (lostAt === undefined) {
         lostAt = Date.now();
         options.onLost(error, sequence);
       } else if (Date.now() - lostAt >= options.giveUpAfterMs) {
+        options.onGiveUp(sequence);
         throw error;
       }
       await sleep(Math.min(250 * 2 ** tries++, MAX_WAIT_MS));

@@ -12,7 +12,7 @@ import { startRookery } from "../server/rookery.js";
 import { TaskSchema, TaskStatus, type OutputDelta, type Task } from "../../gen/rookery/v1/task_pb.js";
 import { WatchResponseSchema } from "../../gen/rookery/v1/task_service_pb.js";
 import { connectTaskClient } from "./client.js";
-import { follow, serverWentAway } from "./follow.js";
+import { follow } from "./follow.js";
 import { INT32_MAX, duration, wholeBigint, wholeNumber } from "./options.js";
 import {
   UsageError,
@@ -275,7 +275,6 @@ const RECONNECT_FOR_MS = 60_000;
  */
 async function watch(id: string, afterSequence: bigint): Promise<void> {
   let last: TaskStatus = TaskStatus.UNSPECIFIED;
-  let seen = afterSequence;
   const text = new StreamedText();
   const responses = follow(client(), id, afterSequence, {
     giveUpAfterMs: RECONNECT_FOR_MS,
@@ -283,26 +282,18 @@ async function watch(id: string, afterSequence: bigint): Promise<void> {
       if (!json()) text.breakLine();
       console.error(`rookery: lost the stream (${Code[error.code]}: ${error.rawMessage}); reconnecting after sequence ${after}`);
     },
+    onGiveUp: (after) =>
+      console.error(`rookery: no server for ${RECONNECT_FOR_MS / 1000} s; to follow the task again: rookery watch ${id} --after ${after}`),
   });
-  try {
-    for await (const response of responses) {
-      if (response.event) {
-        seen = response.event.sequence;
-        last = response.event.status;
-      }
-      if (json()) console.log(JSON.stringify(toJson(WatchResponseSchema, response)));
-      else if (response.output) text.add(response.output);
-      else if (response.event) {
-        const streamed = text.end();
-        for (const message of response.event.messages) for (const line of formatMessage(message, streamed)) say(line);
-        console.log(formatEvent(response.event));
-      }
+  for await (const response of responses) {
+    if (response.event) last = response.event.status;
+    if (json()) console.log(JSON.stringify(toJson(WatchResponseSchema, response)));
+    else if (response.output) text.add(response.output);
+    else if (response.event) {
+      const streamed = text.end();
+      for (const message of response.event.messages) for (const line of formatMessage(message, streamed)) say(line);
+      console.log(formatEvent(response.event));
     }
-  } catch (error) {
-    if (serverWentAway(error)) {
-      console.error(`rookery: no server for ${RECONNECT_FOR_MS / 1000} s; to follow the task again: rookery watch ${id} --after ${seen}`);
-    }
-    throw error;
   }
   if (!json()) {
     const final = (await client().get({ id })).task;
