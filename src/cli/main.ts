@@ -32,7 +32,11 @@ import { startTracing } from "../telemetry/setup.js";
 
 const program = new Command("rookery")
   .description("Durable background LLM agent loops behind a gRPC / Connect API")
-  .option("--address <host:port>", "gRPC address of the server", process.env.ROOKERY_ADDRESS ?? "127.0.0.1:50051")
+  .option(
+    "--address <host:port>",
+    "gRPC address of the server (https://host:port for TLS)",
+    process.env.ROOKERY_ADDRESS ?? "127.0.0.1:50051",
+  )
   .option("--api-key <key>", "API key (default: $ROOKERY_API_KEY)", process.env.ROOKERY_API_KEY)
   .option("--json", "print JSON instead of text")
   .showHelpAfterError()
