@@ -37,6 +37,12 @@ describe("rookery CLI", () => {
       (r) => ({ code: 0, ...r }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );
+  /** `rookery serve` that is to refuse to start: how it exited and what it said. */
+  const refusedServe = (flags: string[], env: Record<string, string> = {}) =>
+    run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...flags], { env: { ...process.env, ...env } }).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
   beforeAll(async () => {
     h = await startHarness({ ROOKERY_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ROOKERY_WEBHOOK_ALLOW_HOSTS: "127.0.0.1" });
     h.fake.respond(script);
@@ -229,10 +235,7 @@ describe("rookery CLI", () => {
   });
 
   it("should refuse to serve with a bad setting: exit 2 and a one-line reason", async () => {
-    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "nope"]).then(
-      () => ({ code: 0, stderr: "" }),
-      (e: { code: number; stderr: string }) => e,
-    );
+    const r = await refusedServe(["--port", "nope"]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       'rookery: invalid ROOKERY_PORT (--port) = "nope": Invalid input: expected number, received NaN',
@@ -242,13 +245,7 @@ describe("rookery CLI", () => {
   it("should refuse to serve on a port in use: exit 2 naming the listener, its settings and the reason", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rookery-cli-ports-"));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const serve = (...flags: string[]) =>
-      run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...flags], {
-        env: { ...process.env, ROOKERY_SQLITE_PATH: join(dir, "rookery.db") },
-      }).then(
-        () => ({ code: 0, stderr: "" }),
-        (e: { code: number; stderr: string }) => e,
-      );
+    const serve = (...flags: string[]) => refusedServe(flags, { ROOKERY_SQLITE_PATH: join(dir, "rookery.db") });
     // The harness's server holds both of its ports.
     const grpcTaken = await serve("--port", String(h.rookery.grpcPort), "--http-port", "0");
     expect(grpcTaken.code).toBe(2);
@@ -264,12 +261,7 @@ describe("rookery CLI", () => {
 
   it("should refuse to serve with a SQLite path it cannot open, naming the path and the setting", async () => {
     // A directory is not a database file.
-    const r = await run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0", "--http-port", "0"], {
-      env: { ...process.env, ROOKERY_SQLITE_PATH: tmpdir() },
-    }).then(
-      () => ({ code: 0, stderr: "" }),
-      (e: { code: number; stderr: string }) => e,
-    );
+    const r = await refusedServe(["--port", "0", "--http-port", "0"], { ROOKERY_SQLITE_PATH: tmpdir() });
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split("\n")).toEqual([
       `rookery: cannot open the embedded store at ROOKERY_SQLITE_PATH (--sqlite-path) = ${JSON.stringify(tmpdir())}: unable to open database file`,
