@@ -2,9 +2,9 @@
 // line, and a Redis server started and stopped here.
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import { ensureDebianPackage } from "../../test/support/debian-package.js";
+import { freePort } from "../../test/support/free-port.js";
 
 export interface Ready {
   child: ChildProcess;
@@ -49,14 +49,6 @@ export async function startScript(file: string, args: string[] = []): Promise<Re
     }),
   ]);
   return { child, words: ready.split(" ").slice(1), send: (line) => child.stdin.write(`${line}\n`), nextLine, stop };
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
 }
 
 /**

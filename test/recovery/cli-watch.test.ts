@@ -3,9 +3,9 @@
 // end, printing each part of it once.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childServersOnOneFile } from "../support/child-server.js";
+import { freePort } from "../support/free-port.js";
 
 describe("rookery watch across a restart of the server", () => {
   const servers = childServersOnOneFile("cli-watch");
@@ -66,14 +66,4 @@ function runCli(...args: string[]) {
     printed: (text: string) => new Promise<void>((resolve) => (stdout.includes(text) ? resolve() : waiting.push({ text, resolve }))),
     exited: once(child, "exit").then(([code]) => ({ code: code as number | null, stdout, stderr })),
   };
-}
-
-/** A loopback port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, "close");
-  return port;
 }

@@ -5,10 +5,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { freePort } from "./free-port.js";
 import { goBuildCached } from "./toolchains.js";
 
 const SOURCE = resolve("tools/jaeger");
@@ -24,14 +24,6 @@ export interface Jaeger {
   /** Base URL of the query HTTP API (/api/traces/...). */
   queryUrl: string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 export async function startJaeger(bin: string): Promise<Jaeger> {
