@@ -5,14 +5,15 @@
 // each reply streams OUTPUT_PIECES pieces of text 1 ms apart to watchers with
 // include_output. Latency is commit to arrival of the events (their time
 // stamp), p50/p99 over every event every watcher received; median of 5 rounds,
-// the two modes in alternating order.
+// the two modes in alternating order. Also printed: the CPU each process spent
+// per event delivered to a watcher, in each mode (where the output's cost goes).
 // Run: npx tsx bench/watch-output-latency.ts [coalesce ms, default the server's 50]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../test/support/child-server.js";
-import { median, percentile, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
 import { ageMs, openWatchers, rookeryWatchStreams } from "./lib/watchers.js";
 
@@ -24,7 +25,13 @@ const OUTPUT_PIECES = 20;
 // server up): rounds in a fixed order measured the order as much as the output.
 const ROUNDS = 5;
 
-async function latencies(server: ChildServer, provider: Ready, withOutput: boolean, round: number): Promise<number[]> {
+interface Mode {
+  latencies: number[];
+  /** CPU µs per event received by a watcher, by process, from the first reply to the last event. */
+  cpu: Record<string, number>;
+}
+
+async function measure(server: ChildServer, provider: Ready, withOutput: boolean, round: number): Promise<Mode> {
   const pieces = withOutput ? OUTPUT_PIECES : 0;
   const prompts = Array.from({ length: TASKS }, (_, i) => `paced ${PACE.events} ${PACE.gapMs} ${pieces} task ${i} round ${round}`);
   const ids = await Promise.all(
@@ -49,9 +56,11 @@ async function latencies(server: ChildServer, provider: Ready, withOutput: boole
     ),
   );
   await waitFor(async () => (await rookeryWatchStreams(server.httpPort)) === TASKS * WATCHERS, "every watcher");
+  const pids = { server: server.process.pid!, provider: provider.child.pid!, watchers: process.pid };
+  const before = cpuSnapshot(pids);
   for (const prompt of prompts) provider.send(`open ${prompt}`);
   await Promise.all(watchers.map((w) => w.ended));
-  return seen;
+  return { latencies: seen, cpu: cpuSince(before, pids, seen.length) };
 }
 
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-watch-output-"));
@@ -66,15 +75,18 @@ const server = await startChildServer({
 });
 
 const rows = {
-  without: { p50: [] as number[], p99: [] as number[] },
-  with: { p50: [] as number[], p99: [] as number[] },
+  without: { p50: [] as number[], p99: [] as number[], cpu: [] as Record<string, number>[] },
+  with: { p50: [] as number[], p99: [] as number[], cpu: [] as Record<string, number>[] },
   ratio: [] as number[],
 };
 for (let round = 1; round <= ROUNDS; round++) {
   const withFirst = round % 2 === 0;
-  const first = await latencies(server, provider, withFirst, round);
-  const second = await latencies(server, provider, !withFirst, round);
-  const [withOutput, without] = withFirst ? [first, second] : [second, first];
+  const first = await measure(server, provider, withFirst, round);
+  const second = await measure(server, provider, !withFirst, round);
+  const [withMode, withoutMode] = withFirst ? [first, second] : [second, first];
+  const [withOutput, without] = [withMode.latencies, withoutMode.latencies];
+  rows.without.cpu.push(withoutMode.cpu);
+  rows.with.cpu.push(withMode.cpu);
   rows.without.p50.push(percentile(without, 50));
   rows.without.p99.push(percentile(without, 99));
   rows.with.p50.push(percentile(withOutput, 50));
@@ -91,6 +103,8 @@ console.log(
 console.log(
   `with output (${OUTPUT_PIECES} pieces per reply)      p50 ${median(rows.with.p50).toFixed(1).padStart(6)} ms   p99 ${median(rows.with.p99).toFixed(1).padStart(6)} ms`,
 );
+console.log(`CPU µs per event received, events only: ${cpuMedians(rows.without.cpu)}`);
+console.log(`CPU µs per event received, with output: ${cpuMedians(rows.with.cpu)}`);
 console.log(
   `p99 with output / without: ${median(rows.ratio).toFixed(2)}x (target <= 1.2x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
 );
