@@ -15,7 +15,7 @@ import { SubmitRequestSchema, SubmitResponseSchema, TaskService } from "../gen/r
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { closedLoop, cpuMicros, median } from "./lib/measure.js";
+import { closedLoop, cpuMicros, median, sideBySide } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const SECONDS = Number(process.argv[2] ?? 5);
@@ -79,11 +79,7 @@ for (const [name, r] of Object.entries(results)) {
     `${name.padEnd(36)} ${median(r.rate).toFixed(0).padStart(7)} calls/s  ${median(r.cpu).toFixed(0).padStart(5)} µs server CPU/call`,
   );
 }
-/** The median of the rounds' side-by-side ratios of `a` to `b`, and the rounds'. */
-const ratio = (a: string, b: string) => {
-  const rounds = results[a]!.rate.map((rate, i) => rate / results[b]!.rate[i]!);
-  return `${median(rounds).toFixed(2)}x (rounds ${rounds.map((r) => r.toFixed(2)).join(", ")})`;
-};
+const ratio = (a: string, b: string) => sideBySide(results[a]!.rate, results[b]!.rate);
 console.log(
   `grpc-js listener Submit / floor:      ${ratio("grpc-js listener: Submit", "grpc-js floor (no-op unary)")}; target >= 0.8x in every run`,
 );

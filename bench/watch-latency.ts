@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../test/support/child-server.js";
 import { setTimeout as sleep } from "node:timers/promises";
-import { median, percentile, waitFor } from "./lib/measure.js";
+import { median, percentile, sideBySide, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
 import { ageMs, openWatchers, rookeryWatchStreams, type Listener } from "./lib/watchers.js";
 
@@ -120,12 +120,7 @@ for (const listener of LISTENERS) {
     if (!WATCHERS.includes(n)) continue;
     const rookery = rows.get(`${listener} Rookery, ${n} watchers`)!.p99;
     const floorP99 = rows.get(`${listener} floor, ${n} watchers`)!.p99;
-    // The median of the rounds' side-by-side ratios, not the ratio of the two medians.
-    const ratios = rookery.map((r, i) => r / floorP99[i]!);
-    const rounds = ratios.map((r) => r.toFixed(2)).join(", ");
-    console.log(
-      `${listener}: Rookery p99 / floor p99 at ${n} watchers: ${median(ratios).toFixed(2)}x (target <= ${target}x; rounds ${rounds})`,
-    );
+    console.log(`${listener}: Rookery p99 / floor p99 at ${n} watchers: ${sideBySide(rookery, floorP99)}; target <= ${target}x`);
   }
 }
 server.process.kill("SIGTERM");

@@ -49,6 +49,16 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * `a` against `b` measured side by side, round by round: "0.92x (rounds 0.86, 0.92, 1.05)", the
+ * median of the rounds' ratios and each of them. Not the ratio of the two medians, which may
+ * pair a fast round of one side with a slow round of the other.
+ */
+export function sideBySide(a: number[], b: number[]): string {
+  const ratios = a.map((value, i) => value / b[i]!);
+  return `${median(ratios).toFixed(2)}x (rounds ${ratios.map((r) => r.toFixed(2)).join(", ")})`;
+}
+
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
