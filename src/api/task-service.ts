@@ -50,7 +50,7 @@ import type { CallContext } from "./call-context.js";
 import { deliveryToPb, eventToPb, outputToPb, taskToPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
 import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
-import { checkCancel, checkId, checkList, checkResume, checkSubmit, type Limits } from "./validate.js";
+import { checkCancel, checkId, checkList, checkResume, checkSubmit, checkWatch, type Limits } from "./validate.js";
 
 export interface TaskServiceDeps {
   store: TaskStore;
@@ -213,7 +213,7 @@ export class TaskService {
    * 1,000 watchers of one task (bench/RESULTS.md, issue 16, 3b).
    */
   async *watch(req: WatchRequest, ctx: CallContext): AsyncGenerator<WatchResponse> {
-    const task = await this.visibleTask(checkId(req.id), ctx);
+    const task = await this.visibleTask(checkWatch(req), ctx);
     const open = this.watches.get(ctx.principal) ?? 0;
     if (open >= this.deps.limits.maxWatchesPerKey) {
       throw new ResourceExhaustedError(`at most ${this.deps.limits.maxWatchesPerKey} open Watch streams per caller`);

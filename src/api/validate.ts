@@ -3,7 +3,7 @@
 import { InvalidArgumentError, type FieldViolation } from "../domain/errors.js";
 import type { TaskStatus, ToolDefinition, ToolResult } from "../domain/task.js";
 import type { ResumeInput } from "../domain/transitions.js";
-import type { CancelRequest, ListRequest, ResumeRequest, SubmitRequest } from "../../gen/rookery/v1/task_service_pb.js";
+import type { CancelRequest, ListRequest, ResumeRequest, SubmitRequest, WatchRequest } from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
 import type { WebhookConfig as PbWebhookConfig } from "../../gen/rookery/v1/task_pb.js";
@@ -270,6 +270,29 @@ export function checkResume(req: ResumeRequest, limits: Limits): { id: string; i
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
     },
   };
+}
+
+/**
+ * What a Watch request says on its own; `after_sequence` against the task is checked by the
+ * service. An `output_offset` is a position in the output of the iteration in flight after
+ * `after_sequence`: without `include_output` there is no output, and after sequence 0 no
+ * iteration (a task's first event comes before its first model call).
+ */
+export function checkWatch(req: WatchRequest): string {
+  const id = checkId(req.id);
+  if (req.outputOffset > 0n && !req.includeOutput) {
+    throw InvalidArgumentError.field(
+      "output_offset",
+      "is a position in the model's output, which the stream carries only with include_output",
+    );
+  }
+  if (req.outputOffset > 0n && req.afterSequence === 0n) {
+    throw InvalidArgumentError.field(
+      "output_offset",
+      "is a position in the iteration in flight after after_sequence; pass the sequence of the last event you saw with it",
+    );
+  }
+  return id;
 }
 
 export function checkCancel(req: CancelRequest): { id: string; reason: string } {

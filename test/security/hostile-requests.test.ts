@@ -33,6 +33,16 @@ function clientWith(authorization?: string): TaskClient {
   return createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}`, interceptors: [auth] }));
 }
 
+/** Reads a Watch stream to its end. */
+async function watchAll(
+  client: TaskClient,
+  request: { id: string; afterSequence?: bigint; includeOutput?: boolean; outputOffset?: bigint },
+) {
+  let responses = 0;
+  for await (const response of client.watch(request)) if (response) responses++;
+  return responses;
+}
+
 /**
  * Every row of every table of the store, read through a connection of its own. (Not
  * the files' bytes: the store's checkpointer thread copies the log into the database
@@ -187,6 +197,16 @@ const cases: Case[] = [
   ["Watch of an unknown task", Code.NotFound, () => collectEvents(clients.a, MISSING)],
   ["Watch of another key's task", Code.NotFound, () => collectEvents(clients.a, ids.otherKeys)],
   ["Watch after a sequence the task has not reached", Code.InvalidArgument, () => collectEvents(clients.a, ids.completed, 99n)],
+  [
+    "Watch with an output_offset but without include_output",
+    Code.InvalidArgument,
+    () => watchAll(clients.a, { id: ids.completed, afterSequence: 2n, outputOffset: 5n }),
+  ],
+  [
+    "Watch with an output_offset after sequence 0",
+    Code.InvalidArgument,
+    () => watchAll(clients.a, { id: ids.completed, includeOutput: true, outputOffset: 5n }),
+  ],
   // Resume
   ["Resume of a running task", Code.FailedPrecondition, () => clients.a.resume({ id: ids.running, message: "more" })],
   [

@@ -267,7 +267,8 @@ export type WatchRequest = Message<"rookery.v1.WatchRequest"> & {
    * iteration in flight after `after_sequence`. The stream resumes that
    * iteration's output from there, exactly once, then sends its event (also
    * when the iteration ended while you were away, for 30 s after its run ended;
-   * past that the event alone, which holds the messages).
+   * past that the event alone, which holds the messages). Refused with
+   * INVALID_ARGUMENT without include_output, or with after_sequence 0.
    *
    * @generated from field: uint64 output_offset = 4;
    */
