@@ -74,9 +74,15 @@ describe("the web dashboard", () => {
     await fake?.close();
   });
 
-  async function openPage(hash = "#/", viewport = { width: 1280, height: 900 }): Promise<{ page: Page; offLoopback: string[] }> {
+  /** `prepare` runs on the page before it loads (to route its requests, say). */
+  async function openPage(
+    hash = "#/",
+    viewport = { width: 1280, height: 900 },
+    prepare?: (page: Page) => Promise<void>,
+  ): Promise<{ page: Page; offLoopback: string[] }> {
     const { context, offLoopback } = await loopbackContext(browser, { viewport });
     const page = await context.newPage();
+    await prepare?.(page);
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
@@ -171,6 +177,38 @@ describe("the web dashboard", () => {
     await page.locator("#task-status", { hasText: "completed" }).waitFor();
     await page.locator("#timeline li[data-status=completed]").waitFor();
     expect(await page.locator("#timeline").innerText()).toContain("3 degrees and rain");
+    const conversation = (await h.connect.get({ id: task!.id })).task!.checkpoint!.messages;
+    expect(conversation.find((m) => m.role === "tool")?.content).toBe("3 degrees and rain");
+    await page.context().close();
+  });
+
+  it("should keep a tool result being typed when the page refreshes on the events its Watch replays", async () => {
+    const { task } = await h.connect.submit({
+      prompt: "ask the client about Oslo, typed while the timeline loads",
+      tools: [{ name: "lookup", description: "Looks up the weather" }],
+    });
+    await waitForStatus(h.connect, task!.id, TaskStatus.INPUT_REQUIRED);
+    // The Watch is held until the result is typed: its replayed status events then refresh
+    // the page (Get) while the form holds the typed text, as a slow connection would have it.
+    let releaseWatch!: () => void;
+    const watchHeld = new Promise<void>((resolve) => (releaseWatch = resolve));
+    const gets = { started: 0, finished: 0 };
+    const { page } = await openPage(`#/tasks/${task!.id}`, undefined, async (p) => {
+      p.on("request", (r) => r.url().endsWith("/Get") && gets.started++);
+      p.on("requestfinished", (r) => r.url().endsWith("/Get") && gets.finished++);
+      await p.route("**/rookery.v1.TaskService/Watch", async (route) => {
+        await watchHeld;
+        await route.continue();
+      });
+    });
+    await page.getByLabel("Result of lookup").fill("3 degrees and rain");
+    const getsBefore = gets.started;
+    releaseWatch();
+    await page.locator("#timeline li[data-status=input_required]").waitFor();
+    await expect.poll(() => gets.started > getsBefore && gets.finished === gets.started).toBe(true);
+    expect(await page.getByLabel("Result of lookup").inputValue()).toBe("3 degrees and rain");
+    await page.locator("#resume").click();
+    await page.locator("#task-status", { hasText: "completed" }).waitFor();
     const conversation = (await h.connect.get({ id: task!.id })).task!.checkpoint!.messages;
     expect(conversation.find((m) => m.role === "tool")?.content).toBe("3 degrees and rain");
     await page.context().close();

@@ -162,6 +162,11 @@ interface Actions {
 }
 
 function renderActions(section: HTMLElement, task: Task, act: Actions): void {
+  // Rebuilt only when what it offers changes: every event refreshes the page (the replay when
+  // it opens too), and rebuilding the form would wipe a tool result or message being typed.
+  const offer = `${task.status} ${task.pendingToolCalls.map((call) => call.id).join(" ")}`;
+  if (section.dataset.offer === offer) return;
+  section.dataset.offer = offer;
   replace(section);
   const cancellable = [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.INPUT_REQUIRED].includes(task.status);
   if (cancellable)
