@@ -162,11 +162,12 @@ interface Actions {
 }
 
 function renderActions(section: HTMLElement, task: Task, act: Actions): void {
-  // Rebuilt only when what it offers changes: every event refreshes the page (the replay when
-  // it opens too), and rebuilding the form would wipe a tool result or message being typed.
-  const offer = `${task.status} ${task.pendingToolCalls.map((call) => call.id).join(" ")}`;
-  if (section.dataset.offer === offer) return;
-  section.dataset.offer = offer;
+  // Rebuilt only for a new state of the task: every event refreshes the page (the ones a Watch
+  // replays when the page opens too), and rebuilding the form for the same state would wipe a
+  // tool result or message being typed. After a Resume the task has moved on: a fresh form.
+  const state = String(task.lastEventSequence);
+  if (section.dataset.state === state) return;
+  section.dataset.state = state;
   replace(section);
   const cancellable = [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.INPUT_REQUIRED].includes(task.status);
   if (cancellable)
