@@ -14,7 +14,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
-import { cpuMicros, median, waitFor } from "./lib/measure.js";
+import { cpuMicros, median, sideBySide, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 import { nowMs, rookeryWatchStreams } from "./lib/watchers.js";
 
@@ -71,7 +71,7 @@ async function throughWatch(round: number): Promise<{ rate: number; cpuPerToken:
   return { rate: TOKENS / ((last - start) / 1000), cpuPerToken: (cpuMicros(server.process.pid!) - cpu) / TOKENS };
 }
 
-const rows = { direct: [] as number[], watch: [] as number[], cpu: [] as number[], ratio: [] as number[] };
+const rows = { direct: [] as number[], watch: [] as number[], cpu: [] as number[] };
 for (let round = 0; round <= ROUNDS; round++) {
   let d: number;
   let w: { rate: number; cpuPerToken: number };
@@ -86,14 +86,11 @@ for (let round = 0; round <= ROUNDS; round++) {
   rows.direct.push(d);
   rows.watch.push(w.rate);
   rows.cpu.push(w.cpuPerToken);
-  rows.ratio.push(w.rate / d);
 }
 console.log(`Output throughput, ${TOKENS} tokens of 4 characters, median of ${ROUNDS} rounds (${new Date().toISOString()})`);
 console.log(`SDK reading the provider directly   ${Math.round(median(rows.direct)).toLocaleString("en").padStart(9)} tokens/s`);
 console.log(`watcher through Rookery's Watch     ${Math.round(median(rows.watch)).toLocaleString("en").padStart(9)} tokens/s`);
-console.log(
-  `ratio (side by side in each round)  ${median(rows.ratio).toFixed(2)}x (target >= 0.9x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
-);
+console.log(`ratio (side by side in each round)  ${sideBySide(rows.watch, rows.direct)}; target >= 0.9x`);
 console.log(`server CPU per token                ${median(rows.cpu).toFixed(1)} µs`);
 server.process.kill("SIGTERM");
 await server.exited;

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../test/support/child-server.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, sideBySide, waitFor } from "./lib/measure.js";
 import { startScript, type Ready } from "./lib/processes.js";
 import { ageMs, openWatchers, rookeryWatchStreams } from "./lib/watchers.js";
 
@@ -74,24 +74,24 @@ const server = await startChildServer({
   ...(process.argv[2] ? { ROOKERY_OUTPUT_COALESCE_MS: process.argv[2] } : {}),
 });
 
-const rows = {
-  without: { p50: [] as number[], p99: [] as number[], cpu: [] as Record<string, number>[] },
-  with: { p50: [] as number[], p99: [] as number[], cpu: [] as Record<string, number>[] },
-  ratio: [] as number[],
+interface Row {
+  p50: number[];
+  p99: number[];
+  cpu: Record<string, number>[];
+}
+const rows: Record<"without" | "with", Row> = { without: { p50: [], p99: [], cpu: [] }, with: { p50: [], p99: [], cpu: [] } };
+const record = (row: Row, mode: Mode) => {
+  row.p50.push(percentile(mode.latencies, 50));
+  row.p99.push(percentile(mode.latencies, 99));
+  row.cpu.push(mode.cpu);
 };
 for (let round = 1; round <= ROUNDS; round++) {
   const withFirst = round % 2 === 0;
   const first = await measure(server, provider, withFirst, round);
   const second = await measure(server, provider, !withFirst, round);
   const [withMode, withoutMode] = withFirst ? [first, second] : [second, first];
-  const [withOutput, without] = [withMode.latencies, withoutMode.latencies];
-  rows.without.cpu.push(withoutMode.cpu);
-  rows.with.cpu.push(withMode.cpu);
-  rows.without.p50.push(percentile(without, 50));
-  rows.without.p99.push(percentile(without, 99));
-  rows.with.p50.push(percentile(withOutput, 50));
-  rows.with.p99.push(percentile(withOutput, 99));
-  rows.ratio.push(percentile(withOutput, 99) / percentile(without, 99));
+  record(rows.with, withMode);
+  record(rows.without, withoutMode);
 }
 console.log(
   `Watch event latency, ${TASKS} tasks x ${WATCHERS} watchers (grpc-js), ${PACE.events} events ${PACE.gapMs} ms apart per task, ` +
@@ -105,9 +105,7 @@ console.log(
 );
 console.log(`CPU µs per event received, events only: ${cpuMedians(rows.without.cpu)}`);
 console.log(`CPU µs per event received, with output: ${cpuMedians(rows.with.cpu)}`);
-console.log(
-  `p99 with output / without: ${median(rows.ratio).toFixed(2)}x (target <= 1.2x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
-);
+console.log(`p99 with output / without: ${sideBySide(rows.with.p99, rows.without.p99)}; target <= 1.2x`);
 server.process.kill("SIGTERM");
 await server.exited;
 await provider.stop();

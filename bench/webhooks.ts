@@ -23,7 +23,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, sideBySide, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -161,7 +161,7 @@ async function drainPerSecond(): Promise<number> {
   return backlog / seconds;
 }
 
-const rows = { without: [] as number[], with: [] as number[], withCompleted: [] as number[], ratio: [] as number[] };
+const rows = { without: [] as number[], with: [] as number[], withCompleted: [] as number[] };
 const cpu = { without: [] as Record<string, number>[], with: [] as Record<string, number>[] };
 for (let round = 1; round <= ROUNDS; round++) {
   const withFirst = round % 2 === 0;
@@ -171,7 +171,6 @@ for (let round = 1; round <= ROUNDS; round++) {
   rows.with.push(withHook.delivered);
   rows.withCompleted.push(withHook.completed);
   rows.without.push(without.completed);
-  rows.ratio.push(withHook.delivered / without.completed);
   cpu.with.push(withHook.cpu);
   cpu.without.push(without.cpu);
 }
@@ -183,9 +182,7 @@ console.log(`end to end, no webhook                 ${median(rows.without).toFix
 console.log(
   `end to end, a webhook on every task    ${median(rows.with).toFixed(0).padStart(6)} tasks/s to the last delivery (${median(rows.withCompleted).toFixed(0)} to the last completion)`,
 );
-console.log(
-  `with / without: ${median(rows.ratio).toFixed(2)}x (target >= 0.90x); rounds: ${rows.ratio.map((r) => r.toFixed(2)).join(", ")}`,
-);
+console.log(`with / without: ${sideBySide(rows.with, rows.without)}; target >= 0.90x`);
 console.log("CPU µs per task by process (idle: the machine's unused CPU per task), medians:");
 console.log(`  no webhook:              ${cpuMedians(cpu.without)}`);
 console.log(`  a webhook on every task: ${cpuMedians(cpu.with)}`);

@@ -33,13 +33,13 @@ function clientWith(authorization?: string): TaskClient {
   return createClient(TaskService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${h.rookery.grpcPort}`, interceptors: [auth] }));
 }
 
-/** Reads a Watch stream to its end. */
+/** Every response of a Watch stream, read to its end. */
 async function watchAll(
   client: TaskClient,
   request: { id: string; afterSequence?: bigint; includeOutput?: boolean; outputOffset?: bigint },
 ) {
-  let responses = 0;
-  for await (const response of client.watch(request)) if (response) responses++;
+  const responses = [];
+  for await (const response of client.watch(request)) responses.push(response);
   return responses;
 }
 
