@@ -328,7 +328,7 @@ export const SETTINGS = {
   webhookPollMs: {
     env: "ROOKERY_WEBHOOK_POLL_MS",
     flag: "--webhook-poll-ms <ms>",
-    help: "How often the sender looks for due deliveries (written by other replicas, or retries); this process's own transitions wake it at once",
+    help: "How often the sender looks for due deliveries (retries, other replicas', and those left over while every slot was busy); this process's own transitions are sent right after their commit",
     schema: positiveInt.default(1_000),
   },
   apiKeysFile: {

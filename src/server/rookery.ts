@@ -12,7 +12,6 @@ import { DEFAULT_LIMITS } from "../api/validate.js";
 import { TaskService } from "../api/task-service.js";
 import { ConfigError, type Config } from "../config.js";
 import type { Hooks } from "../hooks.js";
-import { receiverOf } from "../domain/webhooks.js";
 import { errorMessage, type Logger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
 import { openStore } from "../store/open-store.js";
@@ -163,13 +162,8 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
         onOutcome: (delivery) => metrics.observeDelivery(delivery),
       })
     : undefined;
-  // A transition this process committed that its task's webhook asks for: send it now, not at the next poll.
-  if (sender) {
-    feed.subscribeAll((e) => {
-      const webhook = e.task.webhook;
-      if (e.kind === "status_changed" && webhook?.statuses.includes(e.status)) sender.poke(receiverOf(webhook.url));
-    });
-  }
+  // A delivery this process committed goes out at once when the sender has a slot for it, not at the next look.
+  if (sender) store.onDelivery((delivery) => sender.offer(delivery));
 
   const authenticate: Authenticate = keys ? apiKeyAuthenticator(keys) : () => "";
   if (config.retention === undefined)

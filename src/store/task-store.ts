@@ -75,6 +75,14 @@ export interface TaskStore {
    */
   dueDeliveries(now: Date, limit: number, leaseMs: number, skipReceivers?: string[]): Promise<WebhookDelivery[]>;
   /**
+   * Takes one delivery that this process has just committed (Committed.delivery) for an
+   * attempt, held for `leaseMs` as dueDeliveries() would hold it, without a look for due
+   * ones. Undefined when it may not go now: an earlier delivery of its task is still
+   * pending (a task's deliveries go out in order), its task's receiver answered 410 before,
+   * or it is taken already. It then waits for dueDeliveries(), as any delivery does.
+   */
+  holdDelivery(delivery: WebhookDelivery, now: Date, leaseMs: number): Promise<WebhookDelivery | undefined>;
+  /**
    * Stores an attempt's outcome. A delivery stopped by a 410 stops the task's other pending
    * deliveries, and those its later events cause are stored stopped.
    */

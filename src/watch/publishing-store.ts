@@ -1,5 +1,6 @@
 // Decorates a TaskStore so that every committed event is published to the
-// in-process EventFeed, whoever wrote it (API handler or supervisor). As the
+// in-process EventFeed, whoever wrote it (API handler or supervisor), and every
+// webhook delivery committed with one is handed to the sender. As the
 // one place every write passes, it also makes each create and commit a short
 // span of the trace active then (a claim is recorded in its run's trace by the
 // supervisor, as the task it claims is known only after it).
@@ -11,6 +12,8 @@ import type { EventFeed } from "./event-feed.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../store/task-store.js";
 
 export class PublishingStore implements TaskStore {
+  private deliverySink: ((delivery: WebhookDelivery) => void) | undefined;
+
   constructor(
     private readonly inner: TaskStore,
     private readonly feed: EventFeed,
@@ -18,8 +21,12 @@ export class PublishingStore implements TaskStore {
 
   async create(draft: Committed, options?: CreateOptions): Promise<CreateResult> {
     const result = await storeSpan("create", () => this.inner.create(draft, options));
-    if (result.created) this.feed.publish(result.event);
-    return result;
+    return result.created ? this.published(result) : result;
+  }
+
+  /** Hands each webhook delivery this process commits to `sink` (the sender), once its commit is done. */
+  onDelivery(sink: (delivery: WebhookDelivery) => void): void {
+    this.deliverySink = sink;
   }
 
   async commit(id: string, decide: Decide): Promise<Committed> {
@@ -48,6 +55,7 @@ export class PublishingStore implements TaskStore {
   purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);
   dueDeliveries = (now: Date, limit: number, leaseMs: number, skipReceivers?: string[]) =>
     this.inner.dueDeliveries(now, limit, leaseMs, skipReceivers);
+  holdDelivery = (delivery: WebhookDelivery, now: Date, leaseMs: number) => this.inner.holdDelivery(delivery, now, leaseMs);
   recordDelivery = (delivery: WebhookDelivery) => this.inner.recordDelivery(delivery);
   deliveries = (taskId: string) => this.inner.deliveries(taskId);
   statusCounts = () => this.inner.statusCounts();
@@ -61,8 +69,9 @@ export class PublishingStore implements TaskStore {
   }
   close = () => this.inner.close();
 
-  private published(committed: Committed): Committed {
+  private published<T extends Committed>(committed: T): T {
     this.feed.publish(committed.event);
+    if (committed.delivery) this.deliverySink?.(committed.delivery);
     return committed;
   }
 }

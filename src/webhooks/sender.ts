@@ -44,6 +44,8 @@ export class WebhookSender {
   private slotFreed: NodeJS.Immediate | undefined;
   /** The last look at the store found as many due deliveries as it could take. */
   private moreDue = false;
+  /** A delivery this process committed was left for a look (no slot, or the store would not let it go yet). */
+  private leftForLook = false;
   private readonly shutdown = new AbortController();
   private readonly signers = new Map<string, Webhook>();
   private readonly agents = { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) };
@@ -61,10 +63,36 @@ export class WebhookSender {
   }
 
   /**
-   * New deliveries may be due (this process committed one, for `receiver` when given): look
-   * now rather than at the next poll. Not for a receiver whose slots are all taken: a look
-   * would skip it (and scan its pending deliveries to do so, ~0.3 ms each under load,
-   * bench/RESULTS.md); the end of one of its attempts looks again.
+   * A delivery this process has just committed: attempted at once when a slot is free for
+   * its receiver (the store holds it as a look would, with no look), otherwise left for a
+   * look, as are the ones the store will not let go now (TaskStore.holdDelivery).
+   */
+  offer(delivery: WebhookDelivery): void {
+    const receiver = receiverOf(delivery.url);
+    if (this.stopped || this.inFlight.size >= this.options.concurrency || (this.perHost.get(receiver) ?? 0) >= this.perHostLimit) {
+      this.leftForLook = true;
+      this.poke(receiver);
+      return;
+    }
+    this.perHost.set(receiver, (this.perHost.get(receiver) ?? 0) + 1);
+    const attempt = this.options.store.holdDelivery(delivery, new Date(), this.holdMs).then(
+      (held) => {
+        if (held) return this.attempt(held);
+        this.leftForLook = true; // the end of this "attempt" looks (see track)
+      },
+      (error: unknown) => {
+        this.leftForLook = true;
+        this.options.logger.warn({ err: errorMessage(error) }, "could not take a webhook delivery; a look will");
+      },
+    );
+    this.track(attempt, receiver);
+  }
+
+  /**
+   * New deliveries may be due (for `receiver` when given): look soon rather than at the
+   * next poll. Not for a receiver whose slots are all taken: a look would skip it (and scan
+   * its pending deliveries to do so, ~0.3 ms each under load, bench/RESULTS.md); the end
+   * of one of its attempts looks again.
    */
   poke(receiver?: string): void {
     if (receiver !== undefined && (this.perHost.get(receiver) ?? 0) >= this.perHostLimit) return;
@@ -91,13 +119,14 @@ export class WebhookSender {
       const free = this.options.concurrency - this.inFlight.size;
       if (free > 0) {
         try {
-          // Held for the attempt and the commit of its outcome; past that another sender may retry it.
           // A receiver with half the slots is skipped, so a slow one never holds up the others;
           // and one look takes no more than any other receiver may still get.
           const busy = [...this.perHost].filter(([, n]) => n >= this.perHostLimit).map(([receiver]) => receiver);
           const mostOfOthers = Math.max(0, ...[...this.perHost.values()].filter((n) => n < this.perHostLimit));
           const limit = Math.min(free, this.perHostLimit - mostOfOthers);
-          const due = await this.options.store.dueDeliveries(new Date(), limit, 2 * this.options.timeoutMs + 5_000, busy);
+          // What was left for a look is found by this one, unless its receiver is skipped now.
+          if (busy.length === 0) this.leftForLook = false;
+          const due = await this.options.store.dueDeliveries(new Date(), limit, this.holdMs, busy);
           this.moreDue = due.length === limit;
           for (const delivery of due) {
             const receiver = receiverOf(delivery.url);
@@ -112,6 +141,11 @@ export class WebhookSender {
     }
   }
 
+  /** How long a taken delivery is held: its attempt and the commit of its outcome; past that another sender may retry it. */
+  private get holdMs(): number {
+    return 2 * this.options.timeoutMs + 5_000;
+  }
+
   private track(attempt: Promise<void>, receiver: string): void {
     this.inFlight.add(attempt);
     void attempt.finally(() => {
@@ -120,14 +154,16 @@ export class WebhookSender {
       if (left <= 0) this.perHost.delete(receiver);
       else this.perHost.set(receiver, left);
       // A slot is free. If the last look took all it could, more is likely due: look again
-      // soon (attempts that end in one turn of the event loop share one look); otherwise
-      // only new transitions can be due, and looks are batched like pokes.
-      if (!this.moreDue) this.poke();
-      else
+      // soon (attempts that end in one turn of the event loop share one look). If a delivery
+      // this process committed was left for a look since the last one, look, batched like
+      // pokes. Otherwise nothing new is due that the next poll would not find: an attempt
+      // that failed is retried later, and other replicas' deliveries are found by the poll.
+      if (this.moreDue)
         this.slotFreed ??= setImmediate(() => {
           this.slotFreed = undefined;
           this.wakeUp();
         });
+      else if (this.leftForLook) this.poke();
     });
   }
 

@@ -414,6 +414,40 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(again.map((d) => d.id)).toEqual([taken!.id]);
       });
 
+      it("should hold a delivery just committed without a look, as a look holds one: left out of looks until its hold passes", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        const { delivery } = await store.commit(task.id, cancel(""));
+        const held = await store.holdDelivery(delivery!, new Date(), 2_000);
+        expect(held).toMatchObject({ id: delivery!.id, taskId: task.id, state: "pending", attempts: 0, status: "cancelled" });
+        expect(held!.nextAttemptAt.getTime()).toBeGreaterThan(Date.now() + 1_000);
+        expect(await store.dueDeliveries(soon(), 10, 2_000)).toEqual([]);
+        expect(await store.holdDelivery(delivery!, new Date(), 2_000)).toBeUndefined(); // taken already
+        const again = await store.dueDeliveries(new Date(Date.now() + 5_000), 10, 2_000);
+        expect(again.map((d) => d.id)).toEqual([delivery!.id]);
+      });
+
+      it("should not hold a delivery while an earlier one of its task is pending, nor one a look has taken", async () => {
+        const { task } = await store.create(draft({ webhook: { ...webhook, statuses: ["running", "cancelled"] } }));
+        const { delivery: first } = (await store.claimNext(claim("w", 60_000, "token")))!;
+        const { delivery: second } = await store.commit(task.id, cancel(""));
+        expect(await store.holdDelivery(second!, new Date(), 30_000)).toBeUndefined(); // waits behind the first
+        const [taken] = await store.dueDeliveries(soon(), 10, 30_000);
+        expect(taken!.id).toBe(first!.id);
+        expect(await store.holdDelivery(first!, new Date(), 30_000)).toBeUndefined();
+        await store.recordDelivery(afterAttempt(taken!, { kind: "delivered", statusCode: 204 }, new Date(), policy));
+        expect((await store.holdDelivery(second!, new Date(), 30_000))?.id).toBe(second!.id);
+      });
+
+      it("should not hold a delivery made after its task's receiver answered 410, nor hand it out later", async () => {
+        const { task } = await store.create(draft({ webhook: { ...webhook, statuses: ["running", "cancelled"] } }));
+        await store.claimNext(claim("w", 60_000, "token"));
+        const [first] = await store.dueDeliveries(soon(), 10, 30_000);
+        await store.recordDelivery(afterAttempt(first!, { kind: "gone", statusCode: 410 }, new Date(), policy));
+        const { delivery } = await store.commit(task.id, cancel(""));
+        expect(await store.holdDelivery(delivery!, new Date(), 30_000)).toBeUndefined();
+        expect(await store.dueDeliveries(new Date(Date.now() + 60_000), 10, 30_000)).toEqual([]);
+      });
+
       it("should stop the task's pending and later deliveries after a 410", async () => {
         const { task } = await store.create(draft({ webhook: { ...webhook, statuses: ["running", "input_required", "cancelled"] } }));
         await store.claimNext(claim("w", 60_000, "token"));

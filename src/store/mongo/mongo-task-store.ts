@@ -401,6 +401,10 @@ export class MongoTaskStore implements TaskStore {
     return this.guard(() => this.webhooks.due(now, limit, leaseMs, skipReceivers));
   }
 
+  async holdDelivery(delivery: WebhookDelivery, now: Date, leaseMs: number): Promise<WebhookDelivery | undefined> {
+    return this.guard(() => this.webhooks.hold(delivery, now, leaseMs));
+  }
+
   async recordDelivery(delivery: WebhookDelivery): Promise<void> {
     await this.guard(() => this.webhooks.record(delivery));
   }

@@ -83,6 +83,25 @@ export class MongoWebhookDeliveries {
     return taken;
   }
 
+  /**
+   * A delivery whose event this process has just committed (so it is real: confirmed here),
+   * held as due() holds one, unless it may not go now (see TaskStore.holdDelivery).
+   */
+  async hold(delivery: WebhookDelivery, now: Date, leaseMs: number): Promise<WebhookDelivery | undefined> {
+    if (await this.gone.findOne({ _id: delivery.taskId })) return undefined; // due() stores it stopped
+    const earlier = await this.deliveries.findOne(
+      { task_id: delivery.taskId, state: "pending", sequence: { $lt: delivery.sequence } },
+      { projection: { _id: 1 } },
+    );
+    if (earlier) return undefined;
+    const held = new Date(now.getTime() + leaseMs);
+    const { matchedCount } = await this.deliveries.updateOne(
+      { _id: delivery.id, state: "pending", next_attempt_at: delivery.nextAttemptAt },
+      { $set: { next_attempt_at: held, confirmed: true } },
+    );
+    return matchedCount === 1 ? { ...delivery, nextAttemptAt: held } : undefined;
+  }
+
   async record(delivery: WebhookDelivery): Promise<void> {
     // Only what an attempt changes: the transition and its task were written once.
     const doc = toDeliveryDocument(delivery);

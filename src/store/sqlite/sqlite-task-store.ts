@@ -313,6 +313,10 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard(() => this.webhooks.due(now, limit, leaseMs, skipReceivers));
   }
 
+  async holdDelivery(delivery: WebhookDelivery, now: Date, leaseMs: number): Promise<WebhookDelivery | undefined> {
+    return this.guard(() => this.webhooks.hold(delivery, now, leaseMs));
+  }
+
   recordDelivery(delivery: WebhookDelivery): Promise<void> {
     return this.enqueue(() => this.webhooks.record(delivery));
   }

@@ -28,6 +28,7 @@ export class SqliteWebhookDeliveries {
   private readonly dueRows: Database.Statement<[number, string, string, number], Row & { id: string }>;
   /** Deliveries taken for an attempt, until when: left out of due() meanwhile. */
   private readonly held = new Map<string, number>();
+  private readonly mayGo: Database.Statement<[string], { state: string; earlier: number }>;
   private readonly updateOutcome: Database.Statement<Outcome>;
   private readonly stopPending: Database.Statement<[string, string]>;
   private readonly ofTask: Database.Statement<[string], Row>;
@@ -47,6 +48,12 @@ export class SqliteWebhookDeliveries {
           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
                            WHERE e.task_id = d.task_id AND e.state = 'pending' AND e.sequence < d.sequence)
         ORDER BY d.next_attempt_at LIMIT ?`,
+    );
+    this.mayGo = db.prepare(
+      `SELECT d.state AS state,
+              EXISTS (SELECT 1 FROM webhook_deliveries e
+                       WHERE e.task_id = d.task_id AND e.state = 'pending' AND e.sequence < d.sequence) AS earlier
+         FROM webhook_deliveries d WHERE d.id = ?`,
     );
     this.updateOutcome = db.prepare(
       `UPDATE webhook_deliveries SET state = ?, next_attempt_at = ?, attempts = ?, last_attempt_at = ?,
@@ -79,6 +86,16 @@ export class SqliteWebhookDeliveries {
     const rows = this.dueRows.all(at, JSON.stringify(skipReceivers), JSON.stringify([...this.held.keys()]), limit);
     for (const row of rows) this.held.set(row.id, until);
     return rows.map((row) => parse({ ...row, next_attempt_at: until }));
+  }
+
+  /** A delivery just inserted, held as due() would hold it, unless it may not go now (see TaskStore.holdDelivery). A read. */
+  hold(delivery: WebhookDelivery, now: Date, leaseMs: number): WebhookDelivery | undefined {
+    if (this.held.has(delivery.id)) return undefined;
+    const row = this.mayGo.get(delivery.id);
+    if (row?.state !== "pending" || row.earlier) return undefined;
+    const until = now.getTime() + leaseMs;
+    this.held.set(delivery.id, until);
+    return { ...delivery, nextAttemptAt: new Date(until) };
   }
 
   /** Stores an attempt's outcome; a 410 stops the task's other pending deliveries too. */
