@@ -14,6 +14,9 @@
 //      while the receiver holds every request unanswered (one sender's slots
 //      fill, the rest wait due), is SIGKILLed, and a fresh server on the same
 //      file sends the backlog to a receiver that answers at once.
+//   3. How soon a delivery arrives: LATENCY_TASKS tasks submitted one at a
+//      time, each after the last one's delivery arrived; from the transition's
+//      time (the payload's data.time, stamped at its commit) to the arrival.
 // Run: npx tsx bench/webhooks.ts [tasks per round, default 2000]
 import net, { type AddressInfo } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,12 +26,13 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, sideBySide, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, sideBySide, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
 const WARMUP = 2000;
 const DRAIN = 2000;
+const LATENCY_TASKS = 300;
 const CALLERS = 64;
 const ROUNDS = 3;
 const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
@@ -37,10 +41,20 @@ const WEBHOOKS = { ROOKERY_WEBHOOK_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa
 /**
  * A receiver that answers 204 at once (or, while `hold` is set, never), counting distinct
  * webhook-ids. It reads HTTP/1.1 straight off the socket, so that on this 2-core machine
- * its own CPU takes as little as it can from the server measured.
+ * its own CPU takes as little as it can from the server measured. While `latencies` is
+ * set, it reads each body's data.time and notes how long ago that was.
  */
-function startReceiver(): Promise<{ url: string; ids: Set<string>; hold: boolean; lastAt: number; close(): void }> {
-  const state = { url: "", ids: new Set<string>(), hold: false, lastAt: 0, close: () => {} };
+interface Receiver {
+  url: string;
+  ids: Set<string>;
+  hold: boolean;
+  lastAt: number;
+  latencies: number[] | undefined;
+  close(): void;
+}
+
+function startReceiver(): Promise<Receiver> {
+  const state: Receiver = { url: "", ids: new Set<string>(), hold: false, lastAt: 0, latencies: undefined, close: () => {} };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -55,8 +69,13 @@ function startReceiver(): Promise<{ url: string; ids: Set<string>; hold: boolean
         const head = buffer.subarray(0, end).toString("latin1");
         const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
         if (buffer.length < end + 4 + length) return;
+        const body = buffer.subarray(end + 4, end + 4 + length);
         buffer = buffer.subarray(end + 4 + length);
         if (state.hold) continue;
+        if (state.latencies) {
+          const { data } = JSON.parse(body.toString()) as { data: { time: string } };
+          state.latencies.push(Date.now() - Date.parse(data.time));
+        }
         state.ids.add(/\r\nwebhook-id: *(\S+)/i.exec(head)?.[1] ?? "");
         state.lastAt = performance.now();
         socket.write("HTTP/1.1 204 No Content\r\n\r\n");
@@ -161,6 +180,26 @@ async function drainPerSecond(): Promise<number> {
   return backlog / seconds;
 }
 
+/** Milliseconds from each transition's commit to its delivery's arrival, one task at a time. */
+async function deliveryLatencies(): Promise<number[]> {
+  const server = await startChildServer({
+    ROOKERY_SQLITE_PATH: join(dir, "latency.db"),
+    OPENAI_BASE_URL: baseURL,
+    OPENAI_API_KEY: "bench",
+    ...WEBHOOKS,
+  });
+  const latencies: number[] = [];
+  receiver.latencies = latencies;
+  for (let i = 0; i < LATENCY_TASKS; i++) {
+    await server.client.submit({ prompt: `latency ${i}`, webhook: { url: receiver.url } });
+    await waitFor(async () => latencies.length > i, "the delivery", { pollMs: 1, timeoutMs: 30_000 });
+  }
+  receiver.latencies = undefined;
+  server.process.kill("SIGTERM");
+  await server.exited;
+  return latencies;
+}
+
 const rows = { without: [] as number[], with: [] as number[], withCompleted: [] as number[] };
 const cpu = { without: [] as Record<string, number>[], with: [] as Record<string, number>[] };
 for (let round = 1; round <= ROUNDS; round++) {
@@ -175,6 +214,7 @@ for (let round = 1; round <= ROUNDS; round++) {
   cpu.without.push(without.cpu);
 }
 const drain = [await drainPerSecond()];
+const latency = await deliveryLatencies();
 console.log(
   `Webhooks, ${TASKS} one-iteration tasks a round after ${WARMUP} untimed, ${CALLERS} callers, median of ${ROUNDS} rounds (${new Date().toISOString()})`,
 );
@@ -187,6 +227,9 @@ console.log("CPU µs per task by process (idle: the machine's unused CPU per tas
 console.log(`  no webhook:              ${cpuMedians(cpu.without)}`);
 console.log(`  a webhook on every task: ${cpuMedians(cpu.with)}`);
 console.log(`draining a backlog of ${DRAIN - 16} deliveries after a restart: ${median(drain).toFixed(0)} deliveries/s`);
+console.log(
+  `from a transition's commit to its delivery's arrival, ${LATENCY_TASKS} tasks one at a time: p50 ${percentile(latency, 50)} ms, p99 ${percentile(latency, 99)} ms`,
+);
 receiver.close();
 await provider.stop();
 rmSync(dir, { recursive: true, force: true });
