@@ -54,6 +54,13 @@ describe("signed deliveries", () => {
     expect(payload.data!.sequence).toBe(payload.data!.task!.lastEventSequence);
   });
 
+  it("should send a transition's delivery right after its commit, without waiting for the sender's next look", async () => {
+    h = await startHarness({ ...ON, ROOKERY_WEBHOOK_POLL_MS: "600000" }); // no look for due deliveries during the test
+    const { task } = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url } });
+    const [delivered] = await deliveries(task!.id, 1);
+    expect(fromJsonString(WebhookPayloadSchema, delivered!.body).data!.status).toBe(TaskStatus.COMPLETED);
+  });
+
   it("should have a tampered body, id or signature rejected by the standardwebhooks library", async () => {
     h = await startHarness(ON);
     const { task } = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url } });
