@@ -74,7 +74,6 @@ export class WebhookSender {
       this.poke(receiver);
       return;
     }
-    this.perHost.set(receiver, (this.perHost.get(receiver) ?? 0) + 1);
     const attempt = this.options.store.holdDelivery(delivery, new Date(), this.holdMs).then(
       (held) => {
         if (held) return this.attempt(held);
@@ -129,9 +128,7 @@ export class WebhookSender {
           const due = await this.options.store.dueDeliveries(new Date(), limit, this.holdMs, busy);
           this.moreDue = due.length === limit;
           for (const delivery of due) {
-            const receiver = receiverOf(delivery.url);
-            this.perHost.set(receiver, (this.perHost.get(receiver) ?? 0) + 1);
-            this.track(this.attempt(delivery), receiver);
+            this.track(this.attempt(delivery), receiverOf(delivery.url));
           }
         } catch (error) {
           this.options.logger.warn({ err: errorMessage(error) }, "could not read due webhook deliveries; will retry");
@@ -146,8 +143,10 @@ export class WebhookSender {
     return 2 * this.options.timeoutMs + 5_000;
   }
 
+  /** Counts `attempt` in the sender's slots and its receiver's until it ends. */
   private track(attempt: Promise<void>, receiver: string): void {
     this.inFlight.add(attempt);
+    this.perHost.set(receiver, (this.perHost.get(receiver) ?? 0) + 1);
     void attempt.finally(() => {
       this.inFlight.delete(attempt);
       const left = (this.perHost.get(receiver) ?? 1) - 1;
