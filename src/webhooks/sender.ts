@@ -69,7 +69,7 @@ export class WebhookSender {
    */
   offer(delivery: WebhookDelivery): void {
     const receiver = receiverOf(delivery.url);
-    if (this.stopped || this.inFlight.size >= this.options.concurrency || (this.perHost.get(receiver) ?? 0) >= this.perHostLimit) {
+    if (this.stopped || this.inFlight.size >= this.options.concurrency || this.hasAllSlots(receiver)) {
       this.leftForLook = true;
       this.poke(receiver);
       return;
@@ -94,7 +94,7 @@ export class WebhookSender {
    * of one of its attempts looks again.
    */
   poke(receiver?: string): void {
-    if (receiver !== undefined && (this.perHost.get(receiver) ?? 0) >= this.perHostLimit) return;
+    if (receiver !== undefined && this.hasAllSlots(receiver)) return;
     this.pokeTimer ??= setTimeout(() => {
       this.pokeTimer = undefined;
       this.wakeUp();
@@ -136,6 +136,11 @@ export class WebhookSender {
       }
       await this.sleep(this.options.pollMs);
     }
+  }
+
+  /** The receiver's attempts in flight fill the share of the slots one receiver may have. */
+  private hasAllSlots(receiver: string): boolean {
+    return (this.perHost.get(receiver) ?? 0) >= this.perHostLimit;
   }
 
   /** How long a taken delivery is held: its attempt and the commit of its outcome; past that another sender may retry it. */
