@@ -1,7 +1,9 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
 import { FailedPreconditionError } from "../../src/domain/errors.js";
@@ -110,6 +112,23 @@ function tasksInFileAlone(path: string, dir: string): number {
     copy.close();
   }
 }
+
+it("should finish close() in a process with nothing else to keep it alive (the checkpointer thread is held until it exits)", async () => {
+  await inTempDir(async (path, dir) => {
+    // A script whose only work is a store: before the fix, the unref'd checkpointer let the
+    // process end inside close(), with exit code 13 (an unsettled top-level await).
+    const script = [
+      `import { SqliteTaskStore } from ${JSON.stringify(new URL("../../src/store/sqlite/sqlite-task-store.ts", import.meta.url).pathname)};`,
+      `const store = new SqliteTaskStore({ path: ${JSON.stringify(path)} });`,
+      "await store.close();",
+      'console.log("closed");',
+    ].join("\n");
+    writeFileSync(join(dir, "close.mts"), script);
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(dir, "close.mts")]);
+    expect(stdout.trim()).toBe("closed");
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+});
 
 it("should copy commits into the database file from the checkpointer thread, not in the commit, and leave no log after close", async () => {
   await inTempDir(async (path, dir) => {

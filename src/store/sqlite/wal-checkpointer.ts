@@ -48,6 +48,9 @@ export class WalCheckpointer {
   async close(): Promise<void> {
     if (this.worker.threadId === -1) return; // exited already
     const exited = once(this.worker, "exit");
+    // Held while it closes: unref'd, a process with nothing else to do would end before
+    // the thread does, leaving this close (and the store's) unsettled.
+    this.worker.ref();
     this.worker.postMessage("close");
     await exited;
   }
