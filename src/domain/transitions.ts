@@ -2,8 +2,8 @@
 // status change against the state machine, stamps the time, advances the
 // event sequence and builds the event. Store adapters call it inside their
 // atomic read-check-write, so a refused transition writes nothing.
-import { randomFillSync, randomUUID } from "node:crypto";
-import { v7 as uuidv7 } from "uuid";
+import { randomUUID } from "node:crypto";
+import { timeOrderedId } from "./ids.js";
 import { deliveryFor, type WebhookConfig, type WebhookDelivery } from "./webhooks.js";
 import { FailedPreconditionError, InvalidArgumentError, LeaseLostError, type FieldViolation } from "./errors.js";
 import {
@@ -182,34 +182,11 @@ function openingMessages(task: Task): ChatMessage[] {
   ];
 }
 
-// Task ids: UUID v7 from the uuid package, in creation order within this process (a
-// counter within one millisecond, as RFC 9562 suggests). The random bytes come from a
-// pool filled at once, like Node's own randomUUID: asking WebCrypto for 16 bytes per id,
-// as the package does by itself, was ~4% of a Submit's CPU in a profile.
-const randomPool = Buffer.alloc(16 * 256);
-let randomOffset = randomPool.length;
-const v7State = { msecs: -Infinity, seq: 0 };
-
-function taskId(now: Date): string {
-  if (randomOffset === randomPool.length) {
-    randomFillSync(randomPool);
-    randomOffset = 0;
-  }
-  const random = randomPool.subarray(randomOffset, (randomOffset += 16));
-  if (now.getTime() > v7State.msecs) {
-    v7State.msecs = now.getTime();
-    v7State.seq = random.readUInt32BE(6) & 0x7fffffff;
-  } else {
-    v7State.seq = (v7State.seq + 1) | 0;
-  }
-  return uuidv7({ msecs: v7State.msecs, seq: v7State.seq, random });
-}
-
 /**
  * A new task in PENDING and its first event (sequence 1). Ids are UUID v7, time-ordered,
  * so the stores' id indexes grow at their end instead of taking writes all over.
  */
-export function createTask(input: NewTask, now: Date, id: string = taskId(now)): Committed {
+export function createTask(input: NewTask, now: Date, id: string = timeOrderedId(now)): Committed {
   const task: Task = {
     id,
     prompt: input.prompt,

@@ -42,6 +42,17 @@ describe("deliveryFor", () => {
     const later = commitTransition(task, cancel(""), start);
     expect(later.delivery!.id).toMatch(/^msg_[0-9a-f]{32}$/);
   });
+
+  it("should give later events' deliveries UUID v7 ids in the order they were made, also within one millisecond", () => {
+    const cancelledAt = (at: Date) => commitTransition(created(["cancelled"]).task, cancel(""), at).delivery!.id;
+    const sameMs = Array.from({ length: 300 }, () => cancelledAt(start));
+    const later = [1, 60_000, 86_400_000].map((ms) => cancelledAt(new Date(start.getTime() + ms)));
+    for (const id of [...sameMs, ...later]) expect(id).toMatch(/^msg_[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}$/);
+    expect([...sameMs].sort()).toEqual(sameMs);
+    expect([...later].sort()).toEqual(later);
+    expect(sameMs.at(-1)! < later[0]!).toBe(true);
+    expect(new Set(sameMs).size).toBe(sameMs.length);
+  });
 });
 
 describe("afterAttempt", () => {

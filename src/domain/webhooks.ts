@@ -1,7 +1,7 @@
 // Webhook deliveries: which transitions a task's webhook is told of, and how
 // a delivery's attempts are scheduled. Pure: the store writes a delivery in
 // the same commit as the event that causes it, and webhooks/ sends it.
-import { randomUUID } from "node:crypto";
+import { timeOrderedId } from "./ids.js";
 import { summarize, type Task, type TaskEvent, type TaskStatus } from "./task.js";
 
 export interface WebhookConfig {
@@ -54,8 +54,9 @@ export function deliveryFor(task: Task, event: TaskEvent): WebhookDelivery | und
   if (!webhook || event.kind !== "status_changed" || !webhook.statuses.includes(event.status)) return undefined;
   return {
     // The first event can be written twice (a creator that died is completed by a reader),
-    // so its delivery's id is fixed; later events' deliveries get a fresh one.
-    id: event.sequence === 1 ? `msg_${task.id.replaceAll("-", "")}_1` : `msg_${randomUUID().replaceAll("-", "")}`,
+    // so its delivery's id is fixed; later events' deliveries get a fresh one, time-ordered
+    // like task ids so that the outbox's id index grows at its end (bench/webhook-ids.ts).
+    id: event.sequence === 1 ? `msg_${task.id.replaceAll("-", "")}_1` : `msg_${timeOrderedId(event.time).replaceAll("-", "")}`,
     taskId: task.id,
     sequence: event.sequence,
     ...(task.owner !== undefined ? { owner: task.owner } : {}),
