@@ -20,7 +20,7 @@ export interface MongoDeliveryDocument extends DeliveryDocument {
   confirmed?: true;
 }
 
-/** Pending deliveries read per scan: bounds what one scan holds in memory. */
+/** Due deliveries read per look: bounds what one look holds in memory. */
 const SCAN_LIMIT = 10_000;
 /** An intent whose event is still missing this long after it was written will never get one. */
 const ABANDONED_AFTER_MS = 10 * 60_000;
@@ -31,6 +31,7 @@ export class MongoWebhookDeliveries {
     private readonly gone: Collection<{ _id: string }>,
     private readonly events: Collection<MongoEventDocument>,
     private readonly eventId: (taskId: string, sequence: number) => string,
+    private readonly scanLimit: number = SCAN_LIMIT,
   ) {}
 
   async createIndexes(): Promise<void> {
@@ -48,22 +49,28 @@ export class MongoWebhookDeliveries {
   }
 
   async due(now: Date, limit: number, leaseMs: number, skipReceivers: string[]): Promise<WebhookDelivery[]> {
-    const pending = await this.deliveries
-      .find({ state: "pending" }, { projection: { task: 0 } })
-      .limit(SCAN_LIMIT)
+    // Only the due ones, soonest first (index deliveries_pending): the deliveries backing off
+    // from a receiver that is down are not read, however many there are, and a delivery due
+    // now is never left unread behind them (a look read the first 10,000 pending ones before).
+    const due = await this.deliveries
+      .find({ state: "pending", next_attempt_at: { $lte: now } }, { projection: { task: 0 } })
+      .sort({ next_attempt_at: 1 })
+      .limit(this.scanLimit)
       .toArray();
-    // Of each task its lowest pending delivery only: a task's deliveries go out in order.
+    // Of each task its lowest due delivery only, and that one only when no earlier delivery of
+    // the task is pending (backing off, or held for an attempt): a task's deliveries go out in order.
     const first = new Map<string, MongoDeliveryDocument>();
-    for (const doc of pending) {
+    for (const doc of due) {
       const seen = first.get(doc.task_id);
       if (!seen || doc.sequence < seen.sequence) first.set(doc.task_id, doc);
     }
     const candidates = [...first.values()]
-      .filter((d) => d.next_attempt_at.getTime() <= now.getTime() && !skipReceivers.includes(receiverOf(d.url)))
+      .filter((d) => !skipReceivers.includes(receiverOf(d.url)))
       .sort((a, b) => a.next_attempt_at.getTime() - b.next_attempt_at.getTime());
     const taken: WebhookDelivery[] = [];
     for (const candidate of candidates) {
       if (taken.length >= limit) break;
+      if (await this.hasEarlierPending(candidate.task_id, candidate.sequence)) continue;
       if (!(await this.isReal(candidate, now))) continue;
       if (await this.gone.findOne({ _id: candidate.task_id })) {
         await this.deliveries.updateOne({ _id: candidate._id }, { $set: { state: "stopped", last_error: GONE_BEFORE } });
@@ -89,11 +96,7 @@ export class MongoWebhookDeliveries {
    */
   async hold(delivery: WebhookDelivery, now: Date, leaseMs: number): Promise<WebhookDelivery | undefined> {
     if (await this.gone.findOne({ _id: delivery.taskId })) return undefined; // due() stores it stopped
-    const earlier = await this.deliveries.findOne(
-      { task_id: delivery.taskId, state: "pending", sequence: { $lt: delivery.sequence } },
-      { projection: { _id: 1 } },
-    );
-    if (earlier) return undefined;
+    if (await this.hasEarlierPending(delivery.taskId, delivery.sequence)) return undefined;
     const held = new Date(now.getTime() + leaseMs);
     const { matchedCount } = await this.deliveries.updateOne(
       { _id: delivery.id, state: "pending", next_attempt_at: delivery.nextAttemptAt },
@@ -140,6 +143,15 @@ export class MongoWebhookDeliveries {
   async deleteTask(taskId: string): Promise<void> {
     await this.deliveries.deleteMany({ task_id: taskId });
     await this.gone.deleteOne({ _id: taskId });
+  }
+
+  /** An earlier delivery of the task is still pending: this one waits for it (index deliveries_by_task). */
+  private async hasEarlierPending(taskId: string, sequence: number): Promise<boolean> {
+    const earlier = await this.deliveries.findOne(
+      { task_id: taskId, state: "pending", sequence: { $lt: sequence } },
+      { projection: { _id: 1 } },
+    );
+    return earlier !== null;
   }
 
   /**
