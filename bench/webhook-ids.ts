@@ -62,6 +62,8 @@ async function microsPerDelivery(kind: Kind, round: number): Promise<number> {
   db.pragma("synchronous = NORMAL");
   const outbox = new SqliteWebhookDeliveries(db);
   const commit = (writes: (() => void)[]) => db.transaction(() => writes.forEach((write) => write()))();
+  const recordDelivered = (sent: WebhookDelivery) => () =>
+    outbox.record(afterAttempt(sent, { kind: "delivered", statusCode: 204 }, new Date(), POLICY));
   for (let i = 0; i < PREFILL; i += 50) commit(Array.from({ length: 50 }, () => () => outbox.insert(deliveryOf(kind))));
 
   const unrecorded: WebhookDelivery[] = [];
@@ -70,8 +72,7 @@ async function microsPerDelivery(kind: Kind, round: number): Promise<number> {
     const writes: (() => void)[] = [];
     while (writes.length < WRITES_PER_COMMIT) {
       if (unrecorded.length > RECORDED_AFTER || made === TIMED) {
-        const sent = unrecorded.shift()!;
-        writes.push(() => outbox.record(afterAttempt(sent, { kind: "delivered", statusCode: 204 }, new Date(), POLICY)));
+        writes.push(recordDelivered(unrecorded.shift()!));
       } else {
         const delivery = deliveryOf(kind);
         unrecorded.push(delivery);
@@ -81,10 +82,7 @@ async function microsPerDelivery(kind: Kind, round: number): Promise<number> {
     }
     commit(writes);
   }
-  while (unrecorded.length > 0) {
-    const sent = unrecorded.shift()!;
-    commit([() => outbox.record(afterAttempt(sent, { kind: "delivered", statusCode: 204 }, new Date(), POLICY))]);
-  }
+  while (unrecorded.length > 0) commit([recordDelivered(unrecorded.shift()!)]);
   const used = process.cpuUsage(before);
   db.close();
   rmSync(path, { force: true });
