@@ -24,7 +24,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, sideBySide, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, sideBySide, submitAll, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -39,16 +39,6 @@ const UNTIL_DONE = { pollMs: 50, timeoutMs: Infinity };
 interface Round {
   rate: number;
   cpu: Record<string, number>;
-}
-
-/** Runs `submit` for `count` items from CALLERS loops. */
-async function submitAll(count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CALLERS }, async () => {
-      while (next < count) await submit(next++);
-    }),
-  );
 }
 
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
@@ -77,12 +67,12 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
       "every task to end",
       UNTIL_DONE,
     );
-  await submitAll(WARMUP, (i) => submit(`warm-up ${n}.${i}`));
+  await submitAll(CALLERS, WARMUP, (i) => submit(`warm-up ${n}.${i}`));
   await allEnded();
   const pids = { server: server.process.pid!, provider: provider.child.pid!, callers: process.pid };
   const cpu = cpuSnapshot(pids);
   const t0 = performance.now();
-  await submitAll(TASKS, (i) => submit(`e2e ${n}.${i}`));
+  await submitAll(CALLERS, TASKS, (i) => submit(`e2e ${n}.${i}`));
   await allEnded();
   const seconds = (performance.now() - t0) / 1000;
   const cpuPerTask = cpuSince(cpu, pids, TASKS);
@@ -109,12 +99,12 @@ async function bullmqRound(n: number, mode: "sdk" | "noop"): Promise<Round> {
   const queue = new Queue(name, { connection });
   const allCompleted = (count: number) =>
     waitFor(async () => (await queue.getJobCounts("completed")).completed! >= count, "every job to complete", UNTIL_DONE);
-  await submitAll(WARMUP, (i) => queue.add("task", { prompt: `warm-up ${n}.${i}` }));
+  await submitAll(CALLERS, WARMUP, (i) => queue.add("task", { prompt: `warm-up ${n}.${i}` }));
   await allCompleted(WARMUP);
   const pids = { worker: worker.child.pid!, redis: redis.pid, provider: provider.child.pid!, callers: process.pid };
   const cpu = cpuSnapshot(pids);
   const t0 = performance.now();
-  await submitAll(TASKS, (i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
+  await submitAll(CALLERS, TASKS, (i) => queue.add("task", { prompt: `e2e ${n}.${i}` }));
   await allCompleted(WARMUP + TASKS);
   const seconds = (performance.now() - t0) / 1000;
   const cpuPerTask = cpuSince(cpu, pids, TASKS);

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
-import { median, waitFor } from "./lib/measure.js";
+import { median, submitAll, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -48,13 +48,8 @@ async function tasksPerSecond(round: number, traced: boolean, checkout?: string)
     checkout,
   );
   const { client } = server;
-  let next = 0;
   const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: CALLERS }, async () => {
-      while (next < TASKS) await client.submit({ prompt: `traced ${round}.${next++}` });
-    }),
-  );
+  await submitAll(CALLERS, TASKS, (i) => client.submit({ prompt: `traced ${round}.${i}` }));
   await waitFor(
     async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
     "every task to end",

@@ -26,7 +26,7 @@ import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/tas
 import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, sideBySide, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuSince, cpuSnapshot, median, percentile, sideBySide, submitAll, waitFor } from "./lib/measure.js";
 import { startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -94,15 +94,6 @@ function startReceiver(): Promise<Receiver> {
   );
 }
 
-async function submitAll(count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CALLERS }, async () => {
-      while (next < count) await submit(next++);
-    }),
-  );
-}
-
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-webhooks-"));
 const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
@@ -130,7 +121,7 @@ async function tasksPerSecond(round: number, withWebhook: boolean): Promise<Roun
   const runAll = async (count: number, prefix: string) => {
     const t0 = performance.now();
     const before = receiver.ids.size;
-    await submitAll(count, (i) =>
+    await submitAll(CALLERS, count, (i) =>
       submit.call({ prompt: `${prefix} ${round}.${i}`, ...(withWebhook ? { webhook: { url: receiver.url } } : {}) }),
     );
     await waitFor(
@@ -159,7 +150,7 @@ async function drainPerSecond(): Promise<number> {
   const env = { ROOKERY_SQLITE_PATH: path, OPENAI_BASE_URL: baseURL, OPENAI_API_KEY: "bench", ...WEBHOOKS };
   receiver.hold = true;
   const first = await startChildServer(env);
-  await submitAll(DRAIN, (i) => first.client.submit({ prompt: `drain ${i}`, webhook: { url: receiver.url } }));
+  await submitAll(CALLERS, DRAIN, (i) => first.client.submit({ prompt: `drain ${i}`, webhook: { url: receiver.url } }));
   await waitFor(
     async () => (await first.client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
     "every task to end",

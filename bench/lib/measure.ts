@@ -79,6 +79,16 @@ export async function closedLoop(concurrency: number, ms: number, worker: () => 
   return calls;
 }
 
+/** Calls `submit` once for each of `count` items, from `callers` loops at once. */
+export async function submitAll(callers: number, count: number, submit: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (next < count) await submit(next++);
+    }),
+  );
+}
+
 /** Polls `check` every `pollMs` until it is true; throws after `timeoutMs`. */
 export async function waitFor(
   check: () => Promise<boolean>,
