@@ -5,8 +5,12 @@
 // BullMQ with no-op jobs, the queue's own floor. 64 callers submit/add the
 // jobs; the clock stops when the last one has completed. The callers share the
 // machine's two cores with the system measured, so each side submits with its
-// lightest client: ioredis for BullMQ, a bare @grpc/grpc-js client for Rookery
-// (one row also with the connect-node gRPC client, the earlier figures' client).
+// lightest Node client: ioredis for BullMQ, a bare @grpc/grpc-js client for
+// Rookery (one row also with the connect-node gRPC client, the earlier figures'
+// client). The grpc-js client still costs ~5x the CPU per call of an ioredis
+// `add`, so a third Rookery mode submits with a Go gRPC client
+// (bench/peers/go-submitter), whose per-call CPU is in ioredis's range; it runs
+// beside BullMQ as the first mode does, and its ratio is printed apart.
 // Each round first runs WARMUP tasks (jobs) through the freshly started server
 // (worker) and does not time them: a just-started process runs its first
 // thousands on cold code (interpreted, then baseline-compiled), and a server
@@ -23,8 +27,9 @@ import { TaskStatus } from "../gen/rookery/v1/task_pb.js";
 import { SubmitRequestSchema, SubmitResponseSchema } from "../gen/rookery/v1/task_service_pb.js";
 import { startChildServer } from "../test/support/child-server.js";
 import { benchStore, stopBenchStores } from "./lib/bench-store.js";
+import { buildGoSubmitter, goSubmit } from "./lib/go-submitter.js";
 import { grpcJsUnary } from "./lib/grpc-js-calls.js";
-import { cpuMedians, cpuSince, cpuSnapshot, median, sideBySide, submitAll, waitFor } from "./lib/measure.js";
+import { cpuMedians, cpuMicros, cpuSince, cpuSnapshot, median, sideBySide, submitAll, waitFor } from "./lib/measure.js";
 import { startRedis, startScript } from "./lib/processes.js";
 
 const TASKS = Number(process.argv[2] ?? 2000);
@@ -44,12 +49,13 @@ interface Round {
 const dir = mkdtempSync(join(tmpdir(), "rookery-bench-e2e-"));
 const provider = await startScript("bench/peers/fake-provider.ts");
 const [baseURL] = provider.words as [string];
+const goSubmitter = buildGoSubmitter();
 
 /**
  * `modelWorkers`: ROOKERY_MODEL_WORKERS ("" for the default: one less than the CPUs).
  * `submitWith`: the client the callers submit with (the clock's end is polled with List either way).
  */
-async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-js" | "connect" = "grpc-js"): Promise<Round> {
+async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-js" | "connect" | "go" = "grpc-js"): Promise<Round> {
   const store = await benchStore(STORE, dir, `e2e_${n}_${modelWorkers || "default"}_${submitWith}`);
   const server = await startChildServer({
     ...store.env,
@@ -61,21 +67,28 @@ async function rookeryRound(n: number, modelWorkers: string, submitWith: "grpc-j
   const { client } = server;
   const grpcJs = grpcJsUnary(`127.0.0.1:${server.grpcPort}`, "/rookery.v1.TaskService/Submit", SubmitRequestSchema, SubmitResponseSchema);
   const submit = submitWith === "grpc-js" ? (prompt: string) => grpcJs.call({ prompt }) : (prompt: string) => client.submit({ prompt });
+  const submitMany = (count: number, prompt: string) =>
+    submitWith === "go"
+      ? goSubmit(goSubmitter, `127.0.0.1:${server.grpcPort}`, count, CALLERS, prompt)
+      : submitAll(CALLERS, count, (i) => submit(`${prompt}.${i}`));
   const allEnded = () =>
     waitFor(
       async () => (await client.list({ statuses: [TaskStatus.PENDING, TaskStatus.RUNNING], pageSize: 1 })).tasks.length === 0,
       "every task to end",
       UNTIL_DONE,
     );
-  await submitAll(CALLERS, WARMUP, (i) => submit(`warm-up ${n}.${i}`));
+  await submitMany(WARMUP, `warm-up ${n}`);
   await allEnded();
   const pids = { server: server.process.pid!, provider: provider.child.pid!, callers: process.pid };
   const cpu = cpuSnapshot(pids);
+  // The Go submitter is a child process that has exited by the end: its CPU is in this one's reaped children's.
+  const callersBefore = cpuMicros(process.pid, { reapedChildren: true });
   const t0 = performance.now();
-  await submitAll(CALLERS, TASKS, (i) => submit(`e2e ${n}.${i}`));
+  await submitMany(TASKS, `e2e ${n}`);
   await allEnded();
   const seconds = (performance.now() - t0) / 1000;
   const cpuPerTask = cpuSince(cpu, pids, TASKS);
+  cpuPerTask.callers = (cpuMicros(process.pid, { reapedChildren: true }) - callersBefore) / TASKS;
   let completed = 0;
   let pageToken = "";
   do {
@@ -121,6 +134,7 @@ const rounds = {
   rookery: [] as Round[],
   rookeryOneThread: [] as Round[],
   rookeryConnectClient: [] as Round[],
+  rookeryGo: [] as Round[],
   bullmqSdk: [] as Round[],
   bullmqNoop: [] as Round[],
 };
@@ -135,10 +149,13 @@ for (let n = 0; n <= ROUNDS; n++) {
   // The two modes the target compares run back to back, alternating which goes first: the
   // machine's speed drifts by a fifth over minutes (bench/RESULTS.md, issue 16, 1e), and the
   // other modes between them made each round's ratio follow that drift.
+  // The Go callers' mode sits on BullMQ's other side, so each Rookery mode runs next to it.
   if (n % 2 === 1) {
     keep("rookery", await rookeryRound(n, ""));
     keep("bullmqSdk", await bullmqRound(n, "sdk"));
+    keep("rookeryGo", await rookeryRound(n, "", "go"));
   } else {
+    keep("rookeryGo", await rookeryRound(n, "", "go"));
     keep("bullmqSdk", await bullmqRound(n, "sdk"));
     keep("rookery", await rookeryRound(n, ""));
   }
@@ -161,13 +178,16 @@ console.log(`Rookery, model calls on the main thread ${m("rookeryOneThread").toF
 console.log(
   `Rookery, submitted with connect-node   ${m("rookeryConnectClient").toFixed(0).padStart(6)} tasks/s (its gRPC transport instead of grpc-js)`,
 );
+console.log(`Rookery, submitted with Go callers   ${m("rookeryGo").toFixed(0).padStart(6)} tasks/s (grpc-go; callers' CPU near ioredis's)`);
 console.log(`BullMQ + Redis AOF, same SDK call    ${m("bullmqSdk").toFixed(0).padStart(6)} jobs/s`);
 console.log(`BullMQ + Redis AOF, no-op jobs       ${m("bullmqNoop").toFixed(0).padStart(6)} jobs/s (the queue's floor)`);
 console.log(`Rookery / BullMQ with the SDK call:  ${sideBySide(rates("rookery"), rates("bullmqSdk"))}; target >= 1.0x`);
+console.log(`the same, Rookery's callers in Go:   ${sideBySide(rates("rookeryGo"), rates("bullmqSdk"))}`);
 const unlisted = STORE === "sqlite" ? "" : "; FerretDB and PostgreSQL are not listed";
 console.log(`CPU µs per task by process (idle: the machine's unused CPU per task${unlisted}), medians:`);
 console.log(`  Rookery:                  ${cpuLine("rookery")}`);
 console.log(`  Rookery, main thread only: ${cpuLine("rookeryOneThread")}`);
+console.log(`  Rookery, Go callers:      ${cpuLine("rookeryGo")}`);
 console.log(`  BullMQ, same SDK call:    ${cpuLine("bullmqSdk")}`);
 await provider.stop();
 await stopBenchStores();

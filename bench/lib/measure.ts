@@ -5,10 +5,16 @@ import { setTimeout as sleep } from "node:timers/promises";
 /** /proc counts CPU time in clock ticks; CLK_TCK is 100 on Linux. */
 const ticksToMicros = (ticks: number) => (ticks * 1_000_000) / 100;
 
-/** CPU time (user + system) a process has used, in microseconds, from /proc. */
-export function cpuMicros(pid: number): number {
+/**
+ * CPU time (user + system) a process has used, in microseconds, from /proc. With
+ * `reapedChildren`, also that of its children that have exited and been waited for (a
+ * load generator run to its end as a child process).
+ */
+export function cpuMicros(pid: number, { reapedChildren = false } = {}): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return ticksToMicros(Number(fields[11]) + Number(fields[12])); // utime, stime (fields 14 and 15)
+  const own = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+  const children = reapedChildren ? Number(fields[13]) + Number(fields[14]) : 0; // cutime, cstime
+  return ticksToMicros(own + children);
 }
 
 /**
