@@ -30,7 +30,9 @@ const script: Script = (c) => {
 /** A reply that would clear the screen, set the window title and overwrite a line if printed as it is. */
 const ESCAPING = "safe \x1b[2J\x1b]0;owned\x07 text\r\nfake$ \rend";
 
-describe("rookery CLI", () => {
+// Each test starts the CLI, a Node process, one to a few times, ~1-2 s each on a loaded
+// 2-core machine: a budget beyond the default 30 s for the tests that start several.
+describe("rookery CLI", { timeout: 90_000 }, () => {
   let h: Harness;
   const cli = (...args: string[]) =>
     run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--address", `127.0.0.1:${h.rookery.grpcPort}`, ...args]).then(

@@ -21,6 +21,9 @@ const WEBHOOKS = {
   ROOKERY_WEBHOOK_TIMEOUT_MS: "1000",
 };
 const TASKS = 20;
+// Room for the waits below (each up to 60 s, as a loaded machine may need), beyond the
+// default 30 s: these tests kill a server and wait out a held delivery.
+const TEST_TIMEOUT_MS = 180_000;
 
 let receiver: WebhookReceiver;
 beforeAll(async () => {
@@ -64,7 +67,7 @@ async function allDelivered(ids: string[], since: number): Promise<void> {
   await expect.poll(() => ids.filter((id) => receiver.ofTask(id).some((r) => r.at >= since)).length, { timeout: 60_000 }).toBe(ids.length);
 }
 
-describe("on one SQLite file", () => {
+describe("on one SQLite file", { timeout: TEST_TIMEOUT_MS }, () => {
   const suite = childServersOnOneFile("webhook-recovery", WEBHOOKS);
   beforeAll(() => suite.setUp());
   afterAll(() => suite.tearDown());
@@ -125,7 +128,7 @@ describeWithMongo("on MongoDB", () => {
     await fake.close();
   });
 
-  it("should have a second replica deliver what the first owed once the first is killed", async () => {
+  it("should have a second replica deliver what the first owed once the first is killed", { timeout: TEST_TIMEOUT_MS }, async () => {
     receiver.answer(() => ({ status: 503 }));
     const first = await replica();
     // Runs no tasks; its sender takes due deliveries like any replica's.
