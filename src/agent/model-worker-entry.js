@@ -1,5 +1,6 @@
 // The file a model worker thread starts from: worker threads load JavaScript,
-// so this registers tsx (as bin/rookery.js does) and then loads the worker.
+// so this registers tsx and then loads the worker. Run from source only: the
+// build (tools/build.ts) starts its compiled model-worker.js instead.
 import { register } from "tsx/esm/api";
 
 register();

@@ -12,7 +12,11 @@ import { MalformedResponseError, ModelCallError, ModelWorkerLostError, ReplyTooL
 import type { Failure, FromWorker, ToWorker, WorkerCall, WorkerSettings } from "./model-worker-protocol.js";
 import type { ModelReply, ReplyDelta } from "./reply-assembler.js";
 
-const ENTRY = new URL("./model-worker-entry.js", import.meta.url);
+// A worker thread loads JavaScript: the build's worker starts from its compiled module;
+// run from source, from a small file that registers tsx first (tools/build.ts).
+const ENTRY = import.meta.url.endsWith(".ts")
+  ? new URL("./model-worker-entry.js", import.meta.url)
+  : new URL("./model-worker.js", import.meta.url);
 
 interface Pending {
   onDelta: (delta: ReplyDelta) => void;

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
+import { CLI } from "../support/child-server.js";
 import type { Script } from "../support/fake-openai.js";
 import { startHarness, waitForStatus, type Harness } from "../support/harness.js";
 import { WebhookReceiver } from "../support/webhook-receiver.js";
@@ -35,13 +36,13 @@ const ESCAPING = "safe \x1b[2J\x1b]0;owned\x07 text\r\nfake$ \rend";
 describe("rookery CLI", { timeout: 90_000 }, () => {
   let h: Harness;
   const cli = (...args: string[]) =>
-    run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--address", `127.0.0.1:${h.rookery.grpcPort}`, ...args]).then(
+    run(process.execPath, [CLI, "--address", `127.0.0.1:${h.rookery.grpcPort}`, ...args]).then(
       (r) => ({ code: 0, ...r }),
       (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
     );
   /** `rookery serve` that is to refuse to start: how it exited and what it said. */
   const refusedServe = (flags: string[], env: Record<string, string> = {}) =>
-    run(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...flags], { env: { ...process.env, ...env } }).then(
+    run(process.execPath, [CLI, "serve", ...flags], { env: { ...process.env, ...env } }).then(
       () => ({ code: 0, stderr: "" }),
       (e: { code: number; stderr: string }) => e,
     );

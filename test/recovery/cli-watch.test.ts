@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { childServersOnOneFile } from "../support/child-server.js";
+import { childServersOnOneFile, CLI } from "../support/child-server.js";
 import { freePort } from "../support/free-port.js";
 
 describe("rookery watch across a restart of the server", () => {
@@ -53,7 +53,7 @@ describe("rookery watch across a restart of the server", () => {
 
 /** The CLI as a child process: what it has printed so far, and how it ended. */
 function runCli(...args: string[]) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   const waiting: { text: string; resolve: () => void }[] = [];

@@ -1,9 +1,11 @@
 // Runs `rookery serve` as a child process (for SIGKILL / SIGTERM tests) and
-// learns its ports from the "rookery ready" log line.
+// learns its ports from the "rookery ready" log line. Child processes run the build
+// in dist/, as `npm start` does (the global setup builds it before the suites).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
@@ -11,6 +13,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { FakeOpenAI } from "./fake-openai.js";
 import type { TaskClient } from "./harness.js";
+
+/** `node CLI ...args` runs the CLI as built (tools/build.ts). */
+export const CLI = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
 
 export interface ChildServer {
   process: ChildProcess;
@@ -28,12 +33,22 @@ process.once("exit", () => {
   for (const child of spawned) child.kill("SIGKILL");
 });
 
-/** `cwd`: the checkout to run (another release's, for a benchmark baseline); this one by default. */
+/**
+ * `cwd`: the checkout to run (another release's, for a benchmark baseline), its build when
+ * it has one, else its sources through tsx (releases before the build step); this one's
+ * build by default.
+ */
 export async function startChildServer(env: Record<string, string>, cwd?: string): Promise<ChildServer> {
   if (env.ROOKERY_LOG_LEVEL && env.ROOKERY_LOG_LEVEL !== "info") {
     throw new Error("child servers log at info: their ports come from the info-level ready line");
   }
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
+  const cli =
+    cwd === undefined
+      ? [CLI]
+      : existsSync(join(cwd, "dist/src/cli/main.js"))
+        ? ["dist/src/cli/main.js"]
+        : ["--import", "tsx", "src/cli/main.ts"];
+  const child = spawn(process.execPath, [...cli, "serve"], {
     env: { ...process.env, ROOKERY_PORT: "0", ROOKERY_HTTP_PORT: "0", ROOKERY_LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     ...(cwd ? { cwd } : {}),

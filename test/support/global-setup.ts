@@ -1,4 +1,5 @@
-// Once per `npm test`: provides a MongoDB URI to the MongoDB suites. MONGODB_URI
+// Once per `npm test`: builds dist/ (tools/build.ts), which the suites' child
+// processes run, and provides a MongoDB URI to the MongoDB suites. MONGODB_URI
 // points them at any MongoDB; otherwise FerretDB is built and started here, on
 // PostgreSQL 15 (its production-grade backend, several times faster for this
 // workload: bench/RESULTS.md) when it is installed, else on SQLite.
@@ -7,6 +8,7 @@
 import type { TestProject } from "vitest/node";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { buildAll } from "../../tools/build.js";
 import { ensureFerretDB, startFerretDB } from "./ferretdb.js";
 import { POSTGRES_BIN, startPostgres } from "./postgres.js";
 
@@ -21,6 +23,8 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The suites' child processes (servers, the CLI) run the build, as `npm start` does.
+  await buildAll();
   const external = process.env.MONGODB_URI;
   let bin = "";
   let missing = "";

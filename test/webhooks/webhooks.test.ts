@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus, WebhookDeliveryState, WebhookPayloadSchema } from "../../gen/rookery/v1/task_pb.js";
 import { createApiKey } from "../../src/auth/api-keys.js";
 import { webhookSecretFor } from "../../src/webhooks/secrets.js";
+import { CLI } from "../support/child-server.js";
 import { startHarness, waitForStatus, type Harness } from "../support/harness.js";
 import { itWith, pythonVenv, toolchain } from "../support/toolchains.js";
 import { WebhookReceiver, type Received } from "../support/webhook-receiver.js";
@@ -118,7 +119,7 @@ print(json.dumps(out))
     expect(keySecret).not.toBe(SECRET);
     expect(() => new Webhook(keySecret).verify(delivered!.body, headersOf(delivered!))).not.toThrow();
     expect(() => new Webhook(SECRET).verify(delivered!.body, headersOf(delivered!))).toThrow(/signature/i);
-    const printed = execFileSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", "keys", "webhook-secret", "team-a"], {
+    const printed = execFileSync(process.execPath, [CLI, "keys", "webhook-secret", "team-a"], {
       env: { ...process.env, ROOKERY_WEBHOOK_SECRET: SECRET },
       encoding: "utf8",
     });
