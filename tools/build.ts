@@ -8,7 +8,7 @@
 // name; on the server's hot paths that cost ~7% of its CPU per task, and tsx's loader
 // doubled the time to start (bench/RESULTS.md, issue 16, 1g). This only strips types:
 // `npm run typecheck` (part of `npm test`) checks them.
-import { copyFileSync, cpSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -29,6 +29,19 @@ function filesUnder(dir: string): string[] {
   );
 }
 
+/** The files the build reads, relative to the checkout. */
+function sourceFiles(): string[] {
+  return ["src", "gen"].flatMap((dir) => filesUnder(join(ROOT, dir))).map((file) => relative(ROOT, file));
+}
+
+/** Why dist/ is not the build of the sources as they are (never built, or a source changed since), or undefined. */
+export function whyBuildIsStale(): string | undefined {
+  if (!existsSync(BUILT_CLI)) return "dist/ has not been built";
+  const builtAt = statSync(BUILT_CLI).mtimeMs;
+  const changed = sourceFiles().find((file) => statSync(join(ROOT, file)).mtimeMs > builtAt);
+  return changed === undefined ? undefined : `${changed} changed after dist/ was built`;
+}
+
 /**
  * Compiles src/ and gen/ into dist/ and copies the files they read at run time beside
  * them. Built aside and moved into place, so a server running from dist/ meanwhile
@@ -37,7 +50,7 @@ function filesUnder(dir: string): string[] {
 export async function buildServer(): Promise<void> {
   const out = `${DIST_DIR}.${process.pid}`;
   rmSync(out, { recursive: true, force: true });
-  const files = ["src", "gen"].flatMap((dir) => filesUnder(join(ROOT, dir))).map((file) => relative(ROOT, file));
+  const files = sourceFiles();
   await build({
     entryPoints: files.filter((file) => file.endsWith(".ts") && !file.endsWith(".spec.ts")),
     outdir: out,

@@ -11,6 +11,7 @@ import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
+import { whyBuildIsStale } from "../../tools/build.js";
 import { FakeOpenAI } from "./fake-openai.js";
 import type { TaskClient } from "./harness.js";
 
@@ -25,6 +26,17 @@ export interface ChildServer {
   logs: string[];
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
+}
+
+/** dist/ was found to be the build of the sources as they are (checked once per process). */
+let buildIsCurrent = false;
+
+/** A benchmark or a suite must not measure or test an older build: `npm test` and `npm run bench` build first. */
+function requireCurrentBuild(): void {
+  if (buildIsCurrent) return;
+  const why = whyBuildIsStale();
+  if (why) throw new Error(`${why}: run \`npm run build\` (npm test and npm run bench do)`);
+  buildIsCurrent = true;
 }
 
 // Every child this process started, killed when it exits however the tests ended.
@@ -42,6 +54,7 @@ export async function startChildServer(env: Record<string, string>, cwd?: string
   if (env.ROOKERY_LOG_LEVEL && env.ROOKERY_LOG_LEVEL !== "info") {
     throw new Error("child servers log at info: their ports come from the info-level ready line");
   }
+  if (cwd === undefined) requireCurrentBuild();
   const cli =
     cwd === undefined
       ? [CLI]
