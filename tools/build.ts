@@ -6,7 +6,7 @@
 // Why a build rather than tsx at run time: tsx compiles with esbuild's `keepNames`,
 // which wraps every function and closure the code creates in a call that sets its
 // name; on the server's hot paths that cost ~7% of its CPU per task, and tsx's loader
-// doubled the time to start (bench/RESULTS.md, issue 16, 1g). This only strips types:
+// nearly doubled the time to start (bench/RESULTS.md, issue 16, 1g). This only strips types:
 // `npm run typecheck` (part of `npm test`) checks them.
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
@@ -14,8 +14,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { buildDashboard, WEB_DIR } from "./build-dashboard.js";
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
-export const DIST_DIR = join(ROOT, "dist");
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const DIST_DIR = join(ROOT, "dist");
 /** The CLI as built: `node dist/src/cli/main.js serve` is `npm start`. */
 export const BUILT_CLI = join(DIST_DIR, "src", "cli", "main.js");
 

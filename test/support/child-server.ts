@@ -5,18 +5,17 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
-import { whyBuildIsStale } from "../../tools/build.js";
+import { BUILT_CLI, whyBuildIsStale } from "../../tools/build.js";
 import { FakeOpenAI } from "./fake-openai.js";
 import type { TaskClient } from "./harness.js";
 
 /** `node CLI ...args` runs the CLI as built (tools/build.ts). */
-export const CLI = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));
+export const CLI = BUILT_CLI;
 
 export interface ChildServer {
   process: ChildProcess;
