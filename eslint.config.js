@@ -5,7 +5,19 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "dist/**", "web/dist/**", "test-output/**", "node_modules/**", ".cache/**", "examples/**", "test/interop/go/**", "data/**"] },
+  {
+    ignores: [
+      "gen/**",
+      "dist/**",
+      "web/dist/**",
+      "test-output/**",
+      "node_modules/**",
+      ".cache/**",
+      "examples/**",
+      "test/interop/go/**",
+      "data/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
