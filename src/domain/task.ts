@@ -176,11 +176,26 @@ export const BASIC_PROMPT_CHARS = 1_000;
  */
 export function basicView(task: Task): Task {
   const { checkpoint: _c, lease: _l, result: _r, followUps: _f, ...rest } = task;
-  const chars = [...task.prompt];
   const basic: Task = { ...rest, systemPrompt: "", tools: [] };
-  if (chars.length > BASIC_PROMPT_CHARS) {
-    basic.prompt = chars.slice(0, BASIC_PROMPT_CHARS).join("");
+  const cut = promptHead(task.prompt);
+  if (cut !== undefined) {
+    basic.prompt = cut;
     basic.promptTruncated = true;
   }
   return basic;
+}
+
+/**
+ * The prompt's first BASIC_PROMPT_CHARS characters (code points) if it has more, else
+ * undefined. Every event carries a BASIC view, so this looks at the head of the prompt
+ * only: spreading a 256 KiB prompt into characters took ~1.5 ms per event.
+ */
+export function promptHead(prompt: string): string | undefined {
+  // A string of at most N UTF-16 units has at most N code points.
+  if (prompt.length <= BASIC_PROMPT_CHARS) return undefined;
+  // N code points take at most 2N units; a pair cut at the slice's end lies past the first N.
+  const head = [...prompt.slice(0, 2 * BASIC_PROMPT_CHARS)];
+  // Past 2N units there is more than N code points whatever the slice holds.
+  if (head.length <= BASIC_PROMPT_CHARS && prompt.length <= 2 * BASIC_PROMPT_CHARS) return undefined;
+  return head.slice(0, BASIC_PROMPT_CHARS).join("");
 }
