@@ -249,6 +249,54 @@ it("should read a task whose doc holds its conversation inline (written before m
   });
 });
 
+it("should store a 250 KB prompt once, apart: the doc each iteration rewrites holds only its head and stays under 4 KB", async () => {
+  await inTempDir(async (path) => {
+    const store = new SqliteTaskStore({ path });
+    const prompt = `long ${"x".repeat(250_000)}`;
+    const running = await runningTask(store, prompt);
+    const raw = new Database(path, { readonly: true });
+    const docBytes = () => (raw.prepare("SELECT length(doc) AS bytes FROM tasks WHERE id = ?").get(running.id) as { bytes: number }).bytes;
+    const inputRows = () => (raw.prepare("SELECT COUNT(*) AS n FROM task_inputs").get() as { n: number }).n;
+    // Its checkpoint carries the prompt too, as the agent loop's does (initial_prompt).
+    const progress = (n: number) => {
+      const p = progressAt(running, n);
+      return { ...p, checkpoint: { ...p.checkpoint, initialPrompt: prompt } };
+    };
+    for (let n = 1; n <= 5; n++) {
+      await store.commit(running.id, checkpoint(running.lease!.token, progress(n)));
+      expect(docBytes()).toBeLessThan(4_096);
+    }
+    expect(inputRows()).toBe(1);
+    expect(await store.get(running.id)).toMatchObject({ prompt, checkpoint: { initialPrompt: prompt, iteration: 5 } });
+    expect(await store.delete(running.id)).toBe(true);
+    expect(inputRows()).toBe(0);
+    raw.close();
+    await store.close();
+  });
+});
+
+it("should read a task whose doc holds a long prompt inline (written before migration 7) and move the prompt out at its next write", async () => {
+  await inTempDir(async (path) => {
+    const store = new SqliteTaskStore({ path });
+    const running = await runningTask(store, "short");
+    const prompt = "p".repeat(5_000);
+    const systemPrompt = "s".repeat(5_000);
+    const raw = new Database(path);
+    raw
+      .prepare("UPDATE tasks SET doc = ?, inputs_apart = 0 WHERE id = ?")
+      .run(JSON.stringify(toTaskDocument({ ...running, prompt, systemPrompt })), running.id);
+    raw.prepare("DELETE FROM task_inputs").run();
+    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt });
+    await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 1)));
+    const row = raw.prepare("SELECT doc, inputs_apart FROM tasks WHERE id = ?").get(running.id) as { doc: string; inputs_apart: number };
+    raw.close();
+    expect(row.inputs_apart).toBe(1);
+    expect(JSON.parse(row.doc)).toMatchObject({ prompt: "p".repeat(1_000), prompt_truncated: true, system_prompt: "" });
+    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt });
+    await store.close();
+  });
+});
+
 it("should carry tasks and events written under schema 1 over to the task_no layout of migration 2", async () => {
   await inTempDir(async (path) => {
     const old = new Database(path);

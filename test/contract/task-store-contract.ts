@@ -102,6 +102,30 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(stored.lease).toEqual(running.lease);
         expect(stored).toMatchObject({ provider: "openai", model: "m", requestId: "x", iterations: 1, sequence: 3 });
       });
+
+      it("should keep a 256 KiB prompt and system prompt whole through claim, checkpoints and completion, its events showing the prompt's head", async () => {
+        const prompt = "é".repeat(128 * 1024);
+        const systemPrompt = "s".repeat(256 * 1024);
+        const { task } = await store.create(draft({ prompt, systemPrompt }));
+        const { task: running } = (await store.claimNext(claim("w1", 60_000)))!;
+        expect(running).toMatchObject({ prompt, systemPrompt });
+        for (let n = 1; n <= 3; n++) await store.commit(task.id, checkpoint(running.lease!.token, progress(running, n)));
+        const whole = (await store.get(task.id))!;
+        expect(whole).toMatchObject({
+          prompt,
+          systemPrompt,
+          iterations: 3,
+          checkpoint: { initialPrompt: prompt, systemPrompt, iteration: 3 },
+        });
+        expect(whole.promptTruncated).toBeUndefined();
+        const [listed] = await store.list({ statuses: [], labels: {}, limit: 1 });
+        expect(listed).toMatchObject({ prompt, systemPrompt });
+        await store.commit(task.id, complete(running.lease!.token, "done", progress(running, 4)));
+        expect(await store.get(task.id)).toMatchObject({ prompt, systemPrompt, status: "completed", result: "done" });
+        const events = await store.events(task.id, 0, 10);
+        expect(events).toHaveLength(6);
+        for (const e of events) expect(e.task).toMatchObject({ prompt: "é".repeat(1_000), promptTruncated: true, systemPrompt: "" });
+      });
     });
 
     describe("commit()", () => {

@@ -22,6 +22,7 @@ export class SqliteLifetime {
   private readonly taskNo: Database.Statement<[string], { task_no: number }>;
   private readonly deleteEvents: Database.Statement<[number]>;
   private readonly deleteConversation: Database.Statement<[number]>;
+  private readonly deleteInputs: Database.Statement<[number]>;
   private readonly deleteChunks: Database.Statement<[string]>;
   private readonly deleteDeliveries: Database.Statement<[string]>;
   private readonly deleteTask: Database.Statement<[number]>;
@@ -35,6 +36,7 @@ export class SqliteLifetime {
     this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
     this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_no = ?");
     this.deleteConversation = db.prepare("DELETE FROM checkpoint_messages WHERE task_no = ?");
+    this.deleteInputs = db.prepare("DELETE FROM task_inputs WHERE task_no = ?");
     this.deleteChunks = db.prepare("DELETE FROM output_chunks WHERE task_id = ?");
     this.deleteDeliveries = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
     this.deleteTask = db.prepare("DELETE FROM tasks WHERE task_no = ?");
@@ -55,6 +57,7 @@ export class SqliteLifetime {
     this.deleteEvents.run(row.task_no);
     this.hooks?.reached("store.during_delete"); // inside the transaction: a crash here rolls all of it back
     this.deleteConversation.run(row.task_no);
+    this.deleteInputs.run(row.task_no);
     this.deleteChunks.run(id);
     this.deleteDeliveries.run(id);
     this.deleteTask.run(row.task_no);

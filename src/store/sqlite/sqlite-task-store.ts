@@ -10,6 +10,7 @@ import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "
 import type { OutputChunk } from "../../domain/output.js";
 import { ACTIVE_STATUSES, TASK_STATUSES, type ChatMessage, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
+import { SqliteTaskInputs, hasLongInputs, withoutInputs } from "./sqlite-inputs.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
 import { DEFAULT_CHECKPOINT_POLICY, FALLBACK_PAGES, WalCheckpointer, type CheckpointPolicy } from "./wal-checkpointer.js";
@@ -50,13 +51,15 @@ export interface SqliteStoreOptions {
   checkpoint?: Partial<CheckpointPolicy>;
 }
 
-/** What every read of a task takes: its doc, and where its conversation is (migration 0006). */
-const TASK_COLUMNS = "task_no, checkpoint_messages, doc";
+/** What every read of a task takes: its doc, and where its conversation (migration 0006) and long inputs (0007) are. */
+const TASK_COLUMNS = "task_no, checkpoint_messages, inputs_apart, doc";
 
 interface TaskRow {
   task_no: number;
   /** Rows of checkpoint_messages that are the checkpoint's conversation; 0 for a doc that holds it inline. */
   checkpoint_messages: number;
+  /** 1 when task_inputs holds the prompt and system prompt, the doc only the prompt's head. */
+  inputs_apart: number;
   doc: string;
 }
 
@@ -78,6 +81,7 @@ export class SqliteTaskStore implements TaskStore {
   private readonly statements = new Map<string, Database.Statement>();
   private pendingWrites: PendingWrite[] = [];
   private readonly output: SqliteOutputChunks;
+  private readonly inputs: SqliteTaskInputs;
   private readonly lifetime: SqliteLifetime;
   private readonly webhooks: SqliteWebhookDeliveries;
   private readonly checkpointer: WalCheckpointer | undefined;
@@ -97,6 +101,7 @@ export class SqliteTaskStore implements TaskStore {
       this.db.pragma(`wal_autocheckpoint = ${FALLBACK_PAGES}`);
     }
     this.output = new SqliteOutputChunks(this.db);
+    this.inputs = new SqliteTaskInputs(this.db);
     this.lifetime = new SqliteLifetime(this.db, options.hooks);
     this.webhooks = new SqliteWebhookDeliveries(this.db);
   }
@@ -174,9 +179,10 @@ export class SqliteTaskStore implements TaskStore {
     if (options.maxActive !== undefined && this.countActive(task.owner) >= options.maxActive) {
       throw new ActiveTaskQuotaError(options.maxActive);
     }
+    const apart = hasLongInputs(task);
     const { lastInsertRowid } = this.statement(
-      `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, checkpoint_messages, expires_at, purge_at)
-         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, NULL)`,
+      `INSERT INTO tasks (id, owner, status, created_at, request_id, lease_expires_at, sequence, doc, checkpoint_messages, inputs_apart, expires_at, purge_at)
+         VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, NULL)`,
     ).run(
       task.id,
       task.owner,
@@ -184,11 +190,13 @@ export class SqliteTaskStore implements TaskStore {
       task.createdAt.getTime(),
       task.requestId ?? null,
       task.sequence,
-      docWithoutConversation(task),
+      storedDoc(task, apart),
       task.checkpoint?.messages.length ?? 0,
+      apart ? 1 : 0,
       expiresAt(task),
     );
     const taskNo = Number(lastInsertRowid);
+    if (apart) this.inputs.store(taskNo, task);
     if (task.checkpoint) this.storeConversation(taskNo, 0, task.checkpoint.messages);
     this.insertEvent(taskNo, draft.event);
     if (draft.delivery) this.webhooks.insert(draft.delivery);
@@ -223,12 +231,15 @@ export class SqliteTaskStore implements TaskStore {
       params.push(query.after.createdAt.getTime(), query.after.id);
     }
     // A List row never shows the checkpoint (the MongoDB adapter does not read it either).
-    const sql = `SELECT doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+    const sql = `SELECT task_no, inputs_apart, doc FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
                  ORDER BY created_at DESC, id DESC LIMIT ?`;
     return this.guard(() =>
-      this.statement<(string | number)[], Pick<TaskRow, "doc">>(sql)
+      this.statement<(string | number)[], Omit<TaskRow, "checkpoint_messages">>(sql)
         .all(...params, query.limit)
-        .map((row) => withoutCheckpoint(JSON.parse(row.doc) as TaskDocument)),
+        .map((row) => {
+          const task = withoutCheckpoint(JSON.parse(row.doc) as TaskDocument);
+          return row.inputs_apart ? this.inputs.restore(row.task_no, task) : task;
+        }),
     );
   }
 
@@ -241,7 +252,8 @@ export class SqliteTaskStore implements TaskStore {
       const row = this.statement<[string], TaskRow>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE id = ?`).get(id);
       if (!row) throw new TaskNotFoundError(id);
       // A checkpoint carries the whole conversation (the run's, which began from the stored
-      // one): the stored one is not read back for it.
+      // one): the stored one is not read back for it, nor are long inputs (it changes neither,
+      // and its event shows only the prompt's head).
       const task = this.taskFrom(row, decide.verb !== "checkpoint");
       return this.write(commitTransition(task, decide, this.now()), row);
     });
@@ -363,15 +375,20 @@ export class SqliteTaskStore implements TaskStore {
   private write(committed: Committed, row: TaskRow): Committed {
     const { task, event } = committed;
     const stored = this.storeConversation(row.task_no, row.checkpoint_messages, task.checkpoint?.messages ?? []);
+    // Long inputs of a doc written before migration 0007 move out at its first write (its
+    // task was read whole: the doc held them).
+    const apart = row.inputs_apart === 1 || hasLongInputs(task);
+    if (apart && row.inputs_apart !== 1) this.inputs.store(row.task_no, task);
     this.statement(
-      `UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, checkpoint_messages = ?, expires_at = ?, purge_at = ?
+      `UPDATE tasks SET status = ?, lease_expires_at = ?, sequence = ?, doc = ?, checkpoint_messages = ?, inputs_apart = ?, expires_at = ?, purge_at = ?
          WHERE task_no = ?`,
     ).run(
       task.status,
       task.lease ? task.lease.expiresAt.getTime() : null,
       task.sequence,
-      docWithoutConversation(task),
+      storedDoc(task, apart),
       stored,
+      apart ? 1 : 0,
       expiresAt(task),
       purgeAt(task),
       row.task_no,
@@ -397,16 +414,22 @@ export class SqliteTaskStore implements TaskStore {
     return messages.length;
   }
 
-  /** The task a row holds, its conversation read back from checkpoint_messages unless `withConversation` is false. */
-  private taskFrom(row: TaskRow, withConversation = true): Task {
+  /**
+   * The task a row holds, whole: its conversation read back from checkpoint_messages and
+   * its long inputs from task_inputs. With `whole` false, as its doc holds it: no
+   * conversation, and long inputs as withoutInputs leaves them.
+   */
+  private taskFrom(row: TaskRow, whole = true): Task {
     const doc = JSON.parse(row.doc) as TaskDocument;
-    if (doc.checkpoint && row.checkpoint_messages > 0 && withConversation) {
+    if (!whole) return fromTaskDocument(doc);
+    if (doc.checkpoint && row.checkpoint_messages > 0) {
       const { messages } = this.statement<[number], { messages: string }>(
         "SELECT json_group_array(json(doc) ORDER BY position) AS messages FROM checkpoint_messages WHERE task_no = ?",
       ).get(row.task_no)!;
       doc.checkpoint.messages = JSON.parse(messages) as MessageDocument[];
     }
-    return fromTaskDocument(doc);
+    const task = fromTaskDocument(doc);
+    return row.inputs_apart === 1 ? this.inputs.restore(row.task_no, task) : task;
   }
 
   private insertEvent(taskNo: number, event: TaskEvent): void {
@@ -449,9 +472,13 @@ export class SqliteTaskStore implements TaskStore {
 // Busy/locked after busy_timeout, disk I/O, disk full, read-only, can't open.
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|READONLY|CANTOPEN)/;
 
-/** The task's doc as stored: its checkpoint without the conversation, which checkpoint_messages holds. */
-function docWithoutConversation(task: Task): string {
-  return JSON.stringify(toTaskDocument(task.checkpoint ? { ...task, checkpoint: { ...task.checkpoint, messages: [] } } : task));
+/**
+ * The task's doc as stored: its checkpoint without the conversation, which
+ * checkpoint_messages holds, and with `inputsApart` its prompt's head only (task_inputs).
+ */
+function storedDoc(task: Task, inputsApart: boolean): string {
+  const doc = inputsApart ? withoutInputs(task) : task;
+  return JSON.stringify(toTaskDocument(doc.checkpoint ? { ...doc, checkpoint: { ...doc.checkpoint, messages: [] } } : doc));
 }
 
 function withoutCheckpoint(doc: TaskDocument): Task {
