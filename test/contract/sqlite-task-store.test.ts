@@ -275,24 +275,25 @@ it("should store a 250 KB prompt once, apart: the doc each iteration rewrites ho
   });
 });
 
-it("should read a task whose doc holds a long prompt inline (written before migration 7) and move the prompt out at its next write", async () => {
+it("should read a task whose doc holds a long prompt and tools inline (written before migration 7) and move them out at its next write", async () => {
   await inTempDir(async (path) => {
     const store = new SqliteTaskStore({ path });
     const running = await runningTask(store, "short");
     const prompt = "p".repeat(5_000);
     const systemPrompt = "s".repeat(5_000);
+    const tools = [{ name: "t", description: "d", parameters: { type: "object" } }];
     const raw = new Database(path);
     raw
       .prepare("UPDATE tasks SET doc = ?, inputs_apart = 0 WHERE id = ?")
-      .run(JSON.stringify(toTaskDocument({ ...running, prompt, systemPrompt })), running.id);
+      .run(JSON.stringify(toTaskDocument({ ...running, prompt, systemPrompt, tools })), running.id);
     raw.prepare("DELETE FROM task_inputs").run();
-    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt });
+    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt, tools });
     await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 1)));
     const row = raw.prepare("SELECT doc, inputs_apart FROM tasks WHERE id = ?").get(running.id) as { doc: string; inputs_apart: number };
     raw.close();
     expect(row.inputs_apart).toBe(1);
-    expect(JSON.parse(row.doc)).toMatchObject({ prompt: "p".repeat(1_000), prompt_truncated: true, system_prompt: "" });
-    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt });
+    expect(JSON.parse(row.doc)).toMatchObject({ prompt: "p".repeat(1_000), prompt_truncated: true, system_prompt: "", tools: [] });
+    expect(await store.get(running.id)).toMatchObject({ prompt, systemPrompt, tools });
     await store.close();
   });
 });

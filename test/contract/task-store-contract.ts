@@ -103,12 +103,15 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(stored).toMatchObject({ provider: "openai", model: "m", requestId: "x", iterations: 1, sequence: 3 });
       });
 
-      it("should keep a 256 KiB prompt and system prompt whole through claim, checkpoints and completion, its events showing the prompt's head", async () => {
+      it("should keep a 256 KiB prompt, system prompt and tools whole through claim, checkpoints and completion, its events showing the prompt's head", async () => {
         const prompt = "é".repeat(128 * 1024);
         const systemPrompt = "s".repeat(256 * 1024);
-        const { task } = await store.create(draft({ prompt, systemPrompt }));
+        const tools = [
+          { name: "lookup", description: "d".repeat(64 * 1024), parameters: { type: "object", properties: { q: { type: "string" } } } },
+        ];
+        const { task } = await store.create(draft({ prompt, systemPrompt, tools }));
         const { task: running } = (await store.claimNext(claim("w1", 60_000)))!;
-        expect(running).toMatchObject({ prompt, systemPrompt });
+        expect(running).toMatchObject({ prompt, systemPrompt, tools });
         for (let n = 1; n <= 3; n++) await store.commit(task.id, checkpoint(running.lease!.token, progress(running, n)));
         const whole = (await store.get(task.id))!;
         expect(whole).toMatchObject({
@@ -119,12 +122,13 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         });
         expect(whole.promptTruncated).toBeUndefined();
         const [listed] = await store.list({ statuses: [], labels: {}, limit: 1 });
-        expect(listed).toMatchObject({ prompt, systemPrompt });
+        expect(listed).toMatchObject({ prompt, systemPrompt, tools });
         await store.commit(task.id, complete(running.lease!.token, "done", progress(running, 4)));
-        expect(await store.get(task.id)).toMatchObject({ prompt, systemPrompt, status: "completed", result: "done" });
+        expect(await store.get(task.id)).toMatchObject({ prompt, systemPrompt, tools, status: "completed", result: "done" });
         const events = await store.events(task.id, 0, 10);
         expect(events).toHaveLength(6);
-        for (const e of events) expect(e.task).toMatchObject({ prompt: "é".repeat(1_000), promptTruncated: true, systemPrompt: "" });
+        for (const e of events)
+          expect(e.task).toMatchObject({ prompt: "é".repeat(1_000), promptTruncated: true, systemPrompt: "", tools: [] });
       });
     });
 
