@@ -54,7 +54,7 @@ export class SqliteTaskInputs {
     this.insert.run(taskNo, JSON.stringify(doc));
   }
 
-  /** The task read from its doc (withoutInputs' form) with its whole prompt and system prompt put back. */
+  /** The task read from its doc (withoutInputs' form) with its inputs put back, in its checkpoint too. */
   restore(taskNo: number, task: Task): Task {
     const row = this.select.get(taskNo);
     if (!row) throw new Error(`task ${task.id}: its inputs are missing from task_inputs`);

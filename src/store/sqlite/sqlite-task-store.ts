@@ -58,7 +58,7 @@ interface TaskRow {
   task_no: number;
   /** Rows of checkpoint_messages that are the checkpoint's conversation; 0 for a doc that holds it inline. */
   checkpoint_messages: number;
-  /** 1 when task_inputs holds the prompt and system prompt, the doc only the prompt's head. */
+  /** 1 when task_inputs holds the prompt, system prompt and tools, the doc only the prompt's head. */
   inputs_apart: number;
   doc: string;
 }
