@@ -7,10 +7,11 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { expect, it } from "vitest";
 import { FailedPreconditionError } from "../../src/domain/errors.js";
-import type { ChatMessage, Task } from "../../src/domain/task.js";
-import { cancel, checkpoint, claim, complete, createTask, type Progress } from "../../src/domain/transitions.js";
+import type { Task } from "../../src/domain/task.js";
+import { cancel, checkpoint, claim, complete, createTask } from "../../src/domain/transitions.js";
 import { toEventDocument, toTaskDocument } from "../../src/store/task-document.js";
 import { SqliteTaskStore } from "../../src/store/sqlite/sqlite-task-store.js";
+import { conversationAfter, progressAt } from "./growing-conversation.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
 
 describeTaskStoreContract("sqlite (:memory:)", async () => {
@@ -158,33 +159,6 @@ it("should leave a light load in the log rather than copy it on every tick, and 
     await expect.poll(() => tasksInFileAlone(path, dir), { timeout: 30_000 }).toBe(21);
     await store.close();
   });
-});
-
-/** The conversation after `n` iterations that each call the calculator. */
-const conversationAfter = (n: number): ChatMessage[] => [
-  { role: "user", content: "grow" },
-  ...Array.from({ length: n }, (_, i): ChatMessage[] => [
-    { role: "assistant", content: `step ${i}`, toolCalls: [{ id: `call_${i}`, name: "calculator", arguments: `{"expression":"${i}+1"}` }] },
-    { role: "tool", toolCallId: `call_${i}`, content: String(i + 1) },
-  ]).flat(),
-];
-
-const progressAt = (task: Task, n: number): Progress => ({
-  iterations: n,
-  usage: { promptTokens: n, completionTokens: n, totalTokens: 2 * n },
-  checkpoint: {
-    sessionId: "s",
-    iteration: n,
-    maxIterations: task.maxIterations,
-    messages: conversationAfter(n),
-    initialPrompt: "grow",
-    systemPrompt: "",
-    provider: "openai",
-    model: "m",
-    toolsEnabled: ["calculator"],
-    lastCheckpointAt: new Date(),
-  },
-  added: conversationAfter(n).slice(-2),
 });
 
 it("should write an iteration's checkpoint as the messages it added: the task row stays flat over 50 iterations, Get returns them all", async () => {

@@ -10,7 +10,8 @@ import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "
 import type { OutputChunk } from "../../domain/output.js";
 import { ACTIVE_STATUSES, TASK_STATUSES, type ChatMessage, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
-import { SqliteTaskInputs, hasLongInputs, withoutInputs } from "./sqlite-inputs.js";
+import { SqliteTaskInputs } from "./sqlite-inputs.js";
+import { hasLongInputs, withoutInputs } from "../task-inputs.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
 import { DEFAULT_CHECKPOINT_POLICY, FALLBACK_PAGES, WalCheckpointer, type CheckpointPolicy } from "./wal-checkpointer.js";
