@@ -1,15 +1,137 @@
-import { MongoClient } from "mongodb";
+import { BSON, MongoClient, type Db } from "mongodb";
 import { expect, it } from "vitest";
-import { cancel, commitTransition, createTask } from "../../src/domain/transitions.js";
+import type { Task } from "../../src/domain/task.js";
+import { cancel, checkpoint, claim, commitTransition, complete, createTask } from "../../src/domain/transitions.js";
 import type { WebhookDelivery } from "../../src/domain/webhooks.js";
 import { toDeliveryDocument } from "../../src/store/delivery-document.js";
-import type { MongoEventDocument } from "../../src/store/mongo/mongo-document.js";
+import { toMongoTask, type MongoEventDocument, type MongoTaskDocument } from "../../src/store/mongo/mongo-document.js";
 import { MongoTaskStore } from "../../src/store/mongo/mongo-task-store.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "../../src/store/mongo/mongo-webhooks.js";
+import { toTaskDocument } from "../../src/store/task-document.js";
 import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
+import { conversationAfter, progressAt } from "./growing-conversation.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
 
+/** Runs `work` with a store on a database of its own and a raw view of that database, dropped after. */
+async function withStore(work: (store: MongoTaskStore, db: Db) => Promise<void>): Promise<void> {
+  const database = uniqueDatabase();
+  const store = await MongoTaskStore.open({ uri: mongodbUri(), database });
+  const raw = await MongoClient.connect(mongodbUri());
+  try {
+    await work(store, raw.db(database));
+  } finally {
+    await store.dropDatabase();
+    await store.close();
+    await raw.close();
+  }
+}
+
+/** A task created with `prompt` and claimed: RUNNING, with a lease. */
+async function runningTask(store: MongoTaskStore, prompt: string): Promise<Task> {
+  const { task } = await store.create(createTask({ prompt, systemPrompt: "", maxIterations: 60, labels: {}, tools: [], owner: "" }, new Date()));
+  return (await store.commit(task.id, claim("w", 60_000))).task;
+}
+
+/** The task's documents as stored: its view, and the state its newest event holds. */
+async function storedDocuments(db: Db, id: string): Promise<{ view: MongoTaskDocument; state: MongoTaskDocument }> {
+  const view = (await db.collection<MongoTaskDocument>("tasks").findOne({ _id: id }))!;
+  const newest = await db.collection<MongoEventDocument>("task_events").findOne({ _id: `${id}:${String(view.sequence).padStart(10, "0")}` });
+  return { view, state: newest!.state! };
+}
+
 describeWithMongo("MongoDB adapter", () => {
+  it("should keep a checkpoint's conversation apart in a few parts: the task's documents stay flat over 50 iterations, Get returns it all", async () => {
+    await withStore(async (store, db) => {
+      const running = await runningTask(store, "grow");
+      const bytes: number[] = [];
+      for (let n = 1; n <= 50; n++) {
+        await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, n)));
+        const { view, state } = await storedDocuments(db, running.id);
+        expect(view.checkpoint?.messages).toEqual([]);
+        expect(state.checkpoint?.messages).toEqual([]);
+        bytes.push(BSON.calculateObjectSize(state));
+        // A few parts (a binary counter over ~2 KB of text), and no part left that none names.
+        expect(state.checkpoint_parts!.length).toBeLessThanOrEqual(8);
+        expect(await db.collection("checkpoint_messages").countDocuments({})).toBe(state.checkpoint_parts!.length);
+      }
+      // A state holding the conversation would have grown as much as it did: it grew by the
+      // list of parts only.
+      const grown = BSON.calculateObjectSize({ m: conversationAfter(50) }) - BSON.calculateObjectSize({ m: conversationAfter(1) });
+      expect(Math.max(...bytes) - bytes[0]!).toBeLessThan(grown / 10);
+      expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(50));
+      const done = await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 51)));
+      expect(done.task.checkpoint?.messages).toEqual(conversationAfter(51));
+      expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(51));
+    });
+  });
+
+  it("should give every Get a whole conversation while commits replace the parts it is read from", async () => {
+    await withStore(async (store) => {
+      const running = await runningTask(store, "grow");
+      let committing = true;
+      const commits = (async () => {
+        for (let n = 1; n <= 30; n++) await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, n)));
+        committing = false;
+      })();
+      const seen = new Set<number>();
+      while (committing) {
+        const messages = (await store.get(running.id))?.checkpoint?.messages ?? [];
+        const n = (messages.length - 1) / 2;
+        if (messages.length > 0) expect(messages).toEqual(conversationAfter(n));
+        seen.add(n);
+      }
+      await commits;
+      // Gets ran across the commits, not all before or after them.
+      expect(seen.size).toBeGreaterThan(3);
+    });
+  });
+
+  it("should store a 250 KB prompt once, apart: the task's documents hold its head; a delete removes it and the conversation", async () => {
+    await withStore(async (store, db) => {
+      const prompt = `long ${"x".repeat(250_000)}`;
+      const running = await runningTask(store, prompt);
+      // Its checkpoint carries the prompt too, as the agent loop's does (initial_prompt).
+      const progress = (n: number) => {
+        const p = progressAt(running, n);
+        return { ...p, checkpoint: { ...p.checkpoint, initialPrompt: prompt } };
+      };
+      for (let n = 1; n <= 5; n++) {
+        await store.commit(running.id, checkpoint(running.lease!.token, progress(n)));
+        const { view, state } = await storedDocuments(db, running.id);
+        expect(BSON.calculateObjectSize(view)).toBeLessThan(8_192);
+        expect(BSON.calculateObjectSize(state)).toBeLessThan(8_192);
+      }
+      expect(await db.collection("task_inputs").countDocuments({})).toBe(1);
+      expect(await store.get(running.id)).toMatchObject({ prompt, checkpoint: { initialPrompt: prompt, iteration: 5 } });
+      expect((await store.list({ statuses: [], labels: {}, limit: 10 }))[0]?.prompt).toBe(prompt);
+      expect(await store.delete(running.id)).toBe(true);
+      expect(await db.collection("task_inputs").countDocuments({})).toBe(0);
+      expect(await db.collection("checkpoint_messages").countDocuments({})).toBe(0);
+    });
+  });
+
+  it("should read a task whose documents hold its conversation and long inputs inline (stored before they were kept apart), and move them out at its next commit", async () => {
+    await withStore(async (store, db) => {
+      const running = await runningTask(store, "grow");
+      await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 3)));
+      const inputs = { prompt: "p".repeat(5_000), systemPrompt: "s".repeat(5_000), tools: [{ name: "t", description: "d", parameters: { type: "object" } }] };
+      // The documents as this store wrote them before: everything inline, nothing apart.
+      const inline = toMongoTask(toTaskDocument({ ...(await store.get(running.id))!, ...inputs }));
+      const { view } = await storedDocuments(db, running.id);
+      const newest = `${running.id}:${String(view.sequence).padStart(10, "0")}`;
+      await db.collection<MongoEventDocument>("task_events").updateOne({ _id: newest }, { $set: { state: inline } });
+      await db.collection<MongoTaskDocument>("tasks").replaceOne({ _id: running.id }, inline);
+      await db.collection("checkpoint_messages").deleteMany({});
+      expect(await store.get(running.id)).toMatchObject({ ...inputs, checkpoint: { messages: conversationAfter(3) } });
+
+      await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 4)));
+      const { state } = await storedDocuments(db, running.id);
+      expect(state).toMatchObject({ prompt: "p".repeat(1_000), prompt_truncated: true, system_prompt: "", tools: [], checkpoint: { messages: [] } });
+      expect(state.inputs_id).toBeDefined();
+      expect(await store.get(running.id)).toMatchObject({ ...inputs, checkpoint: { messages: conversationAfter(4) } });
+    });
+  });
+
   describeTaskStoreContract("mongodb", async () => {
     let offset = 0;
     const store = await MongoTaskStore.open({

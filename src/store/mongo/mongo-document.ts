@@ -2,16 +2,21 @@
 // BackgroundTask-shaped documents (../task-document.ts) with the changes the
 // wire protocol forces, since field names may not contain "." or start with "$":
 //   - labels become [{key, value}], plus label_pairs ["key=value"] for $all queries;
-//   - a client tool's JSON schema is kept as text (parameters_json).
+//   - a client tool's JSON schema is kept as text (parameters_json);
+//   - a checkpoint's messages are kept apart (mongo-conversation.ts): its
+//     `messages` stay empty and `checkpoint_parts` lists where they are;
+//   - long inputs may be kept apart (mongo-inputs.ts): `inputs_id` names them.
 // The newest event of a task also carries `state`: the whole task after it.
+import type { ToolDefinition } from "../../domain/task.js";
 import type { EventDocument, TaskDocument } from "../task-document.js";
+import type { ConversationPart } from "./mongo-conversation.js";
 
 interface MongoLabel {
   key: string;
   value: string;
 }
 
-interface MongoTool {
+export interface MongoTool {
   name: string;
   description: string;
   parameters_json: string;
@@ -21,6 +26,10 @@ export type MongoTaskDocument = Omit<TaskDocument, "labels" | "tools"> & {
   labels: MongoLabel[];
   label_pairs: string[];
   tools: MongoTool[];
+  /** The parts of checkpoint_messages that hold the checkpoint's conversation, in order. */
+  checkpoint_parts?: ConversationPart[];
+  /** The task_inputs document that holds the prompt, system prompt and tools; the prompt here is its head. */
+  inputs_id?: string;
 };
 
 export interface MongoEventDocument extends Omit<EventDocument, "task"> {
@@ -43,25 +52,29 @@ export function toMongoTask(doc: TaskDocument): MongoTaskDocument {
     ...doc,
     labels: entries.map(([key, value]) => ({ key, value })),
     label_pairs: entries.map(([key, value]) => labelPair(key, value)),
-    tools: doc.tools.map((t) => ({ name: t.name, description: t.description, parameters_json: JSON.stringify(t.parameters) })),
+    tools: toMongoTools(doc.tools),
   };
 }
 
 export function fromMongoTask(doc: MongoTaskDocument): TaskDocument {
-  const { label_pairs: _pairs, ...rest } = doc;
+  const { label_pairs: _pairs, checkpoint_parts: _parts, inputs_id: _inputs, ...rest } = doc;
   return {
     ...rest,
     labels: Object.fromEntries((doc.labels ?? []).map((l) => [l.key, l.value])),
-    tools: (doc.tools ?? []).map((t) => ({
-      name: t.name,
-      description: t.description,
-      parameters: JSON.parse(t.parameters_json) as Record<string, unknown>,
-    })),
+    tools: fromMongoTools(doc.tools ?? []),
   };
 }
 
-export function toMongoEvent(id: string, doc: EventDocument, state?: TaskDocument): MongoEventDocument {
-  return { _id: id, ...doc, task: toMongoTask(doc.task), ...(state ? { state: toMongoTask(state) } : {}) };
+export function toMongoTools(tools: readonly ToolDefinition[]): MongoTool[] {
+  return tools.map((t) => ({ name: t.name, description: t.description, parameters_json: JSON.stringify(t.parameters) }));
+}
+
+export function fromMongoTools(tools: readonly MongoTool[]): ToolDefinition[] {
+  return tools.map((t) => ({ name: t.name, description: t.description, parameters: JSON.parse(t.parameters_json) as Record<string, unknown> }));
+}
+
+export function toMongoEvent(id: string, doc: EventDocument): MongoEventDocument {
+  return { _id: id, ...doc, task: toMongoTask(doc.task) };
 }
 
 export function fromMongoEvent(doc: MongoEventDocument): EventDocument {

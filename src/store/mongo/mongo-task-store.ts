@@ -2,7 +2,10 @@
 //
 //   task_events  one document per event, _id "<task id>:<sequence, 10 digits>",
 //                also unique on (task_id, sequence). The newest event of a
-//                task holds the whole task after it (`state`).
+//                task holds the whole task after it (`state`), but for its
+//                checkpoint's conversation and long inputs, which are kept apart:
+//   checkpoint_messages  the conversations, a few parts each (mongo-conversation.ts).
+//   task_inputs  long prompts, system prompts and tools (mongo-inputs.ts).
 //   tasks        one BackgroundTask-shaped document per task: the view that
 //                List, claims and people query. It is written after its event,
 //                so it may lag the events for a moment but never leads them.
@@ -48,6 +51,9 @@ import { isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument } from "./mongo-output.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "./mongo-webhooks.js";
+import { MongoConversations, type ConversationPart, type PartDocument } from "./mongo-conversation.js";
+import { MongoTaskInputs, type InputsDocument } from "./mongo-inputs.js";
+import { hasLongInputs, withInputs, withoutInputs } from "../task-inputs.js";
 import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import type { OutputChunk } from "../../domain/output.js";
@@ -69,6 +75,13 @@ interface QueueDocument {
   lease_expires_at?: Date;
 }
 
+/** A task as of its newest event, and where its checkpoint's conversation and long inputs are. */
+interface Head {
+  task: Task;
+  parts: ConversationPart[];
+  inputsId?: string;
+}
+
 interface RequestIdDocument {
   _id: string;
   task_id: string;
@@ -86,6 +99,8 @@ export class MongoTaskStore implements TaskStore {
   private readonly deletions: Collection<{ _id: string }>;
   private readonly output: MongoOutputChunks;
   private readonly webhooks: MongoWebhookDeliveries;
+  private readonly conversations: MongoConversations;
+  private readonly inputs: MongoTaskInputs;
   /** Replicas share one database: a watcher may be on another process than the run. */
   readonly sharesOutput = true;
   private readonly now: () => Date;
@@ -115,6 +130,8 @@ export class MongoTaskStore implements TaskStore {
       this.taskEvents,
       eventId,
     );
+    this.conversations = new MongoConversations(db.collection<PartDocument>("checkpoint_messages"));
+    this.inputs = new MongoTaskInputs(db.collection<InputsDocument>("task_inputs"));
     this.now = now;
   }
 
@@ -151,6 +168,8 @@ export class MongoTaskStore implements TaskStore {
     for (const [key, name] of taskIndexes) await this.tasks.createIndex(key, { name });
     await this.output.createIndexes();
     await this.webhooks.createIndexes();
+    await this.conversations.createIndexes();
+    await this.inputs.createIndexes();
   }
 
   async create(draft: Committed, options: CreateOptions = {}): Promise<CreateResult> {
@@ -183,13 +202,18 @@ export class MongoTaskStore implements TaskStore {
     const delivery = task === draft.task ? draft.delivery : deliveryFor(task, creationEvent(task));
     if (delivery) await this.webhooks.intend(delivery);
     await this.enqueue(task);
-    if (!(await this.insertIgnoringDuplicate(this.tasks, toMongoTask(toTaskDocument(task))))) {
+    const inputsId = hasLongInputs(task) ? await this.inputs.write(task) : undefined;
+    const conversation = await this.conversations.write(task.id, task.checkpoint?.messages ?? [], []);
+    const stored = storedTask(task, conversation.parts, inputsId);
+    if (!(await this.insertIgnoringDuplicate(this.tasks, stored))) {
       // Someone else stored it first: theirs is the task.
+      if (conversation.written) await this.conversations.drop([conversation.written]);
+      if (inputsId) await this.inputs.drop(inputsId);
       const existing = (await this.head(task.id))!;
       return { task: existing.task, event: await this.firstEvent(existing.task), created: false };
     }
     const event = creationEvent(task);
-    await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, task, delivery));
+    await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(event, stored, delivery));
     return { task, event, created: true, ...(delivery ? { delivery } : {}) };
   }
 
@@ -212,7 +236,9 @@ export class MongoTaskStore implements TaskStore {
         .sort({ created_at: -1, _id: -1 })
         .limit(query.limit)
         .toArray();
-      return docs.map((d) => fromTaskDocument(fromMongoTask(d)));
+      const tasks = await Promise.all(docs.map((d) => this.restoreInputs(fromTaskDocument(fromMongoTask(d)), d.inputs_id)));
+      // A task whose inputs are gone is being deleted.
+      return tasks.filter((t) => t !== undefined);
     });
   }
 
@@ -240,9 +266,11 @@ export class MongoTaskStore implements TaskStore {
   async commit(id: string, decide: Decide): Promise<Committed> {
     return this.guard(async () => {
       for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-        const current = await this.head(id);
+        // A checkpoint carries the whole conversation (the run's, which began from the
+        // stored one): the stored one is not read back for it.
+        const current = await this.head(id, decide.verb !== "checkpoint");
         if (!current) throw new TaskNotFoundError(id);
-        const committed = await this.tryCommit(current.task, decide);
+        const committed = await this.tryCommit(current, decide);
         if (committed) return committed;
         await backoff(attempt);
       }
@@ -265,7 +293,7 @@ export class MongoTaskStore implements TaskStore {
           continue;
         }
         try {
-          const claimed = await this.tryCommit(current.task, decide);
+          const claimed = await this.tryCommit(current, decide);
           if (claimed) return claimed;
         } catch (error) {
           if (!(error instanceof FailedPreconditionError)) throw error;
@@ -304,7 +332,7 @@ export class MongoTaskStore implements TaskStore {
 
   async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
     return this.guard(async () => {
-      const current = await this.head(id);
+      const current = await this.head(id, false);
       if (current?.task.status !== "running" || current.task.lease?.token !== token) return false;
       await this.taskEvents.updateOne(
         { _id: eventId(id, current.task.sequence), "state.lease.token": token },
@@ -374,10 +402,10 @@ export class MongoTaskStore implements TaskStore {
   async delete(id: string): Promise<boolean> {
     return this.guard(async () => {
       const unfinished = Boolean(await this.deletions.findOne({ _id: id }));
-      if (!unfinished && !(await this.head(id))) return false;
+      if (!unfinished && !(await this.head(id, false))) return false;
       await this.insertIgnoringDuplicate(this.deletions, { _id: id });
       for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-        const current = await this.head(id);
+        const current = await this.head(id, false);
         if (!current) break; // tombstoned already: a delete cut short
         const sequence = current.task.sequence + 1;
         const tombstone = { _id: eventId(id, sequence), task_id: id, sequence, deleted: true } as unknown as MongoEventDocument;
@@ -385,9 +413,11 @@ export class MongoTaskStore implements TaskStore {
         await backoff(attempt);
       }
       await this.tasks.deleteOne({ _id: id });
+      await this.inputs.deleteTask(id);
       await this.queue.deleteOne({ _id: id });
       await this.requestIds.deleteMany({ task_id: id });
       await this.output.delete(id);
+      await this.conversations.deleteTask(id);
       await this.webhooks.deleteTask(id);
       this.hooks?.reached("store.during_delete");
       await this.taskEvents.deleteMany({ task_id: id, deleted: { $ne: true } });
@@ -435,11 +465,45 @@ export class MongoTaskStore implements TaskStore {
   }
 
   /**
-   * The task as of its newest event. The view's sequence says where to start
-   * (it never leads); the state itself always comes from the newest event, never
-   * from the view, whose fields concurrent best-effort updates may have clobbered.
+   * The task as of its newest event; `whole`, with its checkpoint's conversation and
+   * long inputs put back (else as its documents hold them: no conversation, the
+   * prompt's head). A conversation part replaced since the state was read is
+   * missing: the state is read again (a commit has moved on).
    */
-  private async head(id: string): Promise<{ task: Task } | undefined> {
+  private async head(id: string, whole = true): Promise<Head | undefined> {
+    for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
+      const state = await this.newestState(id);
+      if (!state) return undefined;
+      const parts = state.checkpoint_parts ?? [];
+      const inputsId = state.inputs_id;
+      const found = { parts, ...(inputsId ? { inputsId } : {}) };
+      if (!whole) return { task: fromTaskDocument(fromMongoTask(state)), ...found };
+      const apart = state.checkpoint && parts.length > 0 ? state.checkpoint : undefined;
+      const [messages, inputs] = await Promise.all([
+        apart ? this.conversations.read(parts) : [],
+        inputsId ? this.inputs.read(inputsId) : null,
+      ]);
+      if (!messages || inputs === undefined) continue; // replaced (or deleted) since the state was read
+      if (apart) apart.messages = messages;
+      const task = fromTaskDocument(fromMongoTask(state));
+      return { task: inputs ? withInputs(task, inputs) : task, ...found };
+    }
+    throw new StoreUnavailableError(`task ${id} kept changing under ${MAX_COMMIT_ATTEMPTS} attempts to read it`);
+  }
+
+  /** `task` read from a document naming its inputs `inputsId`, with them; undefined when they are gone. */
+  private async restoreInputs(task: Task, inputsId: string | undefined): Promise<Task | undefined> {
+    if (!inputsId) return task;
+    const inputs = await this.inputs.read(inputsId);
+    return inputs && withInputs(task, inputs);
+  }
+
+  /**
+   * The task's document as of its newest event. The view's sequence says where to
+   * start (it never leads); the state itself always comes from the newest event,
+   * never from the view, whose fields concurrent best-effort updates may have clobbered.
+   */
+  private async newestState(id: string): Promise<MongoTaskDocument | undefined> {
     const view = await this.tasks.findOne({ _id: id }, { projection: { sequence: 1 } });
     if (!view) return undefined;
     let state: MongoTaskDocument | undefined;
@@ -451,27 +515,35 @@ export class MongoTaskStore implements TaskStore {
     }
     if (!state) {
       // Its creator died between storing the task and its first event: write that event now.
-      const created = fromTaskDocument(fromMongoTask((await this.tasks.findOne({ _id: id }))!));
-      await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(creationEvent(created), created));
-      return { task: created };
+      const created = (await this.tasks.findOne({ _id: id }))!;
+      await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(creationEvent(fromTaskDocument(fromMongoTask(created))), created));
+      return created;
     }
-    return { task: fromTaskDocument(fromMongoTask(state)) };
+    return state;
   }
 
   /** One attempt: undefined when another writer committed the next sequence first. */
-  private async tryCommit(current: Task, decide: Decide): Promise<Committed | undefined> {
+  private async tryCommit(head: Head, decide: Decide): Promise<Committed | undefined> {
+    const current = head.task;
     const committed = commitTransition(current, decide, this.now());
     const next = committed.task;
     const queueChanges = next.status !== current.status || next.lease?.token !== current.lease?.token;
     if (queueChanges && isQueued(next)) await this.enqueue(next);
     if (committed.delivery) await this.webhooks.intend(committed.delivery);
-    if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, next, committed.delivery)))) {
+    // Inputs stored inline (before they were kept apart) move out at the task's next commit.
+    const movedInputs = !head.inputsId && hasLongInputs(next) ? await this.inputs.write(next) : undefined;
+    const conversation = await this.conversations.write(next.id, next.checkpoint?.messages ?? [], head.parts);
+    const stored = storedTask(next, conversation.parts, head.inputsId ?? movedInputs);
+    if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, stored, committed.delivery)))) {
+      if (conversation.written) await this.conversations.drop([conversation.written]);
+      if (movedInputs) await this.inputs.drop(movedInputs);
       return undefined;
     }
-    await this.syncView(next);
+    await this.syncView(stored);
     // Only the newest event needs the whole task.
     await this.taskEvents.updateOne({ _id: eventId(current.id, current.sequence) }, { $unset: { state: "" } });
     if (queueChanges && !isQueued(next)) await this.queue.deleteOne({ _id: next.id });
+    await this.conversations.drop(conversation.replaced);
     return committed;
   }
 
@@ -491,9 +563,9 @@ export class MongoTaskStore implements TaskStore {
     }
   }
 
-  /** Brings the tasks view up to `task`, unless it already shows something newer. */
-  private async syncView(task: Task): Promise<void> {
-    await this.tasks.replaceOne({ _id: task.id, sequence: { $lte: task.sequence } }, toMongoTask(toTaskDocument(task)));
+  /** Brings the tasks view up to `stored`, unless it already shows something newer. */
+  private async syncView(stored: MongoTaskDocument): Promise<void> {
+    await this.tasks.replaceOne({ _id: stored._id, sequence: { $lte: stored.sequence } }, stored);
   }
 
   private async firstEvent(task: Task): Promise<TaskEvent> {
@@ -538,9 +610,19 @@ function eventId(taskId: string, sequence: number): string {
   return `${taskId}:${String(sequence).padStart(10, "0")}`;
 }
 
-function eventDocument(event: TaskEvent, state: Task, delivery?: WebhookDelivery): MongoEventDocument {
-  const doc = toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event), toTaskDocument(state));
+function eventDocument(event: TaskEvent, state: MongoTaskDocument, delivery?: WebhookDelivery): MongoEventDocument {
+  const doc = { ...toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event)), state };
   return delivery ? { ...doc, delivery_id: delivery.id } : doc;
+}
+
+/**
+ * The task's document as stored (the view, and its newest event's state): its
+ * conversation in `parts`, and with `inputsId` its prompt's head only.
+ */
+function storedTask(task: Task, parts: ConversationPart[], inputsId: string | undefined): MongoTaskDocument {
+  const apart = inputsId ? withoutInputs(task) : task;
+  const doc = toMongoTask(toTaskDocument(apart.checkpoint ? { ...apart, checkpoint: { ...apart.checkpoint, messages: [] } } : apart));
+  return { ...doc, ...(apart.checkpoint ? { checkpoint_parts: parts } : {}), ...(inputsId ? { inputs_id: inputsId } : {}) };
 }
 
 function backoff(attempt: number): Promise<void> {
