@@ -28,14 +28,18 @@ async function withStore(work: (store: MongoTaskStore, db: Db) => Promise<void>)
 
 /** A task created with `prompt` and claimed: RUNNING, with a lease. */
 async function runningTask(store: MongoTaskStore, prompt: string): Promise<Task> {
-  const { task } = await store.create(createTask({ prompt, systemPrompt: "", maxIterations: 60, labels: {}, tools: [], owner: "" }, new Date()));
+  const { task } = await store.create(
+    createTask({ prompt, systemPrompt: "", maxIterations: 60, labels: {}, tools: [], owner: "" }, new Date()),
+  );
   return (await store.commit(task.id, claim("w", 60_000))).task;
 }
 
 /** The task's documents as stored: its view, and the state its newest event holds. */
 async function storedDocuments(db: Db, id: string): Promise<{ view: MongoTaskDocument; state: MongoTaskDocument }> {
   const view = (await db.collection<MongoTaskDocument>("tasks").findOne({ _id: id }))!;
-  const newest = await db.collection<MongoEventDocument>("task_events").findOne({ _id: `${id}:${String(view.sequence).padStart(10, "0")}` });
+  const newest = await db
+    .collection<MongoEventDocument>("task_events")
+    .findOne({ _id: `${id}:${String(view.sequence).padStart(10, "0")}` });
   return { view, state: newest!.state! };
 }
 
@@ -114,7 +118,11 @@ describeWithMongo("MongoDB adapter", () => {
     await withStore(async (store, db) => {
       const running = await runningTask(store, "grow");
       await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 3)));
-      const inputs = { prompt: "p".repeat(5_000), systemPrompt: "s".repeat(5_000), tools: [{ name: "t", description: "d", parameters: { type: "object" } }] };
+      const inputs = {
+        prompt: "p".repeat(5_000),
+        systemPrompt: "s".repeat(5_000),
+        tools: [{ name: "t", description: "d", parameters: { type: "object" } }],
+      };
       // The documents as this store wrote them before: everything inline, nothing apart.
       const inline = toMongoTask(toTaskDocument({ ...(await store.get(running.id))!, ...inputs }));
       const { view } = await storedDocuments(db, running.id);
@@ -126,7 +134,13 @@ describeWithMongo("MongoDB adapter", () => {
 
       await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 4)));
       const { state } = await storedDocuments(db, running.id);
-      expect(state).toMatchObject({ prompt: "p".repeat(1_000), prompt_truncated: true, system_prompt: "", tools: [], checkpoint: { messages: [] } });
+      expect(state).toMatchObject({
+        prompt: "p".repeat(1_000),
+        prompt_truncated: true,
+        system_prompt: "",
+        tools: [],
+        checkpoint: { messages: [] },
+      });
       expect(state.inputs_id).toBeDefined();
       expect(await store.get(running.id)).toMatchObject({ ...inputs, checkpoint: { messages: conversationAfter(4) } });
     });

@@ -68,9 +68,20 @@ describeWithMongo("Rookery on MongoDB", () => {
     // The conversation is kept apart, in the parts the document lists in order.
     expect(doc!.checkpoint.messages).toEqual([]);
     const parts = await Promise.all(
-      (doc!.checkpoint_parts as { id: string }[]).map((p) => raw.db(database).collection("checkpoint_messages").findOne({ _id: p.id as never })),
+      (doc!.checkpoint_parts as { id: string }[]).map((p) =>
+        raw
+          .db(database)
+          .collection("checkpoint_messages")
+          .findOne({ _id: p.id as never }),
+      ),
     );
-    expect(parts.flatMap((p) => p!.messages).map((m: { role: string }) => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant"]);
+    expect(parts.flatMap((p) => p!.messages).map((m: { role: string }) => m.role)).toEqual([
+      "system",
+      "user",
+      "assistant",
+      "tool",
+      "assistant",
+    ]);
 
     const stored = await raw.db(database).collection("task_events").find({ task_id: task!.id }).sort({ sequence: 1 }).toArray();
     expect(stored.map((e) => e.sequence)).toEqual(events.map((e) => Number(e.sequence)));

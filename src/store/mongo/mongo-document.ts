@@ -70,7 +70,11 @@ export function toMongoTools(tools: readonly ToolDefinition[]): MongoTool[] {
 }
 
 export function fromMongoTools(tools: readonly MongoTool[]): ToolDefinition[] {
-  return tools.map((t) => ({ name: t.name, description: t.description, parameters: JSON.parse(t.parameters_json) as Record<string, unknown> }));
+  return tools.map((t) => ({
+    name: t.name,
+    description: t.description,
+    parameters: JSON.parse(t.parameters_json) as Record<string, unknown>,
+  }));
 }
 
 export function toMongoEvent(id: string, doc: EventDocument): MongoEventDocument {
