@@ -26,7 +26,21 @@ export interface Jaeger {
   stop(): Promise<void>;
 }
 
+/**
+ * Starts Jaeger on free ports. A port free when chosen can be taken before Jaeger
+ * binds it (the suites run side by side): then it starts again on others.
+ */
 export async function startJaeger(bin: string): Promise<Jaeger> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnFreePorts(bin);
+    } catch (error) {
+      if (attempt === 5 || !String(error).includes("address already in use")) throw error;
+    }
+  }
+}
+
+async function startOnFreePorts(bin: string): Promise<Jaeger> {
   const [otlp, queryHttp, queryGrpc] = [await freePort(), await freePort(), await freePort()];
   const dir = mkdtempSync(join(tmpdir(), "rookery-jaeger-"));
   const config = join(dir, "config.yaml");
@@ -70,9 +84,14 @@ exporters:
   const child: ChildProcess = spawn(bin, ["--config", config], { stdio: ["ignore", "ignore", "pipe"] });
   const stderr: string[] = [];
   child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
+  const closed = once(child, "close").catch(() => undefined); // its stderr read to the end
   const queryUrl = `http://127.0.0.1:${queryHttp}`;
   for (let waited = 0; ; waited += 100) {
-    if (child.exitCode !== null) throw new Error(`jaeger exited (${child.exitCode}): ${stderr.join("")}`);
+    if (child.exitCode !== null) {
+      await closed;
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`jaeger exited (${child.exitCode}): ${stderr.join("")}`);
+    }
     const ready = await fetch(`${queryUrl}/api/services`).then(
       (r) => r.ok,
       () => false,

@@ -2,7 +2,7 @@
 // FerretDB's PostgreSQL backend: a temp data dir, run as the `postgres` user
 // (initdb and postgres refuse root), loopback only, stopped with its data
 // deleted by stop().
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
@@ -18,14 +18,17 @@ export interface Postgres {
   stop(): Promise<void>;
 }
 
+/** The command and arguments that run `command` as the postgres user (needed under root). */
+function asPostgres(command: string, args: string[]): [string, string[]] {
+  return userInfo().uid === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args];
+}
+
 /**
  * `durable: false` (tests) turns off fsync: the tests kill Rookery, never PostgreSQL, so
  * they lose nothing by it. Benchmarks keep PostgreSQL's defaults.
  */
 export async function startPostgres(options: { durable?: boolean } = {}): Promise<Postgres> {
   const dir = mkdtempSync(join(tmpdir(), "rookery-postgres-"));
-  const asPostgres = (command: string, args: string[]) =>
-    (userInfo().uid === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, args]) as [string, string[]];
   if (userInfo().uid === 0) {
     const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"]).toString().trim());
     const [uid, gid] = [id("-u"), id("-g")];
@@ -35,8 +38,38 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
   execFileSync(...asPostgres(join(POSTGRES_BIN, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]), {
     stdio: ["ignore", "ignore", "pipe"],
   });
-  const port = await freePort();
-  const [command, args] = asPostgres(join(POSTGRES_BIN, "postgres"), [
+  // A port free when chosen can be taken before PostgreSQL binds it (the suites run
+  // side by side): then it starts again on another.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(...asPostgres(join(POSTGRES_BIN, "postgres"), serverArgs(data, dir, port, options)), {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const stderr: string[] = [];
+    child.stderr.on("data", (d: Buffer) => stderr.push(d.toString()));
+    const closed = once(child, "close").catch(() => undefined); // its stderr read to the end
+    for (let i = 0; ; i++) {
+      try {
+        execFileSync(join(POSTGRES_BIN, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "ferretdb"], {
+          stdio: "ignore",
+        });
+        return running(port, child, data, dir);
+      } catch (error) {
+        if (child.exitCode === null && i <= 200) {
+          await sleep(100);
+          continue;
+        }
+        if (child.exitCode !== null) await closed;
+        const portTaken = stderr.join("").includes("Address already in use");
+        if (portTaken && attempt < 5) break;
+        throw new Error(`postgres did not start: ${stderr.join("")}`, { cause: error });
+      }
+    }
+  }
+}
+
+function serverArgs(data: string, dir: string, port: number, options: { durable?: boolean }): string[] {
+  return [
     "-D",
     data,
     "-p",
@@ -46,21 +79,10 @@ export async function startPostgres(options: { durable?: boolean } = {}): Promis
     "-c",
     "listen_addresses=127.0.0.1",
     ...(options.durable === false ? ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] : []),
-  ]);
-  const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"] });
-  const stderr: string[] = [];
-  child.stderr.on("data", (d: Buffer) => stderr.push(d.toString()));
-  for (let i = 0; ; i++) {
-    try {
-      execFileSync(join(POSTGRES_BIN, "createdb"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "ferretdb"], {
-        stdio: "ignore",
-      });
-      break;
-    } catch (error) {
-      if (child.exitCode !== null || i > 200) throw new Error(`postgres did not start: ${stderr.join("")}`, { cause: error });
-      await sleep(100);
-    }
-  }
+  ];
+}
+
+function running(port: number, child: ChildProcess, data: string, dir: string): Postgres {
   return {
     url: `postgres://postgres@127.0.0.1:${port}/ferretdb`,
     async stop() {
