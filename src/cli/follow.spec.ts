@@ -1,8 +1,12 @@
+import http2 from "node:http2";
+import type { AddressInfo, Socket } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService, WatchResponseSchema, type WatchRequest, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
+import { connectTaskClient } from "./client.js";
 import { follow, type FollowOptions } from "./follow.js";
 
 const TASK_ID = "0b7e3c55-7c1d-4d8e-9a51-3f0c2f4b9e10";
@@ -67,6 +71,49 @@ describe("follow()", () => {
     ]);
     expect(received.map((r) => r.event?.sequence ?? r.output?.text)).toEqual([1n, 2n, "hello ", "wor", "ld", 3n, 4n]);
     expect(told).toEqual(["lost Unavailable after 2", "lost Canceled after 3"]);
+  });
+
+  it("should reconnect when a real connection is reset, which connect-node reports as Aborted caused by ECONNRESET", async () => {
+    // A server process killed with bytes it had not read makes the kernel reset the
+    // connection instead of closing it; resetAndDestroy() does the same on purpose.
+    const sockets: Socket[] = [];
+    let calls = 0;
+    const h2 = http2.createServer(
+      connectNodeAdapter({
+        routes: ({ service }) =>
+          service(TaskService, {
+            async *watch() {
+              if (calls++ === 0) {
+                yield event(1n);
+                await new Promise((resolve) => setTimeout(resolve, 50)); // let the event reach the client
+                for (const socket of sockets) socket.resetAndDestroy();
+                await new Promise(() => undefined);
+              }
+              yield event(2n, TaskStatus.COMPLETED);
+            },
+          }),
+      }),
+    );
+    h2.on("connection", (socket: Socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => h2.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = h2.address() as AddressInfo;
+      const { received, error, told } = await run(connectTaskClient(`127.0.0.1:${port}`));
+      expect(error).toBeUndefined();
+      expect(received.map((r) => r.event?.sequence)).toEqual([1n, 2n]);
+      expect(told).toEqual(["lost Aborted after 1"]);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      h2.close();
+    }
+  });
+
+  it.each([Code.Aborted, Code.Internal])("should end at once on %s sent by the server, after the stream has flowed", async (code) => {
+    const { client, requests } = server([[[event(1n)], lost(code)]]);
+    const { error, told } = await run(client);
+    expect(error?.code).toBe(code);
+    expect(requests).toHaveLength(1);
+    expect(told).toEqual([]);
   });
 
   it("should end at once on an error a reconnect cannot mend, after the stream has flowed", async () => {

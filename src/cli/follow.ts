@@ -26,7 +26,14 @@ export interface FollowOptions {
 /** Each wait before a reconnect: 250 ms, doubling, at most this. */
 const MAX_WAIT_MS = 4_000;
 
-const SERVER_WENT_AWAY = new Set([Code.Unavailable, Code.Canceled]);
+/** Whether the error is the connection lost rather than an answer the server gave. */
+function serverWentAway(error: unknown): error is ConnectError {
+  if (!(error instanceof ConnectError)) return false;
+  if (error.code === Code.Unavailable || error.code === Code.Canceled) return true;
+  // The kernel resets a connection whose process died with bytes unread (a SIGKILL
+  // right after this client sent a flow-control frame does it).
+  return error.code === Code.Aborted && (error.cause as { code?: unknown } | undefined)?.code === "ECONNRESET";
+}
 
 export async function* follow(
   client: TaskClient,
@@ -55,7 +62,7 @@ export async function* follow(
       }
       return; // the server ends the stream after the event that enters a terminal status
     } catch (error) {
-      if (!flowed || !(error instanceof ConnectError) || !SERVER_WENT_AWAY.has(error.code)) throw error;
+      if (!flowed || !serverWentAway(error)) throw error;
       if (lostAt === undefined) {
         lostAt = Date.now();
         options.onLost(error, sequence);
