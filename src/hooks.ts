@@ -9,7 +9,8 @@ export type HookPoint =
   | "supervisor.after_checkpoint"
   | "tool_registry.before_tool_run"
   | "task_service.after_cancel_commit"
-  | "store.during_delete";
+  | "store.during_delete"
+  | "store.after_conversation_part";
 
 export interface Hooks {
   reached(point: HookPoint): void;

@@ -13,9 +13,9 @@ import { conversationAfter, progressAt } from "./growing-conversation.js";
 import { describeTaskStoreContract } from "./task-store-contract.js";
 
 /** Runs `work` with a store on a database of its own and a raw view of that database, dropped after. */
-async function withStore(work: (store: MongoTaskStore, db: Db) => Promise<void>): Promise<void> {
+async function withStore(work: (store: MongoTaskStore, db: Db) => Promise<void>, now?: () => Date): Promise<void> {
   const database = uniqueDatabase();
-  const store = await MongoTaskStore.open({ uri: mongodbUri(), database });
+  const store = await MongoTaskStore.open({ uri: mongodbUri(), database, ...(now ? { now } : {}) });
   const raw = await MongoClient.connect(mongodbUri());
   try {
     await work(store, raw.db(database));
@@ -88,6 +88,29 @@ describeWithMongo("MongoDB adapter", () => {
       // Gets ran across the commits, not all before or after them.
       expect(seen.size).toBeGreaterThan(3);
     });
+  });
+
+  it("should drop, when a run is taken over, the conversation parts its dead holder wrote that no state names, and keep the conversation whole", async () => {
+    let clock = new Date();
+    await withStore(
+      async (store, db) => {
+        const running = await runningTask(store, "grow");
+        for (let n = 1; n <= 5; n++) await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, n)));
+        // The holder then wrote the part of iteration 6 and died before the event naming it.
+        const parts = db.collection<{ _id: string; task_id: string; messages: unknown[] }>("checkpoint_messages");
+        await parts.insertOne({ _id: `${running.id}:left-by-a-dead-holder`, task_id: running.id, messages: [] });
+        const named = (await storedDocuments(db, running.id)).state.checkpoint_parts!.map((p) => p.id);
+        expect(await parts.countDocuments({ task_id: running.id })).toBe(named.length + 1);
+
+        clock = new Date(clock.getTime() + 120_000); // its lease (60 s) has run out
+        const taken = await store.claimNext(claim("w2", 60_000));
+        expect(taken?.task.id).toBe(running.id);
+        expect(taken?.task.takeovers).toBe(1);
+        expect((await parts.find({ task_id: running.id }).toArray()).map((p) => p._id).sort()).toEqual([...named].sort());
+        expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(5));
+      },
+      () => clock,
+    );
   });
 
   it("should store a 250 KB prompt once, apart: the task's documents hold its head; a delete removes it and the conversation", async () => {

@@ -185,4 +185,35 @@ describeWithMongo("replicas sharing one MongoDB", () => {
       expect(turns).toEqual(["key-a:0", "key-a:1", "key-b:1"]);
     }
   });
+
+  it(
+    "should leave no conversation part behind that no state names when a replica dies between writing one and committing its event",
+    { timeout: 120_000 },
+    async () => {
+      database = uniqueDatabase("rookery_leftover");
+      fake.respond((c) =>
+        c.turn === 0 ? { toolCalls: [{ name: "current_time", arguments: "{}" }] } : { content: "finished after the takeover" },
+      );
+      const a = await replica("key-a", { ROOKERY_TEST_CRASH_AT: "store.after_conversation_part" });
+      const { task } = await a.client.submit({ prompt: "die mid-commit" });
+      expect(await a.exited).toBe("SIGKILL"); // at the first checkpoint, its part written, its event not
+      const b = await replica("key-b");
+
+      const events = await collectEvents(b.client, task!.id);
+      expectDense(events);
+      expect(events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+      const raw = await new MongoClient(mongodbUri()).connect();
+      try {
+        const db = raw.db(database);
+        const view = await db.collection<{ _id: string; checkpoint_parts?: { id: string }[] }>("tasks").findOne({ _id: task!.id });
+        const named = (view?.checkpoint_parts ?? []).map((p) => p.id).sort();
+        expect(named.length).toBeGreaterThan(0);
+        const stored = await db.collection<{ _id: string }>("checkpoint_messages").find({ task_id: task!.id }).toArray();
+        expect(stored.map((p) => p._id).sort()).toEqual(named);
+      } finally {
+        await raw.close();
+      }
+      expect((await b.client.get({ id: task!.id })).task?.result).toBe("finished after the takeover");
+    },
+  );
 });

@@ -23,6 +23,11 @@
 // in the first part only once or twice. The parts taken in are deleted after the
 // commit; a reader that read the state before it finds one missing and reads the
 // task again.
+//
+// Leftovers: a process killed between writing a part and inserting the event that
+// names it (or before deleting the parts its commit took in) leaves parts no state
+// names. The claim that takes its run over drops them (see the store's tryCommit);
+// a task's delete drops any left.
 import { randomUUID } from "node:crypto";
 import type { Collection } from "mongodb";
 import type { ChatMessage } from "../../domain/task.js";
@@ -93,6 +98,12 @@ export class MongoConversations {
     const docs = await Promise.all(parts.map((p) => this.collection.findOne({ _id: p.id })));
     if (docs.some((d) => d === null)) return undefined;
     return docs.flatMap((d) => d!.messages);
+  }
+
+  /** The ids of every part stored for the task, named by a state or not. */
+  async idsOf(taskId: string): Promise<string[]> {
+    const docs = await this.collection.find({ task_id: taskId }, { projection: { _id: 1 } }).toArray();
+    return docs.map((d) => d._id);
   }
 
   /** Point deletes: FerretDB only finds by _id through an index. */

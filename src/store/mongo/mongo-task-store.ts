@@ -532,7 +532,13 @@ export class MongoTaskStore implements TaskStore {
     if (committed.delivery) await this.webhooks.intend(committed.delivery);
     // Inputs stored inline (before they were kept apart) move out at the task's next commit.
     const movedInputs = !head.inputsId && hasLongInputs(next) ? await this.inputs.write(next) : undefined;
+    // A run taken over may have died with parts no state names (mongo-conversation.ts).
+    // Those stored before this commit's event that the head does not name are such
+    // leftovers, or belong to a writer that read this head or an older one and so
+    // will lose its sequence to this commit (and drop them itself): safe to drop.
+    const leftovers = takesOver(current, decide) ? await this.conversations.idsOf(current.id) : [];
     const conversation = await this.conversations.write(next.id, next.checkpoint?.messages ?? [], head.parts);
+    if (conversation.written) this.hooks?.reached("store.after_conversation_part");
     const stored = storedTask(next, conversation.parts, head.inputsId ?? movedInputs);
     if (!(await this.insertIgnoringDuplicate(this.taskEvents, eventDocument(committed.event, stored, committed.delivery)))) {
       if (conversation.written) await this.conversations.drop([conversation.written]);
@@ -543,7 +549,8 @@ export class MongoTaskStore implements TaskStore {
     // Only the newest event needs the whole task.
     await this.taskEvents.updateOne({ _id: eventId(current.id, current.sequence) }, { $unset: { state: "" } });
     if (queueChanges && !isQueued(next)) await this.queue.deleteOne({ _id: next.id });
-    await this.conversations.drop(conversation.replaced);
+    const named = new Set(conversation.parts.map((p) => p.id));
+    await this.conversations.drop([...new Set([...conversation.replaced, ...leftovers.filter((id) => !named.has(id))])]);
     return committed;
   }
 
@@ -599,6 +606,9 @@ export class MongoTaskStore implements TaskStore {
 const requestKey = (task: Task) => `${task.owner}\n${task.requestId}`;
 
 const isQueued = (task: Task) => task.status === "pending" || task.status === "running";
+
+/** A claim of a run whose holder's lease ran out: the holder may have died mid-commit. */
+const takesOver = (current: Task, decide: Decide) => decide.verb === "claim" && current.status === "running";
 
 const MAX_EVENT_WINDOW = 32;
 const CANDIDATES_PER_SCAN = 64;
