@@ -43,6 +43,19 @@ async function storedDocuments(db: Db, id: string): Promise<{ view: MongoTaskDoc
   return { view, state: newest!.state! };
 }
 
+/**
+ * Puts the task's view and its previous newest event back as `before` had them, as if the
+ * writer of the newest event had died before its last two steps (updating the view, dropping
+ * the previous event's state).
+ */
+async function undoViewUpdate(db: Db, before: { view: MongoTaskDocument; state: MongoTaskDocument }): Promise<void> {
+  const id = before.view._id;
+  await db.collection<MongoTaskDocument>("tasks").replaceOne({ _id: id }, before.view);
+  await db
+    .collection<MongoEventDocument>("task_events")
+    .updateOne({ _id: `${id}:${String(before.view.sequence).padStart(10, "0")}` }, { $set: { state: before.state } });
+}
+
 describeWithMongo("MongoDB adapter", () => {
   it("should keep a checkpoint's conversation apart in a few parts: the task's documents stay flat over 50 iterations, Get returns it all", async () => {
     await withStore(async (store, db) => {
@@ -108,6 +121,43 @@ describeWithMongo("MongoDB adapter", () => {
         expect(taken?.task.takeovers).toBe(1);
         expect((await parts.find({ task_id: running.id }).toArray()).map((p) => p._id).sort()).toEqual([...named].sort());
         expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(5));
+      },
+      () => clock,
+    );
+  });
+
+  it("should commit after an event the view does not show yet (its writer died before updating the view), with dense sequences", async () => {
+    await withStore(async (store, db) => {
+      const running = await runningTask(store, "grow");
+      await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 1)));
+      const before = await storedDocuments(db, running.id);
+      await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 2)));
+      await undoViewUpdate(db, before);
+
+      const third = await store.commit(running.id, checkpoint(running.lease!.token, progressAt(running, 3)));
+      expect(third.event.sequence).toBe(before.view.sequence + 2);
+      expect((await store.events(running.id, before.view.sequence, 10)).map((e) => e.sequence)).toEqual([
+        before.view.sequence + 1,
+        before.view.sequence + 2,
+      ]);
+      expect((await store.get(running.id))?.checkpoint?.messages).toEqual(conversationAfter(3));
+    });
+  });
+
+  it("should commit what the newest event allows when the view still shows an older one that refuses it (a takeover whose view update died)", async () => {
+    let clock = new Date();
+    await withStore(
+      async (store, db) => {
+        const first = await runningTask(store, "grow");
+        const before = await storedDocuments(db, first.id);
+        clock = new Date(clock.getTime() + 120_000); // the first lease has run out
+        const taken = (await store.commit(first.id, claim("w2", 60_000))).task;
+        await undoViewUpdate(db, before); // the view still names the first holder's lease
+
+        const committed = await store.commit(first.id, checkpoint(taken.lease!.token, progressAt(taken, 1)));
+        expect(committed.event.sequence).toBe(taken.sequence + 1);
+        expect(committed.task.lease?.token).toBe(taken.lease!.token);
+        await expect(store.commit(first.id, checkpoint(first.lease!.token, progressAt(first, 2)))).rejects.toThrow(/lease/i);
       },
       () => clock,
     );

@@ -80,6 +80,8 @@ interface Head {
   task: Task;
   parts: ConversationPart[];
   inputsId?: string;
+  /** False when read without checking that no newer event follows (see commit). */
+  probed: boolean;
 }
 
 interface RequestIdDocument {
@@ -267,8 +269,11 @@ export class MongoTaskStore implements TaskStore {
     return this.guard(async () => {
       for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
         // A checkpoint carries the whole conversation (the run's, which began from the
-        // stored one): the stored one is not read back for it.
-        const current = await this.head(id, decide.verb !== "checkpoint");
+        // stored one): the stored one is not read back for it. The first attempt takes
+        // the event the view names as the newest without reading the next _id to make
+        // sure (one read fewer per commit): if a newer one exists, the insert of the
+        // next sequence fails, and the attempts after it look.
+        const current = await this.head(id, decide.verb !== "checkpoint", attempt > 0);
         if (!current) throw new TaskNotFoundError(id);
         const committed = await this.tryCommit(current, decide);
         if (committed) return committed;
@@ -470,20 +475,25 @@ export class MongoTaskStore implements TaskStore {
    * prompt's head). A conversation part replaced since the state was read is
    * missing: the state is read again (a commit has moved on).
    */
-  private async head(id: string, whole = true): Promise<Head | undefined> {
+  private async head(id: string, whole = true, probe = true): Promise<Head | undefined> {
     for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
-      const state = await this.newestState(id);
+      const state = await this.newestState(id, probe);
       if (!state) return undefined;
       const parts = state.checkpoint_parts ?? [];
       const inputsId = state.inputs_id;
-      const found = { parts, ...(inputsId ? { inputsId } : {}) };
+      const found = { parts, ...(inputsId ? { inputsId } : {}), probed: probe };
       if (!whole) return { task: fromTaskDocument(fromMongoTask(state)), ...found };
       const apart = state.checkpoint && parts.length > 0 ? state.checkpoint : undefined;
       const [messages, inputs] = await Promise.all([
         apart ? this.conversations.read(parts) : [],
         inputsId ? this.inputs.read(inputsId) : null,
       ]);
-      if (!messages || inputs === undefined) continue; // replaced (or deleted) since the state was read
+      if (!messages || inputs === undefined) {
+        // Replaced (or deleted) since the state was read; or the state, read without a
+        // probe, is an older one whose parts a newer commit replaced.
+        probe = true;
+        continue;
+      }
       if (apart) apart.messages = messages;
       const task = fromTaskDocument(fromMongoTask(state));
       return { task: inputs ? withInputs(task, inputs) : task, ...found };
@@ -502,8 +512,9 @@ export class MongoTaskStore implements TaskStore {
    * The task's document as of its newest event. The view's sequence says where to
    * start (it never leads); the state itself always comes from the newest event,
    * never from the view, whose fields concurrent best-effort updates may have clobbered.
+   * Without `probe`, the first event found with a state is taken as the newest.
    */
-  private async newestState(id: string): Promise<MongoTaskDocument | undefined> {
+  private async newestState(id: string, probe = true): Promise<MongoTaskDocument | undefined> {
     const view = await this.tasks.findOne({ _id: id }, { projection: { sequence: 1 } });
     if (!view) return undefined;
     let state: MongoTaskDocument | undefined;
@@ -512,6 +523,7 @@ export class MongoTaskStore implements TaskStore {
       if (!event) break;
       if (event.deleted) return undefined; // a delete in progress: the task is gone
       state = event.state ?? state;
+      if (state && !probe) break;
     }
     if (!state) {
       // Its creator died between storing the task and its first event: write that event now.
@@ -525,7 +537,14 @@ export class MongoTaskStore implements TaskStore {
   /** One attempt: undefined when another writer committed the next sequence first. */
   private async tryCommit(head: Head, decide: Decide): Promise<Committed | undefined> {
     const current = head.task;
-    const committed = commitTransition(current, decide, this.now());
+    let committed: Committed;
+    try {
+      committed = commitTransition(current, decide, this.now());
+    } catch (error) {
+      // An older state than the newest may refuse what the newest allows: look again.
+      if (!head.probed) return undefined;
+      throw error;
+    }
     const next = committed.task;
     const queueChanges = next.status !== current.status || next.lease?.token !== current.lease?.token;
     if (queueChanges && isQueued(next)) await this.enqueue(next);
