@@ -4,7 +4,7 @@ import type { Task } from "../../src/domain/task.js";
 import { cancel, checkpoint, claim, commitTransition, complete, createTask } from "../../src/domain/transitions.js";
 import type { WebhookDelivery } from "../../src/domain/webhooks.js";
 import { toDeliveryDocument } from "../../src/store/delivery-document.js";
-import { toMongoTask, type MongoEventDocument, type MongoTaskDocument } from "../../src/store/mongo/mongo-document.js";
+import { eventId, toMongoTask, type MongoEventDocument, type MongoTaskDocument } from "../../src/store/mongo/mongo-document.js";
 import { MongoTaskStore } from "../../src/store/mongo/mongo-task-store.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "../../src/store/mongo/mongo-webhooks.js";
 import { toTaskDocument } from "../../src/store/task-document.js";
@@ -37,9 +37,7 @@ async function runningTask(store: MongoTaskStore, prompt: string): Promise<Task>
 /** The task's documents as stored: its view, and the state its newest event holds. */
 async function storedDocuments(db: Db, id: string): Promise<{ view: MongoTaskDocument; state: MongoTaskDocument }> {
   const view = (await db.collection<MongoTaskDocument>("tasks").findOne({ _id: id }))!;
-  const newest = await db
-    .collection<MongoEventDocument>("task_events")
-    .findOne({ _id: `${id}:${String(view.sequence).padStart(10, "0")}` });
+  const newest = await db.collection<MongoEventDocument>("task_events").findOne({ _id: eventId(id, view.sequence) });
   return { view, state: newest!.state! };
 }
 
@@ -53,7 +51,7 @@ async function undoViewUpdate(db: Db, before: { view: MongoTaskDocument; state: 
   await db.collection<MongoTaskDocument>("tasks").replaceOne({ _id: id }, before.view);
   await db
     .collection<MongoEventDocument>("task_events")
-    .updateOne({ _id: `${id}:${String(before.view.sequence).padStart(10, "0")}` }, { $set: { state: before.state } });
+    .updateOne({ _id: eventId(id, before.view.sequence) }, { $set: { state: before.state } });
 }
 
 describeWithMongo("MongoDB adapter", () => {
@@ -199,7 +197,7 @@ describeWithMongo("MongoDB adapter", () => {
       // The documents as this store wrote them before: everything inline, nothing apart.
       const inline = toMongoTask(toTaskDocument({ ...(await store.get(running.id))!, ...inputs }));
       const { view } = await storedDocuments(db, running.id);
-      const newest = `${running.id}:${String(view.sequence).padStart(10, "0")}`;
+      const newest = eventId(running.id, view.sequence);
       await db.collection<MongoEventDocument>("task_events").updateOne({ _id: newest }, { $set: { state: inline } });
       await db.collection<MongoTaskDocument>("tasks").replaceOne({ _id: running.id }, inline);
       await db.collection("checkpoint_messages").deleteMany({});

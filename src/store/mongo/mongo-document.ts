@@ -44,6 +44,11 @@ export interface MongoEventDocument extends Omit<EventDocument, "task"> {
   delivery_id?: string;
 }
 
+/** An event's _id. Events sort by _id within a task: the sequence is zero-padded. */
+export function eventId(taskId: string, sequence: number): string {
+  return `${taskId}:${String(sequence).padStart(10, "0")}`;
+}
+
 export const labelPair = (key: string, value: string) => `${key}=${value}`;
 
 export function toMongoTask(doc: TaskDocument): MongoTaskDocument {

@@ -39,6 +39,7 @@ import { commitTransition, creationEvent, type Committed, type Decide } from "..
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
 import { fromEventDocument, fromTaskDocument, toEventDocument, toTaskDocument } from "../task-document.js";
 import {
+  eventId,
   fromMongoEvent,
   fromMongoTask,
   labelPair,
@@ -633,11 +634,6 @@ const MAX_EVENT_WINDOW = 32;
 const CANDIDATES_PER_SCAN = 64;
 /** A queue entry whose task has had no view for this long belongs to a deleted task. */
 const STALE_QUEUE_ENTRY_MS = 60_000;
-
-/** Events sort by _id within a task: the sequence is zero-padded. */
-function eventId(taskId: string, sequence: number): string {
-  return `${taskId}:${String(sequence).padStart(10, "0")}`;
-}
 
 function eventDocument(event: TaskEvent, state: MongoTaskDocument, delivery?: WebhookDelivery): MongoEventDocument {
   const doc = { ...toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event)), state };
