@@ -1,7 +1,7 @@
 // A throwaway PostgreSQL 15 (Debian's, /usr/lib/postgresql/15/bin) for
 // FerretDB's PostgreSQL backend: a temp data dir, run as the `postgres` user
 // (initdb and postgres refuse root), loopback only, stopped with its data
-// deleted by stop().
+// deleted by stop(), or when the process that started it exits.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
@@ -83,9 +83,24 @@ function serverArgs(data: string, dir: string, port: number, options: { durable?
 }
 
 function running(port: number, child: ChildProcess, data: string, dir: string): Postgres {
+  // `runuser` does not pass signals on, so PostgreSQL outlives an owner that ends without
+  // calling stop() (a benchmark that throws, a suite that crashes): stop it on the way out.
+  // Only synchronous work runs in an exit listener.
+  const onExit = () => {
+    if (child.exitCode === null) {
+      try {
+        execFileSync(...asPostgres(join(POSTGRES_BIN, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]), { stdio: "ignore" });
+      } catch {
+        // Already stopping: nothing left to do.
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/ferretdb`,
     async stop() {
+      process.off("exit", onExit);
       if (child.exitCode === null) {
         const exited = once(child, "exit");
         // pg_ctl, not a signal to `runuser`, which does not pass it on.
