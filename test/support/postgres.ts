@@ -83,13 +83,16 @@ function serverArgs(data: string, dir: string, port: number, options: { durable?
 }
 
 function running(port: number, child: ChildProcess, data: string, dir: string): Postgres {
-  // `runuser` does not pass signals on, so PostgreSQL outlives an owner that ends without
-  // calling stop() (a benchmark that throws, a suite that crashes): stop it on the way out.
-  // Only synchronous work runs in an exit listener.
+  // pg_ctl, not a signal to `runuser`, which does not pass it on.
+  const pgCtlStop = (mode: "fast" | "immediate") =>
+    execFileSync(...asPostgres(join(POSTGRES_BIN, "pg_ctl"), ["stop", "-D", data, "-m", mode, "-w"]), { stdio: "ignore" });
+  // So PostgreSQL outlives an owner that ends without calling stop() (a benchmark that
+  // throws, a suite that crashes): stop it on the way out. Only synchronous work runs in
+  // an exit listener.
   const onExit = () => {
     if (child.exitCode === null) {
       try {
-        execFileSync(...asPostgres(join(POSTGRES_BIN, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"]), { stdio: "ignore" });
+        pgCtlStop("immediate");
       } catch {
         // Already stopping: nothing left to do.
       }
@@ -103,8 +106,7 @@ function running(port: number, child: ChildProcess, data: string, dir: string): 
       process.off("exit", onExit);
       if (child.exitCode === null) {
         const exited = once(child, "exit");
-        // pg_ctl, not a signal to `runuser`, which does not pass it on.
-        execFileSync(...asPostgres(join(POSTGRES_BIN, "pg_ctl"), ["stop", "-D", data, "-m", "fast", "-w"]), { stdio: "ignore" });
+        pgCtlStop("fast");
         await exited;
       }
       rmSync(dir, { recursive: true, force: true });
