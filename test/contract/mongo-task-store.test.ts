@@ -5,6 +5,8 @@ import { cancel, checkpoint, claim, commitTransition, complete, createTask } fro
 import type { WebhookDelivery } from "../../src/domain/webhooks.js";
 import { toDeliveryDocument } from "../../src/store/delivery-document.js";
 import { eventId, toMongoTask, type MongoEventDocument, type MongoTaskDocument } from "../../src/store/mongo/mongo-document.js";
+import type { InputsDocument } from "../../src/store/mongo/mongo-inputs.js";
+import type { QueueDocument } from "../../src/store/mongo/mongo-queue.js";
 import { MongoTaskStore } from "../../src/store/mongo/mongo-task-store.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "../../src/store/mongo/mongo-webhooks.js";
 import { toTaskDocument } from "../../src/store/task-document.js";
@@ -215,6 +217,95 @@ describeWithMongo("MongoDB adapter", () => {
       expect(state.inputs_id).toBeDefined();
       expect(await store.get(running.id)).toMatchObject({ ...inputs, checkpoint: { messages: conversationAfter(4) } });
     });
+  });
+
+  it("should keep, when a commit takes a task out of the claim queue, an entry a Resume has just written for the task's next state", async () => {
+    await withStore(async (store, db) => {
+      const running = await runningTask(store, "p");
+      // A Resume that read the completion below wrote the entry of the PENDING state it is
+      // about to commit (at the completion's sequence + 1), before the completion's writer
+      // got to remove the entry of the RUNNING state.
+      const queue = db.collection<QueueDocument>("task_queue");
+      const resumed: QueueDocument = {
+        _id: running.id,
+        status: "pending",
+        created_at: running.createdAt,
+        sequence: running.sequence + 2,
+        written_at: new Date(),
+      };
+      await queue.replaceOne({ _id: running.id }, resumed);
+
+      await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 1)));
+      expect(await queue.findOne({ _id: running.id })).toMatchObject({ sequence: running.sequence + 2 });
+
+      // The entry of a state the commit supersedes goes, and so does one written before
+      // entries named their sequence.
+      const again = await runningTask(store, "q");
+      await store.commit(again.id, complete(again.lease!.token, "done", progressAt(again, 1)));
+      expect(await queue.findOne({ _id: again.id })).toBeNull();
+      const older = await runningTask(store, "r");
+      await queue.replaceOne({ _id: older.id }, { status: "running", created_at: older.createdAt });
+      await store.commit(older.id, complete(older.lease!.token, "done", progressAt(older, 1)));
+      expect(await queue.findOne({ _id: older.id })).toBeNull();
+    });
+  });
+
+  it("should leave a claim-queue entry written for a state not committed yet, until it is older than a writer can take", async () => {
+    let clock = new Date();
+    await withStore(
+      async (store, db) => {
+        const running = await runningTask(store, "p");
+        const done = (await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 1)))).task;
+        const queue = db.collection<QueueDocument>("task_queue");
+        const resuming: QueueDocument = {
+          _id: done.id,
+          status: "pending",
+          created_at: done.createdAt,
+          sequence: done.sequence + 1,
+          written_at: clock,
+        };
+        await queue.insertOne(resuming);
+
+        expect(await store.claimNext(claim("w2", 60_000))).toBeUndefined();
+        expect(await queue.findOne({ _id: done.id })).not.toBeNull();
+
+        clock = new Date(clock.getTime() + 120_000); // its writer died before committing
+        expect(await store.claimNext(claim("w2", 60_000))).toBeUndefined();
+        expect(await queue.findOne({ _id: done.id })).toBeNull();
+      },
+      () => clock,
+    );
+  });
+
+  it("should remove what a Submit that died before storing its task left (its claim-queue entry and long inputs), and nothing a retry wrote since", async () => {
+    let clock = new Date();
+    await withStore(
+      async (store, db) => {
+        const { task } = createTask({ prompt: "p", systemPrompt: "", maxIterations: 1, labels: {}, tools: [], owner: "" }, clock);
+        const queue = db.collection<QueueDocument>("task_queue");
+        const inputs = db.collection<InputsDocument>("task_inputs");
+        await queue.insertOne({ _id: task.id, status: "pending", created_at: clock, sequence: task.sequence, written_at: clock });
+        const inputsOf = (suffix: string, at: Date): InputsDocument => ({
+          _id: `${task.id}:${suffix}`,
+          task_id: task.id,
+          prompt: "p",
+          system_prompt: "",
+          tools: [],
+          written_at: at,
+        });
+        await inputs.insertOne(inputsOf("dead", clock));
+
+        expect(await store.claimNext(claim("w", 60_000))).toBeUndefined();
+        expect(await queue.countDocuments({ _id: task.id })).toBe(1); // its creator may still be at it
+
+        clock = new Date(clock.getTime() + 120_000);
+        await inputs.insertOne(inputsOf("retry", clock)); // a retry of its request_id, under way
+        expect(await store.claimNext(claim("w", 60_000))).toBeUndefined();
+        expect(await queue.countDocuments({ _id: task.id })).toBe(0);
+        expect((await inputs.find({ task_id: task.id }).toArray()).map((d) => d._id)).toEqual([`${task.id}:retry`]);
+      },
+      () => clock,
+    );
   });
 
   describeTaskStoreContract("mongodb", async () => {

@@ -9,11 +9,11 @@
 //   tasks        one BackgroundTask-shaped document per task: the view that
 //                List, claims and people query. It is written after its event,
 //                so it may lag the events for a moment but never leads them.
-//   task_queue   one small document per PENDING or RUNNING task (status,
-//                created_at, lease expiry): what claims scan. Written before a
-//                task enters PENDING or RUNNING and removed after it leaves, so
-//                every claimable task has an entry; a stale entry only costs a
-//                check against the task's events.
+//   task_queue   one small document per PENDING or RUNNING task: what claims
+//                scan (mongo-queue.ts). Written before a task enters PENDING or
+//                RUNNING and removed after it leaves, so every claimable task
+//                has an entry; a stale entry only costs a check against the
+//                task's events.
 //   request_ids  _id = owner + request_id -> task id, for idempotent Submit.
 //   output_chunks  model output of running iterations (mongo-output.ts).
 //   deletions    _id = task id, while a delete is under way (see delete()).
@@ -54,6 +54,7 @@ import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "./mongo-webhooks.js";
 import { MongoConversations, type ConversationPart, type PartDocument } from "./mongo-conversation.js";
 import { MongoTaskInputs, type InputsDocument } from "./mongo-inputs.js";
+import { ABANDONED_ENTRY_MS, MongoTaskQueue, type QueueDocument, type QueueEntry } from "./mongo-queue.js";
 import { hasLongInputs, withInputs, withoutInputs } from "../task-inputs.js";
 import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
@@ -67,13 +68,6 @@ export interface MongoStoreOptions {
   /** How long an operation waits for a reachable server before UNAVAILABLE. */
   serverSelectionTimeoutMS?: number;
   hooks?: Hooks;
-}
-
-interface QueueDocument {
-  _id: string;
-  status: "pending" | "running";
-  created_at: Date;
-  lease_expires_at?: Date;
 }
 
 /** A task as of its newest event, and where its checkpoint's conversation and long inputs are. */
@@ -97,7 +91,7 @@ export class MongoTaskStore implements TaskStore {
   private readonly tasks: Collection<MongoTaskDocument>;
   private readonly taskEvents: Collection<MongoEventDocument>;
   private readonly requestIds: Collection<RequestIdDocument>;
-  private readonly queue: Collection<QueueDocument>;
+  private readonly queue: MongoTaskQueue;
   private readonly locks: Collection<LockDocument>;
   private readonly deletions: Collection<{ _id: string }>;
   private readonly output: MongoOutputChunks;
@@ -108,7 +102,7 @@ export class MongoTaskStore implements TaskStore {
   readonly sharesOutput = true;
   private readonly now: () => Date;
   /** Claim candidates left from the last scan, oldest first. */
-  private candidates: { id: string; createdAt: Date }[] = [];
+  private candidates: QueueEntry[] = [];
   private scanning: Promise<void> | undefined;
 
   private constructor(
@@ -120,7 +114,7 @@ export class MongoTaskStore implements TaskStore {
     this.tasks = db.collection<MongoTaskDocument>("tasks");
     this.taskEvents = db.collection<MongoEventDocument>("task_events");
     this.requestIds = db.collection<RequestIdDocument>("request_ids");
-    this.queue = db.collection<QueueDocument>("task_queue");
+    this.queue = new MongoTaskQueue(db.collection<QueueDocument>("task_queue"), now);
     this.locks = db.collection<LockDocument>("owner_locks");
     this.deletions = db.collection<{ _id: string }>("deletions");
     this.output = new MongoOutputChunks(
@@ -134,7 +128,7 @@ export class MongoTaskStore implements TaskStore {
       eventId,
     );
     this.conversations = new MongoConversations(db.collection<PartDocument>("checkpoint_messages"));
-    this.inputs = new MongoTaskInputs(db.collection<InputsDocument>("task_inputs"));
+    this.inputs = new MongoTaskInputs(db.collection<InputsDocument>("task_inputs"), now);
     this.now = now;
   }
 
@@ -154,8 +148,7 @@ export class MongoTaskStore implements TaskStore {
   /** One index per query the service makes. */
   private async createIndexes(): Promise<void> {
     await this.taskEvents.createIndex({ task_id: 1, sequence: 1 }, { name: "task_sequence_unique", unique: true });
-    await this.queue.createIndex({ status: 1, created_at: 1 }, { name: "claim_pending" });
-    await this.queue.createIndex({ status: 1, lease_expires_at: 1 }, { name: "claim_expired" });
+    await this.queue.createIndexes();
     const taskIndexes: [Record<string, 1 | -1>, string][] = [
       [{ created_at: -1, _id: -1 }, "list"],
       [{ status: 1, created_at: -1, _id: -1 }, "list_by_status"],
@@ -204,7 +197,7 @@ export class MongoTaskStore implements TaskStore {
     // The task may have taken a reserved id above: its delivery is then made for that id.
     const delivery = task === draft.task ? draft.delivery : deliveryFor(task, creationEvent(task));
     if (delivery) await this.webhooks.intend(delivery);
-    await this.enqueue(task);
+    await this.queue.put(task);
     const inputsId = hasLongInputs(task) ? await this.inputs.write(task) : undefined;
     const conversation = await this.conversations.write(task.id, task.checkpoint?.messages ?? [], []);
     const stored = storedTask(task, conversation.parts, inputsId);
@@ -290,22 +283,24 @@ export class MongoTaskStore implements TaskStore {
       // reads rather than a query over `tasks` (a full scan on FerretDB).
       if (this.candidates.length === 0) await this.refillCandidates();
       while (this.candidates.length > 0) {
-        const { id, createdAt } = this.candidates.shift()!;
-        const current = await this.head(id);
-        if (!current) {
-          // Its creator has not stored the task yet (the entry comes first), or it was deleted
-          // and a writer racing the delete put the entry back: only an old entry is the latter.
-          if (this.now().getTime() - createdAt.getTime() > STALE_QUEUE_ENTRY_MS) await this.queue.deleteOne({ _id: id });
+        const entry = this.candidates.shift()!;
+        const current = await this.head(entry.id);
+        if (current && isQueued(current.task)) {
+          try {
+            const claimed = await this.tryCommit(current, decide);
+            if (claimed) return claimed;
+          } catch (error) {
+            // Claimed by someone else since the scan, or RUNNING on a lease renewed since.
+            if (!(error instanceof FailedPreconditionError)) throw error;
+          }
           continue;
         }
-        try {
-          const claimed = await this.tryCommit(current, decide);
-          if (claimed) return claimed;
-        } catch (error) {
-          if (!(error instanceof FailedPreconditionError)) throw error;
-          // Claimed by someone else since the scan, or a stale entry of a task no longer active.
-          if (!isQueued(current.task)) await this.queue.deleteOne({ _id: id });
-        }
+        // Not in the queue as of its newest state (or no state: its creator has not stored
+        // the task yet, or died first, or it was deleted). The entry goes only when left over.
+        if (!this.queue.isLeftOver(entry, current?.task)) continue;
+        // A Submit that died before storing its task may have written its long inputs.
+        if (!current) await this.inputs.deleteAbandoned(entry.id, new Date(this.now().getTime() - ABANDONED_ENTRY_MS));
+        await this.queue.drop(entry);
       }
       return undefined;
     });
@@ -313,7 +308,8 @@ export class MongoTaskStore implements TaskStore {
 
   /** Claims made at the same time (the supervisor asks for one per free slot) share one scan. */
   private refillCandidates(): Promise<void> {
-    this.scanning ??= this.scanCandidates()
+    this.scanning ??= this.queue
+      .scan(CANDIDATES_PER_SCAN)
       .then((ids) => {
         this.candidates = ids;
       })
@@ -321,19 +317,6 @@ export class MongoTaskStore implements TaskStore {
         this.scanning = undefined;
       });
     return this.scanning;
-  }
-
-  /** Oldest claimable tasks according to the queue; each is checked against its events before claiming. */
-  private async scanCandidates(): Promise<{ id: string; createdAt: Date }[]> {
-    const docs = await this.queue
-      .find(
-        { $or: [{ status: "pending" }, { status: "running", lease_expires_at: { $lte: this.now() } }] },
-        { projection: { _id: 1, created_at: 1 } },
-      )
-      .sort({ created_at: 1 })
-      .limit(CANDIDATES_PER_SCAN)
-      .toArray();
-    return docs.map((d) => ({ id: d._id, createdAt: d.created_at }));
   }
 
   async renewLease(id: string, token: string, expiresAt: Date): Promise<boolean> {
@@ -344,8 +327,7 @@ export class MongoTaskStore implements TaskStore {
         { _id: eventId(id, current.task.sequence), "state.lease.token": token },
         { $set: { "state.lease.expires_at": expiresAt } },
       );
-      // A hint for the claim scan only: claims judge the lease by the event above.
-      await this.queue.updateOne({ _id: id }, { $set: { lease_expires_at: expiresAt } });
+      await this.queue.renewed(id, expiresAt);
       return true;
     });
   }
@@ -420,7 +402,7 @@ export class MongoTaskStore implements TaskStore {
       }
       await this.tasks.deleteOne({ _id: id });
       await this.inputs.deleteTask(id);
-      await this.queue.deleteOne({ _id: id });
+      await this.queue.delete(id);
       await this.requestIds.deleteMany({ task_id: id });
       await this.output.delete(id);
       await this.conversations.deleteTask(id);
@@ -548,7 +530,7 @@ export class MongoTaskStore implements TaskStore {
     }
     const next = committed.task;
     const queueChanges = next.status !== current.status || next.lease?.token !== current.lease?.token;
-    if (queueChanges && isQueued(next)) await this.enqueue(next);
+    if (queueChanges && isQueued(next)) await this.queue.put(next);
     if (committed.delivery) await this.webhooks.intend(committed.delivery);
     // Inputs stored inline (before they were kept apart) move out at the task's next commit.
     const movedInputs = !head.inputsId && hasLongInputs(next) ? await this.inputs.write(next) : undefined;
@@ -568,26 +550,10 @@ export class MongoTaskStore implements TaskStore {
     await this.syncView(stored);
     // Only the newest event needs the whole task.
     await this.taskEvents.updateOne({ _id: eventId(current.id, current.sequence) }, { $unset: { state: "" } });
-    if (queueChanges && !isQueued(next)) await this.queue.deleteOne({ _id: next.id });
+    if (queueChanges && !isQueued(next)) await this.queue.left(next);
     const named = new Set(conversation.parts.map((p) => p.id));
     await this.conversations.drop([...new Set([...conversation.replaced, ...leftovers.filter((id) => !named.has(id))])]);
     return committed;
-  }
-
-  private async enqueue(task: Task): Promise<void> {
-    const entry: QueueDocument = {
-      _id: task.id,
-      status: task.status === "running" ? "running" : "pending",
-      created_at: task.createdAt,
-      ...(task.lease ? { lease_expires_at: task.lease.expiresAt } : {}),
-    };
-    try {
-      await this.queue.replaceOne({ _id: task.id }, entry, { upsert: true });
-    } catch (error) {
-      // Two upserts raced to insert the entry (not atomic on FerretDB): replace the winner's.
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
-      await this.queue.replaceOne({ _id: task.id }, entry);
-    }
   }
 
   /** Brings the tasks view up to `stored`, unless it already shows something newer. */
@@ -632,8 +598,6 @@ const takesOver = (current: Task, decide: Decide) => decide.verb === "claim" && 
 
 const MAX_EVENT_WINDOW = 32;
 const CANDIDATES_PER_SCAN = 64;
-/** A queue entry whose task has had no view for this long belongs to a deleted task. */
-const STALE_QUEUE_ENTRY_MS = 60_000;
 
 function eventDocument(event: TaskEvent, state: MongoTaskDocument, delivery?: WebhookDelivery): MongoEventDocument {
   const doc = { ...toMongoEvent(eventId(event.taskId, event.sequence), toEventDocument(event)), state };
