@@ -56,6 +56,11 @@ async function undoViewUpdate(db: Db, before: { view: MongoTaskDocument; state: 
     .updateOne({ _id: eventId(id, before.view.sequence) }, { $set: { state: before.state } });
 }
 
+/** The claim-queue entry a Resume of `task` writes, before its event, for the PENDING state at `sequence`. */
+function resumingEntry(task: Task, sequence: number, writtenAt: Date): QueueDocument {
+  return { _id: task.id, status: "pending", created_at: task.createdAt, sequence, written_at: writtenAt };
+}
+
 describeWithMongo("MongoDB adapter", () => {
   it("should keep a checkpoint's conversation apart in a few parts: the task's documents stay flat over 50 iterations, Get returns it all", async () => {
     await withStore(async (store, db) => {
@@ -226,14 +231,7 @@ describeWithMongo("MongoDB adapter", () => {
       // about to commit (at the completion's sequence + 1), before the completion's writer
       // got to remove the entry of the RUNNING state.
       const queue = db.collection<QueueDocument>("task_queue");
-      const resumed: QueueDocument = {
-        _id: running.id,
-        status: "pending",
-        created_at: running.createdAt,
-        sequence: running.sequence + 2,
-        written_at: new Date(),
-      };
-      await queue.replaceOne({ _id: running.id }, resumed);
+      await queue.replaceOne({ _id: running.id }, resumingEntry(running, running.sequence + 2, new Date()));
 
       await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 1)));
       expect(await queue.findOne({ _id: running.id })).toMatchObject({ sequence: running.sequence + 2 });
@@ -257,14 +255,7 @@ describeWithMongo("MongoDB adapter", () => {
         const running = await runningTask(store, "p");
         const done = (await store.commit(running.id, complete(running.lease!.token, "done", progressAt(running, 1)))).task;
         const queue = db.collection<QueueDocument>("task_queue");
-        const resuming: QueueDocument = {
-          _id: done.id,
-          status: "pending",
-          created_at: done.createdAt,
-          sequence: done.sequence + 1,
-          written_at: clock,
-        };
-        await queue.insertOne(resuming);
+        await queue.insertOne(resumingEntry(done, done.sequence + 1, clock));
 
         expect(await store.claimNext(claim("w2", 60_000))).toBeUndefined();
         expect(await queue.findOne({ _id: done.id })).not.toBeNull();
