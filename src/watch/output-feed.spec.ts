@@ -52,4 +52,15 @@ describe("OutputFeed.release", () => {
     vi.advanceTimersByTime(GRACE_MS);
     expect(feed.read("t", 2, 2, 0)?.parts).toEqual([{ text: "second run" }]);
   });
+
+  it("should not drop the output of a newer run that took up the same iteration (a run taken over in this process) when the older run's time is up", () => {
+    feed.append("t", 3, 32, [{ text: "run 1, cut short" }]);
+    feed.release("t", GRACE_MS);
+    feed.append("t", 3, 64, [{ text: "run 2" }]);
+    vi.advanceTimersByTime(GRACE_MS);
+    feed.append("t", 3, 64, [{ text: " goes on" }]);
+    // Positions go on from where the iteration had reached, as for a retried call.
+    expect(feed.read("t", 3, 64, 0)?.parts).toEqual([{ text: "run 2" }, { text: " goes on" }]);
+    expect(feed.read("t", 3, 64, 0)?.offset).toBe("run 1, cut short".length);
+  });
 });

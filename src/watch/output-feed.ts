@@ -21,8 +21,12 @@ export const MAX_FINISHED = 10_000;
 
 export class OutputFeed {
   private readonly tasks = new Map<string, TaskOutput>();
-  /** Runs that ended here, oldest first, with when their output goes (the grace period is the same for all). */
-  private readonly finished: { taskId: string; output: TaskOutput; expiresAt: number }[] = [];
+  /**
+   * Runs that ended here, oldest first, with when their output goes (the grace period is the
+   * same for all), and the attempt they ended on: a later run of the task in this process may
+   * have taken up the same output (the same iteration, under a new attempt), and keeps it.
+   */
+  private readonly finished: { taskId: string; output: TaskOutput; attempt: number; expiresAt: number }[] = [];
   /** One timer, for the oldest finished run's expiry (not one per run). */
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Map<string, Set<() => void>>();
@@ -63,7 +67,7 @@ export class OutputFeed {
    */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (output) this.finished.push({ taskId, output, expiresAt: Date.now() + afterMs });
+    if (output) this.finished.push({ taskId, output, attempt: output.current.attempt, expiresAt: Date.now() + afterMs });
     this.sweep();
   }
 
@@ -71,7 +75,8 @@ export class OutputFeed {
     const now = Date.now();
     while (this.finished.length > 0 && (this.finished.length > MAX_FINISHED || this.finished[0]!.expiresAt <= now)) {
       const oldest = this.finished.shift()!;
-      if (this.tasks.get(oldest.taskId) === oldest.output) this.tasks.delete(oldest.taskId);
+      const taken = this.tasks.get(oldest.taskId) !== oldest.output || oldest.output.current.attempt !== oldest.attempt;
+      if (!taken) this.tasks.delete(oldest.taskId);
     }
     const next = this.finished[0];
     if (next && !this.sweepTimer) {
