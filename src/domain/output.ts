@@ -33,6 +33,9 @@ export interface OutputChunk {
   parts: OutputPart[];
 }
 
+/** Which of a task's stored output to remove: iterations before one, or attempts before one. */
+export type OutputBefore = { iteration: number } | { attempt: number };
+
 /** What a chunk says, merged for the wire: all its text, and each tool call's pieces joined. */
 export interface MergedOutput {
   text: string;

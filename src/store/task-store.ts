@@ -1,7 +1,7 @@
 // The storage port. Adapters (sqlite/, mongo/) say how; this says what, and
 // one contract suite (test/contract/) holds every adapter to it.
 import type { Committed, Decide } from "../domain/transitions.js";
-import type { OutputChunk } from "../domain/output.js";
+import type { OutputBefore, OutputChunk } from "../domain/output.js";
 import type { Task, TaskEvent, TaskStatus } from "../domain/task.js";
 import type { WebhookDelivery } from "../domain/webhooks.js";
 
@@ -63,8 +63,11 @@ export interface TaskStore {
   noteOutputWatcher(taskId: string, until: Date): Promise<void>;
   /** True when some watcher noted it wants the task's output past `now`. */
   hasOutputWatcher(taskId: string, now: Date): Promise<boolean>;
-  /** Removes the task's chunks of iterations before `beforeIteration` (every one when undefined). */
-  deleteOutput(taskId: string, beforeIteration?: number): Promise<void>;
+  /**
+   * Removes the task's chunks of iterations before `before.iteration`, or of attempts before
+   * `before.attempt`: a run removes its own and older runs' output, never a later run's.
+   */
+  deleteOutput(taskId: string, before: OutputBefore): Promise<void>;
   /**
    * Webhook deliveries due at `now`, at most `limit`, of each task only its lowest-sequence
    * PENDING one (a task's deliveries go out in order). Each is held for `leaseMs` (its

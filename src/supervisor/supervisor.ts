@@ -263,7 +263,7 @@ export class Supervisor {
           // One turn of the event loop before the next model call, so the event's writes to
           // this process's watchers go out first rather than after that call's request is built.
           await nextTurn();
-          if (sharer?.wrote) void this.options.store.deleteOutput(task.id, progress.iterations).catch(() => undefined);
+          if (sharer?.wrote) void this.options.store.deleteOutput(task.id, { iteration: progress.iterations }).catch(() => undefined);
         },
       });
       keeper.stop();
@@ -280,8 +280,14 @@ export class Supervisor {
       clearTimeout(deadline);
       sharer?.stop();
       this.options.outputs.release(task.id, OUTPUT_GRACE_MS);
-      // Watchers elsewhere have had the closing event for a while by then.
-      if (sharer?.wrote) setTimeout(() => void this.options.store.deleteOutput(task.id).catch(() => undefined), OUTPUT_GRACE_MS).unref();
+      // Watchers elsewhere have had the closing event for a while by then. Only this run's output
+      // and older runs' goes: the task may be running again already (resumed, or taken over), and
+      // its new run's output is another replica's watchers' to read. A run after the first also
+      // removes what an earlier run left behind (its process killed, or gone before its grace).
+      if (sharer && (sharer.wrote || runs > 1)) {
+        const before = { attempt: attemptOf(runs + 1, 0) };
+        setTimeout(() => void this.options.store.deleteOutput(task.id, before).catch(() => undefined), OUTPUT_GRACE_MS).unref();
+      }
     }
   }
 

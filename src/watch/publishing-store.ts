@@ -4,7 +4,7 @@
 // one place every write passes, it also makes each create and commit a short
 // span of the trace active then (a claim is recorded in its run's trace by the
 // supervisor, as the task it claims is known only after it).
-import type { OutputChunk } from "../domain/output.js";
+import type { OutputBefore, OutputChunk } from "../domain/output.js";
 import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
 import { inSpanIfTraced } from "../telemetry/spans.js";
@@ -50,7 +50,7 @@ export class PublishingStore implements TaskStore {
     this.inner.readOutput(taskId, iteration, minAttempt, from);
   noteOutputWatcher = (taskId: string, until: Date) => this.inner.noteOutputWatcher(taskId, until);
   hasOutputWatcher = (taskId: string, now: Date) => this.inner.hasOutputWatcher(taskId, now);
-  deleteOutput = (taskId: string, beforeIteration?: number) => this.inner.deleteOutput(taskId, beforeIteration);
+  deleteOutput = (taskId: string, before: OutputBefore) => this.inner.deleteOutput(taskId, before);
   expired = (now: Date, limit: number) => this.inner.expired(now, limit);
   purgeable = (now: Date, limit: number) => this.inner.purgeable(now, limit);
   dueDeliveries = (now: Date, limit: number, leaseMs: number, skipReceivers?: string[]) =>

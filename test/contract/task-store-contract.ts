@@ -348,14 +348,18 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         expect(await store.readOutput("t1", 1, 64, 0)).toEqual([]);
       });
 
-      it("should delete the chunks of earlier iterations, then all of a task's", async () => {
+      it("should delete the chunks of earlier iterations, then those of a run's attempts and older runs' but not a later run's", async () => {
         await store.appendOutput(chunk(1, 32, 0, "a"));
         await store.appendOutput(chunk(2, 32, 0, "b"));
-        await store.deleteOutput("t1", 2);
+        await store.deleteOutput("t1", { iteration: 2 });
         expect(await store.readOutput("t1", 1, 0, 0)).toEqual([]);
         expect(await store.readOutput("t1", 2, 0, 0)).toHaveLength(1);
-        await store.deleteOutput("t1");
+        // Run 1 (attempts 32–63) ended; the task was resumed and run 2 (attempts 64–) streams.
+        await store.appendOutput(chunk(2, 33, 1, "c"));
+        await store.appendOutput(chunk(3, 64, 0, "d"));
+        await store.deleteOutput("t1", { attempt: 64 });
         expect(await store.readOutput("t1", 2, 0, 0)).toEqual([]);
+        expect((await store.readOutput("t1", 3, 0, 0)).map((c) => c.parts)).toEqual([[{ text: "d" }]]);
       });
     });
 

@@ -2,10 +2,12 @@
 // coalesced run of a running iteration's output, _id naming its place.
 // Written only while a watcher on another replica wants them (output_watchers,
 // refreshed by that watcher), then about once per ROOKERY_WATCH_POLL_MS per
-// running task, and removed one iteration later: the collection holds only
-// what is streaming now to someone.
+// running task, and removed one iteration later; a run's last ones go 30 s
+// after it ends (never a later run's: the task may be running again by then),
+// and a process killed mid-run leaves its chunks to the task's next run. So the
+// collection holds little beyond what is streaming now to someone.
 import { MongoServerError, type Collection } from "mongodb";
-import type { OutputChunk, OutputPart } from "../../domain/output.js";
+import type { OutputBefore, OutputChunk, OutputPart } from "../../domain/output.js";
 
 export interface OutputChunkDocument {
   /** "<task id>:<iteration>:<attempt>:<offset>". */
@@ -75,10 +77,14 @@ export class MongoOutputChunks {
     }));
   }
 
-  async delete(taskId: string, beforeIteration?: number): Promise<void> {
-    await this.chunks.deleteMany(
-      beforeIteration === undefined ? { task_id: taskId } : { task_id: taskId, iteration: { $lt: beforeIteration } },
-    );
-    if (beforeIteration === undefined) await this.watchers.deleteOne({ _id: taskId });
+  async delete(taskId: string, before: OutputBefore): Promise<void> {
+    const which = "iteration" in before ? { iteration: { $lt: before.iteration } } : { attempt: { $lt: before.attempt } };
+    await this.chunks.deleteMany({ task_id: taskId, ...which });
+  }
+
+  /** Everything kept for the task's output: its chunks, and the note that a watcher wants them. */
+  async deleteTask(taskId: string): Promise<void> {
+    await this.chunks.deleteMany({ task_id: taskId });
+    await this.watchers.deleteOne({ _id: taskId });
   }
 }

@@ -58,7 +58,7 @@ import { ABANDONED_ENTRY_MS, MongoTaskQueue, type QueueDocument, type QueueEntry
 import { hasLongInputs, withInputs, withoutInputs } from "../task-inputs.js";
 import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
-import type { OutputChunk } from "../../domain/output.js";
+import type { OutputBefore, OutputChunk } from "../../domain/output.js";
 import { errorMessage } from "../../logger.js";
 
 export interface MongoStoreOptions {
@@ -348,8 +348,8 @@ export class MongoTaskStore implements TaskStore {
     return this.guard(() => this.output.hasWatcher(taskId, now));
   }
 
-  async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
-    await this.guard(() => this.output.delete(taskId, beforeIteration));
+  async deleteOutput(taskId: string, before: OutputBefore): Promise<void> {
+    await this.guard(() => this.output.delete(taskId, before));
   }
 
   async expired(now: Date, limit: number): Promise<string[]> {
@@ -404,7 +404,7 @@ export class MongoTaskStore implements TaskStore {
       await this.inputs.deleteTask(id);
       await this.queue.delete(id);
       await this.requestIds.deleteMany({ task_id: id });
-      await this.output.delete(id);
+      await this.output.deleteTask(id);
       await this.conversations.deleteTask(id);
       await this.webhooks.deleteTask(id);
       this.hooks?.reached("store.during_delete");

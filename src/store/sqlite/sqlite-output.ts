@@ -1,6 +1,6 @@
 // Output chunks in the embedded store (the output_chunks table of migration 0003).
 import type Database from "better-sqlite3";
-import type { OutputChunk, OutputPart } from "../../domain/output.js";
+import type { OutputBefore, OutputChunk, OutputPart } from "../../domain/output.js";
 
 interface ChunkRow {
   task_id: string;
@@ -14,8 +14,8 @@ interface ChunkRow {
 export class SqliteOutputChunks {
   private readonly insert: Database.Statement<[string, number, number, number, number, string]>;
   private readonly select: Database.Statement<[string, number, number, number], ChunkRow>;
-  private readonly deleteBefore: Database.Statement<[string, number]>;
-  private readonly deleteAll: Database.Statement<[string]>;
+  private readonly deleteIterations: Database.Statement<[string, number]>;
+  private readonly deleteAttempts: Database.Statement<[string, number]>;
 
   constructor(db: Database.Database) {
     this.insert = db.prepare(
@@ -25,8 +25,8 @@ export class SqliteOutputChunks {
       `SELECT * FROM output_chunks WHERE task_id = ? AND iteration = ? AND attempt >= ? AND end_offset > ?
        ORDER BY attempt, offset`,
     );
-    this.deleteBefore = db.prepare("DELETE FROM output_chunks WHERE task_id = ? AND iteration < ?");
-    this.deleteAll = db.prepare("DELETE FROM output_chunks WHERE task_id = ?");
+    this.deleteIterations = db.prepare("DELETE FROM output_chunks WHERE task_id = ? AND iteration < ?");
+    this.deleteAttempts = db.prepare("DELETE FROM output_chunks WHERE task_id = ? AND attempt < ?");
   }
 
   append(c: OutputChunk): void {
@@ -44,8 +44,8 @@ export class SqliteOutputChunks {
     }));
   }
 
-  delete(taskId: string, beforeIteration?: number): void {
-    if (beforeIteration === undefined) this.deleteAll.run(taskId);
-    else this.deleteBefore.run(taskId, beforeIteration);
+  delete(taskId: string, before: OutputBefore): void {
+    if ("iteration" in before) this.deleteIterations.run(taskId, before.iteration);
+    else this.deleteAttempts.run(taskId, before.attempt);
   }
 }

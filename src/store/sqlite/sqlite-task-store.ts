@@ -7,7 +7,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError } from "../../domain/errors.js";
-import type { OutputChunk } from "../../domain/output.js";
+import type { OutputBefore, OutputChunk } from "../../domain/output.js";
 import { ACTIVE_STATUSES, TASK_STATUSES, type ChatMessage, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { SqliteOutputChunks } from "./sqlite-output.js";
 import { SqliteTaskInputs } from "./sqlite-inputs.js";
@@ -310,8 +310,8 @@ export class SqliteTaskStore implements TaskStore {
     return false;
   }
 
-  async deleteOutput(taskId: string, beforeIteration?: number): Promise<void> {
-    this.guard(() => this.output.delete(taskId, beforeIteration));
+  async deleteOutput(taskId: string, before: OutputBefore): Promise<void> {
+    this.guard(() => this.output.delete(taskId, before));
   }
 
   async expired(now: Date, limit: number): Promise<string[]> {
