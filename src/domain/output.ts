@@ -49,6 +49,11 @@ export function attemptOf(runs: number, retry: number): number {
   return runs * ATTEMPTS_PER_RUN + Math.min(retry, ATTEMPTS_PER_RUN - 1);
 }
 
+/** The run an attempt belongs to (see attemptOf). */
+export function runOf(attempt: number): number {
+  return Math.floor(attempt / ATTEMPTS_PER_RUN);
+}
+
 export function partLength(part: OutputPart): number {
   if ("text" in part) return part.text.length;
   return (part.call.id !== undefined ? 1 : 0) + part.call.arguments.length;

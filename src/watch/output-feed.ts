@@ -4,7 +4,7 @@
 // window, so a fast model costs a message per window, not per token. Watchers
 // on other replicas read the same output from the store instead (see
 // supervisor/output-sharer.ts).
-import type { OutputChunk, OutputPart } from "../domain/output.js";
+import { runOf, type OutputChunk, type OutputPart } from "../domain/output.js";
 import { OutputLog } from "./output-log.js";
 
 interface TaskOutput {
@@ -21,12 +21,8 @@ export const MAX_FINISHED = 10_000;
 
 export class OutputFeed {
   private readonly tasks = new Map<string, TaskOutput>();
-  /**
-   * Runs that ended here, oldest first, with when their output goes (the grace period is the
-   * same for all), and the attempt they ended on: a later run of the task in this process may
-   * have taken up the same output (the same iteration, under a new attempt), and keeps it.
-   */
-  private readonly finished: { taskId: string; output: TaskOutput; attempt: number; expiresAt: number }[] = [];
+  /** Runs that ended here, oldest first, with when their output goes (the grace period is the same for all). */
+  private readonly finished: { taskId: string; output: TaskOutput; expiresAt: number }[] = [];
   /** One timer, for the oldest finished run's expiry (not one per run). */
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly listeners = new Map<string, Set<() => void>>();
@@ -40,6 +36,11 @@ export class OutputFeed {
     let output = this.tasks.get(taskId);
     if (!output || output.current.iteration !== iteration) {
       output = { current: new OutputLog(taskId, iteration, attempt), ...(output ? { previous: output.current } : {}) };
+      this.tasks.set(taskId, output);
+    } else if (runOf(output.current.attempt) !== runOf(attempt)) {
+      // A new run of the same iteration (taken over here): its output starts at 0, as on any
+      // other replica, and in a new object, which the older run's release() leaves alone.
+      output = { current: new OutputLog(taskId, iteration, attempt), ...(output.previous ? { previous: output.previous } : {}) };
       this.tasks.set(taskId, output);
     } else if (output.current.attempt !== attempt) {
       output.current.restart(attempt);
@@ -67,7 +68,7 @@ export class OutputFeed {
    */
   release(taskId: string, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (output) this.finished.push({ taskId, output, attempt: output.current.attempt, expiresAt: Date.now() + afterMs });
+    if (output) this.finished.push({ taskId, output, expiresAt: Date.now() + afterMs });
     this.sweep();
   }
 
@@ -75,8 +76,7 @@ export class OutputFeed {
     const now = Date.now();
     while (this.finished.length > 0 && (this.finished.length > MAX_FINISHED || this.finished[0]!.expiresAt <= now)) {
       const oldest = this.finished.shift()!;
-      const taken = this.tasks.get(oldest.taskId) !== oldest.output || oldest.output.current.attempt !== oldest.attempt;
-      if (!taken) this.tasks.delete(oldest.taskId);
+      if (this.tasks.get(oldest.taskId) === oldest.output) this.tasks.delete(oldest.taskId);
     }
     const next = this.finished[0];
     if (next && !this.sweepTimer) {
