@@ -260,6 +260,12 @@ export const SETTINGS = {
     help: "Watch with include_output: the longest streamed model output waits before it is sent, so that a fast model costs a message per window rather than per token",
     schema: z.coerce.number().int().min(1).max(10_000).default(50),
   },
+  outputGraceMs: {
+    env: "ROOKERY_OUTPUT_GRACE_MS",
+    flag: "--output-grace-ms <ms>",
+    help: "Watch with include_output: how long a finished run's streamed output is kept for watchers that reconnect with an output offset (the event always stores the whole text)",
+    schema: z.coerce.number().int().min(0).default(30_000),
+  },
   corsOrigins: {
     env: "ROOKERY_CORS_ORIGINS",
     flag: "--cors-origins <list>",

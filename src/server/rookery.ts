@@ -88,6 +88,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     outputs,
     // Other replicas poll for output at the Watch poll interval: writing it more often buys nothing.
     outputFlushMs: config.watchPollMs,
+    outputGraceMs: config.outputGraceMs,
     logger,
     agent: {
       models: new ModelClient({

@@ -28,6 +28,8 @@ export interface SupervisorOptions {
   outputs: OutputFeed;
   /** With a store that shares output: how often a run writes its new output there. */
   outputFlushMs: number;
+  /** How long a finished run's output stays readable, for watchers still catching up with it. */
+  outputGraceMs: number;
   agent: AgentDeps;
   logger: Logger;
   concurrency: number;
@@ -279,14 +281,14 @@ export class Supervisor {
     } finally {
       clearTimeout(deadline);
       sharer?.stop();
-      this.options.outputs.release(task.id, OUTPUT_GRACE_MS);
+      this.options.outputs.release(task.id, this.options.outputGraceMs);
       // Watchers elsewhere have had the closing event for a while by then. Only this run's output
       // and older runs' goes: the task may be running again already (resumed, or taken over), and
       // its new run's output is another replica's watchers' to read. A run after the first also
       // removes what an earlier run left behind (its process killed, or gone before its grace).
       if (sharer && (sharer.wrote || runs > 1)) {
         const before = { attempt: attemptOf(runs + 1, 0) };
-        setTimeout(() => void this.options.store.deleteOutput(task.id, before).catch(() => undefined), OUTPUT_GRACE_MS).unref();
+        setTimeout(() => void this.options.store.deleteOutput(task.id, before).catch(() => undefined), this.options.outputGraceMs).unref();
       }
     }
   }
@@ -320,9 +322,6 @@ export class Supervisor {
 
 /** The longest delay setTimeout honours (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** How long a finished run's output stays readable, for watchers still catching up with it. */
-const OUTPUT_GRACE_MS = 30_000;
 
 function takeoverFailure(takeovers: number, max: number): string {
   return (

@@ -9,7 +9,7 @@
 //     delivered, so the deltas of an iteration always add up to what it stored;
 //   - `outputOffset` is a position in the iteration in flight at
 //     `afterSequence`; if that iteration closed since, the rest of its output
-//     still comes before its event (while it is kept: 30 s after the run).
+//     still comes before its event (while it is kept: ROOKERY_OUTPUT_GRACE_MS after the run).
 import { attemptOf, partLength, partsFrom, type OutputChunk } from "../domain/output.js";
 import type { TaskEvent, TaskStatus } from "../domain/task.js";
 import type { TaskStore } from "../store/task-store.js";

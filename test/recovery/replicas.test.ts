@@ -7,7 +7,7 @@ import { MongoClient } from "mongodb";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../support/child-server.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
-import { collectEvents, expectDense } from "../support/harness.js";
+import { collectEvents, expectDense, waitForStatus } from "../support/harness.js";
 import { joinedText, storedText, watchOutput } from "../support/watch-output.js";
 import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
 
@@ -98,6 +98,51 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     expect(storedText(w.events.at(-1))).toBe(answer);
     second.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : second[i - 1]!.endOffset));
     expect(joinedText(w.outputs, 1)).toBe("Computing.");
+  });
+
+  it("should keep streaming a resumed run's output to a watcher on another replica when the previous run's output grace runs out mid-iteration", async () => {
+    database = uniqueDatabase("rookery_grace");
+    const answer = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    fake.respond((c) =>
+      c.prompt !== "resumed at once"
+        ? { content: "?" }
+        : c.turn === 0
+          ? { content: "Asking.", toolCalls: [{ id: "call_w", name: "get_weather", arguments: '{"city":"Oslo"}' }] }
+          : { content: answer, pieceSize: 8, paceMs: 20, pauseAt: 10, resume: released },
+    );
+    const GRACE_MS = 8_000;
+    await replica("key-a", { ROOKERY_LEASE_MS: "30000", ROOKERY_OUTPUT_GRACE_MS: String(GRACE_MS) }); // runs the task
+    const api = await replica("key-b", { ROOKERY_LEASE_MS: "30000", ROOKERY_CONCURRENCY: "0" });
+    const weather = { name: "get_weather", description: "weather in a city", parameters: { type: "object", properties: {} } };
+    const { task } = await api.client.submit({ prompt: "resumed at once", tools: [weather] });
+    const watched = watchOutput(api.client, task!.id);
+    watched.catch(() => undefined); // awaited below; the replicas go if the test fails first
+    await waitForStatus(api.client, task!.id, TaskStatus.INPUT_REQUIRED);
+    // The first run has ended; its output goes GRACE_MS later. The caller answers at once.
+    await api.client.resume({ id: task!.id, toolResults: [{ toolCallId: "call_w", content: "sunny" }] });
+
+    const raw = await new MongoClient(mongodbUri()).connect();
+    try {
+      const chunks = raw.db(database).collection<{ task_id: string; iteration: number }>("output_chunks");
+      const stored = (iteration: number) => chunks.countDocuments({ task_id: task!.id, iteration });
+      // The second run streams iteration 2 (paused part-way) through the store to the watcher...
+      await expect.poll(() => stored(2), { timeout: 20_000 }).toBeGreaterThan(0);
+      expect(await stored(1)).toBeGreaterThan(0); // ...before the first run's grace is up,
+      await expect.poll(() => stored(1), { timeout: GRACE_MS + 20_000 }).toBe(0); // which then removes the first run's output
+      expect(await stored(2)).toBeGreaterThan(0); // and only that.
+    } finally {
+      release();
+      await raw.close();
+    }
+
+    const w = await watched;
+    expect(w.events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
+    const second = w.outputs.filter((o) => o.iteration === 2);
+    second.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : second[i - 1]!.endOffset));
+    expect(joinedText(w.outputs, 2)).toBe(answer);
+    expect(storedText(w.events.at(-1))).toBe(answer);
   });
 
   it(

@@ -2,7 +2,7 @@
 // coalesced run of a running iteration's output, _id naming its place.
 // Written only while a watcher on another replica wants them (output_watchers,
 // refreshed by that watcher), then about once per ROOKERY_WATCH_POLL_MS per
-// running task, and removed one iteration later; a run's last ones go 30 s
+// running task, and removed one iteration later; a run's last ones go ROOKERY_OUTPUT_GRACE_MS
 // after it ends (never a later run's: the task may be running again by then),
 // and a process killed mid-run leaves its chunks to the task's next run. So the
 // collection holds little beyond what is streaming now to someone.
