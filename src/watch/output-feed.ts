@@ -61,14 +61,16 @@ export class OutputFeed {
   }
 
   /**
-   * The run of the task ended here: its output stays readable for `afterMs` (a watcher that
+   * Run `run` of the task ended here: its output stays readable for `afterMs` (a watcher that
    * replays the task, or reconnects with an output offset, gets the last iteration's output
    * before its event), then goes. Kept in one list rather than a timer per run, and at most
    * MAX_FINISHED runs: past that the oldest go sooner (their events still hold the text).
+   * A later run's output (the task resumed or taken over here while this run was ending) is
+   * not this run's to release.
    */
-  release(taskId: string, afterMs: number): void {
+  release(taskId: string, run: number, afterMs: number): void {
     const output = this.tasks.get(taskId);
-    if (output) this.finished.push({ taskId, output, expiresAt: Date.now() + afterMs });
+    if (output && runOf(output.current.attempt) === run) this.finished.push({ taskId, output, expiresAt: Date.now() + afterMs });
     this.sweep();
   }
 
