@@ -1,7 +1,9 @@
 // Points in the code where a test may act (the crash matrix SIGKILLs the process
 // at one). Production code calls `hooks?.reached(point)`; the hooks object is
 // passed in from cli/main.ts, and only when a test asks for one (see
-// testing/crash-points.ts). Each point is named after where it fires.
+// testing/crash-points.ts), or by an in-process test. Each point is named after
+// where it fires. Where the code awaits the call (supervisor.run_ended), a test
+// may also hold it there by returning a promise.
 export type HookPoint =
   | "supervisor.before_claim"
   | "supervisor.after_claim"
@@ -10,8 +12,9 @@ export type HookPoint =
   | "tool_registry.before_tool_run"
   | "task_service.after_cancel_commit"
   | "store.during_delete"
-  | "store.after_conversation_part";
+  | "store.after_conversation_part"
+  | "supervisor.run_ended";
 
 export interface Hooks {
-  reached(point: HookPoint): void;
+  reached(point: HookPoint): void | Promise<void>;
 }

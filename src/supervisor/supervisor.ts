@@ -151,8 +151,11 @@ export class Supervisor {
     const controller = new AbortController();
     const run: ActiveRun = { controller, done: Promise.resolve() };
     this.active.set(task.id, run);
-    run.done = this.traced(task, claim, () => this.run(task, controller)).finally(() => {
-      this.active.delete(task.id);
+    run.done = this.traced(task, claim, () => this.run(task, controller)).finally(async () => {
+      await this.options.hooks?.reached("supervisor.run_ended");
+      // The task may be running here again already (resumed or taken over while this run
+      // was ending): that run keeps its place.
+      if (this.active.get(task.id) === run) this.active.delete(task.id);
       void this.fill();
     });
   }
@@ -281,7 +284,7 @@ export class Supervisor {
     } finally {
       clearTimeout(deadline);
       sharer?.stop();
-      this.options.outputs.release(task.id, this.options.outputGraceMs);
+      this.options.outputs.release(task.id, runs, this.options.outputGraceMs);
       // Watchers elsewhere have had the closing event for a while by then. Only this run's output
       // and older runs' goes: the task may be running again already (resumed, or taken over), and
       // its new run's output is another replica's watchers' to read. A run after the first also

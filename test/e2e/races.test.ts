@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey } from "../../src/auth/api-keys.js";
+import type { Hooks } from "../../src/hooks.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { collectEvents, startHarness, waitForStatus, type Harness, type TaskClient } from "../support/harness.js";
@@ -93,6 +94,54 @@ describe("a retried Submit after the task moved on", () => {
       expect((await worker.grpc.submit(submit)).task?.id).toBe(task!.id);
     } finally {
       await worker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a run that ends after the next run of its task began", () => {
+  it("should keep track of a task resumed while its cancelled run was still ending, and hand it back at shutdown", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rookery-races-"));
+    const path = join(dir, "rookery.db");
+    // The first run to end is held at its very end until the task runs again.
+    let letEnd!: () => void;
+    const held = new Promise<void>((resolve) => (letEnd = resolve));
+    let reachedEnd!: () => void;
+    const ending = new Promise<void>((resolve) => (reachedEnd = resolve));
+    let ends = 0;
+    const hooks: Hooks = {
+      reached(point) {
+        if (point !== "supervisor.run_ended" || ends++ > 0) return;
+        reachedEnd();
+        return held;
+      },
+    };
+    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, hooks);
+    let closed = false;
+    try {
+      h.fake.respond(() => ({ hang: true }));
+      const { task } = await h.grpc.submit({ prompt: "resumed while ending" });
+      await h.fake.waitForCall((c) => c.prompt === "resumed while ending");
+      await h.grpc.cancel({ id: task!.id });
+      await ending;
+      await h.grpc.resume({ id: task!.id, message: "go on" });
+      await expect.poll(() => h.fake.callsFor("resumed while ending").length).toBe(2);
+
+      letEnd();
+      await new Promise((resolve) => setImmediate(resolve)); // the first run's end has run
+      expect(h.rookery.supervisor.running).toBe(1);
+      await h.close(); // hands the second run back
+      closed = true;
+
+      const after = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_CONCURRENCY: "0" });
+      try {
+        expect((await after.grpc.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.PENDING, runs: 2 });
+      } finally {
+        await after.close();
+      }
+    } finally {
+      letEnd();
+      if (!closed) await h.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

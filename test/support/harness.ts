@@ -3,6 +3,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { loadConfig } from "../../src/config.js";
+import type { Hooks } from "../../src/hooks.js";
 import { createLogger } from "../../src/logger.js";
 import { startRookery, type Rookery } from "../../src/server/rookery.js";
 import { TaskStatus, type TaskEvent } from "../../gen/rookery/v1/task_pb.js";
@@ -23,7 +24,8 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(env: Record<string, string> = {}, fake?: FakeOpenAI): Promise<Harness> {
+/** `hooks`: an in-process test's hooks (see src/hooks.ts). */
+export async function startHarness(env: Record<string, string> = {}, fake?: FakeOpenAI, hooks?: Hooks): Promise<Harness> {
   const model = fake ?? (await FakeOpenAI.start());
   const fullEnv = {
     ROOKERY_PORT: "0",
@@ -40,7 +42,7 @@ export async function startHarness(env: Record<string, string> = {}, fake?: Fake
     ...env,
   };
   const config = loadConfig(fullEnv);
-  const rookery = await startRookery(config, createLogger(config.logLevel));
+  const rookery = await startRookery(config, createLogger(config.logLevel), hooks);
   return {
     rookery,
     fake: model,
