@@ -2,8 +2,8 @@
 // at one). Production code calls `hooks?.reached(point)`; the hooks object is
 // passed in from cli/main.ts, and only when a test asks for one (see
 // testing/crash-points.ts), or by an in-process test. Each point is named after
-// where it fires. Where the code awaits the call (supervisor.run_ended), a test
-// may also hold it there by returning a promise.
+// where it fires. At a few points the code waits for `pause`, so that an
+// in-process test can hold it there while it does something else.
 export type HookPoint =
   | "supervisor.before_claim"
   | "supervisor.after_claim"
@@ -12,9 +12,13 @@ export type HookPoint =
   | "tool_registry.before_tool_run"
   | "task_service.after_cancel_commit"
   | "store.during_delete"
-  | "store.after_conversation_part"
-  | "supervisor.run_ended";
+  | "store.after_conversation_part";
+
+/** Points where the code awaits `Hooks.pause`. */
+export type PausePoint = "supervisor.run_ended";
 
 export interface Hooks {
-  reached(point: HookPoint): void | Promise<void>;
+  reached(point: HookPoint): void;
+  /** Resolves when the code may go on from `point`. */
+  pause?(point: PausePoint): Promise<void>;
 }

@@ -152,7 +152,7 @@ export class Supervisor {
     const run: ActiveRun = { controller, done: Promise.resolve() };
     this.active.set(task.id, run);
     run.done = this.traced(task, claim, () => this.run(task, controller)).finally(async () => {
-      await this.options.hooks?.reached("supervisor.run_ended");
+      await this.options.hooks?.pause?.("supervisor.run_ended");
       // The task may be running here again already (resumed or taken over while this run
       // was ending): that run keeps its place.
       if (this.active.get(task.id) === run) this.active.delete(task.id);

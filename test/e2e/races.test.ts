@@ -110,8 +110,9 @@ describe("a run that ends after the next run of its task began", () => {
     const ending = new Promise<void>((resolve) => (reachedEnd = resolve));
     let ends = 0;
     const hooks: Hooks = {
-      reached(point) {
-        if (point !== "supervisor.run_ended" || ends++ > 0) return;
+      reached: () => undefined,
+      pause(point) {
+        if (point !== "supervisor.run_ended" || ends++ > 0) return Promise.resolve();
         reachedEnd();
         return held;
       },
