@@ -99,8 +99,10 @@ export interface TaskStore {
   /**
    * Removes the task and everything stored for it, as one step: afterwards no read finds
    * any of it and every write of it throws TaskNotFoundError. False when there was none.
+   * With `ifPurgeDueAt` (the retention purge), only a task still due for purging then:
+   * one resumed since purgeable() listed it stays, and the answer is false.
    */
-  delete(id: string): Promise<boolean>;
+  delete(id: string, ifPurgeDueAt?: Date): Promise<boolean>;
   /** How many tasks are in each status now (every owner's): the queue depth operators watch. */
   statusCounts(): Promise<Record<TaskStatus, number>>;
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */

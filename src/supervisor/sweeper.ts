@@ -56,7 +56,8 @@ export class Sweeper {
         if (!(error instanceof FailedPreconditionError) && !(error instanceof TaskNotFoundError)) throw error;
       }
     }
-    const purged = await Promise.all((await this.options.store.purgeable(now, batch)).map((id) => this.options.store.delete(id)));
+    // Each only if still due: a task resumed since it was listed stays.
+    const purged = await Promise.all((await this.options.store.purgeable(now, batch)).map((id) => this.options.store.delete(id, now)));
     if (purged.length > 0) this.options.logger.info({ tasks: purged.filter(Boolean).length }, "retention purged tasks");
   }
 }

@@ -62,8 +62,8 @@ export class PublishingStore implements TaskStore {
   ping = () => this.inner.ping();
 
   /** Deletes, then tells this process's watchers and runs of the task that it is gone. */
-  async delete(id: string): Promise<boolean> {
-    const deleted = await this.inner.delete(id);
+  async delete(id: string, ifPurgeDueAt?: Date): Promise<boolean> {
+    const deleted = await this.inner.delete(id, ifPurgeDueAt);
     if (deleted) this.feed.publishDeleted(id);
     return deleted;
   }

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FailedPreconditionError, LeaseLostError, ResourceExhaustedError, TaskNotFoundError } from "../../src/domain/errors.js";
 import type { Checkpoint, Task } from "../../src/domain/task.js";
-import { cancel, checkpoint, claim, complete, createTask, expire, type NewTask } from "../../src/domain/transitions.js";
+import { cancel, checkpoint, claim, complete, createTask, expire, resume, type NewTask } from "../../src/domain/transitions.js";
 import type { TaskStore } from "../../src/store/task-store.js";
 import { afterAttempt, DEFAULT_WEBHOOK_STATUSES } from "../../src/domain/webhooks.js";
 
@@ -305,6 +305,24 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         await expect(store.commit(short.task.id, cancel(""))).rejects.toThrow(TaskNotFoundError);
         expect(await store.delete(short.task.id)).toBe(false);
         expect(await store.purgeable(later, 10)).toEqual([]);
+      });
+
+      it("should purge a task only while it is due: not before its time, and not once it was resumed since it was listed", async () => {
+        const { task } = await store.create(draft({ retentionMs: 60_000 }));
+        const { task: cancelled } = await store.commit(task.id, cancel(""));
+        const due = new Date(cancelled.purgeAt!.getTime() + 1);
+        expect(await store.purgeable(due, 10)).toEqual([task.id]);
+        expect(await store.delete(task.id, new Date(cancelled.purgeAt!.getTime() - 1))).toBe(false);
+
+        // A Resume between the purge's list and its delete: the task is PENDING again, kept.
+        await store.commit(task.id, resume({ message: "go on", toolResults: [] }));
+        expect(await store.delete(task.id, due)).toBe(false);
+        expect(await store.get(task.id)).toMatchObject({ status: "pending" });
+        expect(await store.events(task.id, 0, 10)).toHaveLength(3);
+
+        const { task: again } = await store.commit(task.id, cancel(""));
+        expect(await store.delete(task.id, new Date(again.purgeAt!.getTime() + 1))).toBe(true);
+        expect(await store.get(task.id)).toBeUndefined();
       });
 
       it("should refuse every write of a running task once it is deleted", async () => {

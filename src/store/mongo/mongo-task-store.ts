@@ -386,8 +386,11 @@ export class MongoTaskStore implements TaskStore {
    * task's documents are removed after it, the tombstone last. A `deletions` entry is
    * written first and removed at the very end, so that a delete cut short by a crash is
    * found by purgeable() (without scanning the events) and finished.
+   *
+   * A purge (`ifPurgeDueAt`) checks each state it would tombstone: a Resume that takes
+   * the sequence first makes the insert fail, and the next look finds the task PENDING.
    */
-  async delete(id: string): Promise<boolean> {
+  async delete(id: string, ifPurgeDueAt?: Date): Promise<boolean> {
     return this.guard(async () => {
       const unfinished = Boolean(await this.deletions.findOne({ _id: id }));
       if (!unfinished && !(await this.head(id, false))) return false;
@@ -395,6 +398,12 @@ export class MongoTaskStore implements TaskStore {
       for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
         const current = await this.head(id, false);
         if (!current) break; // tombstoned already: a delete cut short
+        if (ifPurgeDueAt && !purgeDue(current.task, ifPurgeDueAt)) {
+          // Not due (resumed since it was listed): the task stays, and so would a mark left
+          // by a delete cut short before its tombstone, which was never acknowledged.
+          await this.deletions.deleteOne({ _id: id });
+          return false;
+        }
         const sequence = current.task.sequence + 1;
         const tombstone = { _id: eventId(id, sequence), task_id: id, sequence, deleted: true } as unknown as MongoEventDocument;
         if (await this.insertIgnoringDuplicate(this.taskEvents, tombstone)) break;
@@ -592,6 +601,8 @@ export class MongoTaskStore implements TaskStore {
 const requestKey = (task: Task) => `${task.owner}\n${task.requestId}`;
 
 const isQueued = (task: Task) => task.status === "pending" || task.status === "running";
+
+const purgeDue = (task: Task, at: Date) => task.purgeAt !== undefined && task.purgeAt <= at;
 
 /** A claim of a run whose holder's lease ran out: the holder may have died mid-commit. */
 const takesOver = (current: Task, decide: Decide) => decide.verb === "claim" && current.status === "running";

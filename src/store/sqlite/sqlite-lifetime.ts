@@ -19,7 +19,7 @@ export function purgeAt(t: Task): number | null {
 export class SqliteLifetime {
   private readonly expiredIds: Database.Statement<[number, number], { id: string }>;
   private readonly purgeableIds: Database.Statement<[number, number], { id: string }>;
-  private readonly taskNo: Database.Statement<[string], { task_no: number }>;
+  private readonly taskNo: Database.Statement<[string], { task_no: number; purge_at: number | null }>;
   private readonly deleteEvents: Database.Statement<[number]>;
   private readonly deleteConversation: Database.Statement<[number]>;
   private readonly deleteInputs: Database.Statement<[number]>;
@@ -33,7 +33,7 @@ export class SqliteLifetime {
   ) {
     this.expiredIds = db.prepare("SELECT id FROM tasks WHERE expires_at <= ? ORDER BY expires_at LIMIT ?");
     this.purgeableIds = db.prepare("SELECT id FROM tasks WHERE purge_at <= ? ORDER BY purge_at LIMIT ?");
-    this.taskNo = db.prepare("SELECT task_no FROM tasks WHERE id = ?");
+    this.taskNo = db.prepare("SELECT task_no, purge_at FROM tasks WHERE id = ?");
     this.deleteEvents = db.prepare("DELETE FROM task_events WHERE task_no = ?");
     this.deleteConversation = db.prepare("DELETE FROM checkpoint_messages WHERE task_no = ?");
     this.deleteInputs = db.prepare("DELETE FROM task_inputs WHERE task_no = ?");
@@ -50,10 +50,11 @@ export class SqliteLifetime {
     return this.purgeableIds.all(now.getTime(), limit).map((r) => r.id);
   }
 
-  /** Call inside a transaction. False when there is no such task. */
-  delete(id: string): boolean {
+  /** Call inside a transaction. False when there is no such task, or it is not due for purging at `ifPurgeDueAt`. */
+  delete(id: string, ifPurgeDueAt?: Date): boolean {
     const row = this.taskNo.get(id);
     if (!row) return false;
+    if (ifPurgeDueAt && !(row.purge_at !== null && row.purge_at <= ifPurgeDueAt.getTime())) return false;
     this.deleteEvents.run(row.task_no);
     this.hooks?.reached("store.during_delete"); // inside the transaction: a crash here rolls all of it back
     this.deleteConversation.run(row.task_no);

@@ -339,8 +339,8 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   /** In the group commit: with the writes around it, one transaction; never half done. */
-  delete(id: string): Promise<boolean> {
-    return this.enqueue(() => this.lifetime.delete(id));
+  delete(id: string, ifPurgeDueAt?: Date): Promise<boolean> {
+    return this.enqueue(() => this.lifetime.delete(id, ifPurgeDueAt));
   }
 
   async statusCounts(): Promise<Record<TaskStatus, number>> {
