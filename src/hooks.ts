@@ -15,7 +15,7 @@ export type HookPoint =
   | "store.after_conversation_part";
 
 /** Points where the code awaits `Hooks.pause`. */
-export type PausePoint = "supervisor.run_ended";
+export type PausePoint = "supervisor.claimed" | "supervisor.run_ended";
 
 export interface Hooks {
   reached(point: HookPoint): void;

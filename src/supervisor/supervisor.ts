@@ -65,7 +65,8 @@ export class Supervisor {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private unsubscribeDeletions: (() => void) | undefined;
-  private filling = false;
+  /** The claims under way, and the launch of what they got. */
+  private filling: Promise<void> | undefined;
   private fillAgain = false;
   private stopping: Promise<void> | undefined;
 
@@ -93,6 +94,8 @@ export class Supervisor {
       clearInterval(this.timer);
       this.unsubscribe?.();
       this.unsubscribeDeletions?.();
+      // Claims already asked for may still get tasks: those runs start, and are handed back below.
+      await this.filling;
       const runs = [...this.active.values()];
       for (const run of runs) run.controller.abort(new RunStopped("shutdown", "server is shutting down"));
       await Promise.all(runs.map((r) => r.done));
@@ -110,12 +113,18 @@ export class Supervisor {
     }
   }
 
-  private async fill(): Promise<void> {
+  private fill(): Promise<void> {
     if (this.filling) {
       this.fillAgain = true;
-      return;
+      return this.filling;
     }
-    this.filling = true;
+    this.filling = this.claimWhileFree().finally(() => {
+      this.filling = undefined;
+    });
+    return this.filling;
+  }
+
+  private async claimWhileFree(): Promise<void> {
     try {
       do {
         this.fillAgain = false;
@@ -131,6 +140,7 @@ export class Supervisor {
           for (const result of claims) {
             if (result.status === "rejected" || !result.value) continue;
             this.options.hooks?.reached("supervisor.after_claim");
+            await this.options.hooks?.pause?.("supervisor.claimed");
             this.launch(result.value.task, { from: claimedFrom, to: new Date() });
             launched += 1;
           }
@@ -141,8 +151,6 @@ export class Supervisor {
       } while (this.fillAgain && !this.stopping);
     } catch (error) {
       this.options.logger.warn({ err: errorMessage(error) }, "could not claim tasks; will retry");
-    } finally {
-      this.filling = false;
     }
   }
 

@@ -147,3 +147,44 @@ describe("a run that ends after the next run of its task began", () => {
     }
   });
 });
+
+describe("a shutdown while a claim is in flight", () => {
+  it("should hand back a task whose claim was answered after the shutdown began, not leave it RUNNING", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rookery-races-"));
+    const path = join(dir, "rookery.db");
+    // The first claim that gets a task is held before its run starts, until the shutdown has begun.
+    let letGo!: () => void;
+    const held = new Promise<void>((resolve) => (letGo = resolve));
+    let reachedClaim!: () => void;
+    const claimed = new Promise<void>((resolve) => (reachedClaim = resolve));
+    let claims = 0;
+    const hooks: Hooks = {
+      reached: () => undefined,
+      pause(point) {
+        if (point !== "supervisor.claimed" || claims++ > 0) return Promise.resolve();
+        reachedClaim();
+        return held;
+      },
+    };
+    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, hooks);
+    try {
+      h.fake.respond(() => ({ hang: true }));
+      const { task } = await h.grpc.submit({ prompt: "claimed as the server stops" });
+      await claimed;
+      const closing = h.close();
+      await new Promise((resolve) => setImmediate(resolve)); // the shutdown has begun
+      letGo();
+      await closing;
+
+      const after = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_CONCURRENCY: "0" });
+      try {
+        expect((await after.grpc.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.PENDING, runs: 1 });
+      } finally {
+        await after.close();
+      }
+    } finally {
+      letGo();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
