@@ -6,9 +6,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createApiKey } from "../../src/auth/api-keys.js";
-import type { Hooks } from "../../src/hooks.js";
+import type { Hooks, PausePoint } from "../../src/hooks.js";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { collectEvents, startHarness, waitForStatus, type Harness, type TaskClient } from "../support/harness.js";
@@ -99,92 +99,86 @@ describe("a retried Submit after the task moved on", () => {
   });
 });
 
-describe("a run that ends after the next run of its task began", () => {
+/** Hooks that hold the code the first time it reaches `point`, until `release()`. */
+function holdOnce(point: PausePoint): { hooks: Hooks; reached: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let arrive!: () => void;
+  const reached = new Promise<void>((resolve) => (arrive = resolve));
+  let times = 0;
+  const hooks: Hooks = {
+    reached: () => undefined,
+    pause(at) {
+      if (at !== point || times++ > 0) return Promise.resolve();
+      arrive();
+      return held;
+    },
+  };
+  return { hooks, reached, release };
+}
+
+/** The task as a server started afresh on the SQLite file at `path` finds it. */
+async function taskAfterRestart(path: string, id: string) {
+  const after = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_CONCURRENCY: "0" });
+  try {
+    return (await after.grpc.get({ id })).task;
+  } finally {
+    await after.close();
+  }
+}
+
+describe("runs that begin while another run of the task, or the server, is ending", () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "rookery-races-"));
+    path = join(dir, "rookery.db");
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("should keep track of a task resumed while its cancelled run was still ending, and hand it back at shutdown", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rookery-races-"));
-    const path = join(dir, "rookery.db");
     // The first run to end is held at its very end until the task runs again.
-    let letEnd!: () => void;
-    const held = new Promise<void>((resolve) => (letEnd = resolve));
-    let reachedEnd!: () => void;
-    const ending = new Promise<void>((resolve) => (reachedEnd = resolve));
-    let ends = 0;
-    const hooks: Hooks = {
-      reached: () => undefined,
-      pause(point) {
-        if (point !== "supervisor.run_ended" || ends++ > 0) return Promise.resolve();
-        reachedEnd();
-        return held;
-      },
-    };
-    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, hooks);
+    const end = holdOnce("supervisor.run_ended");
+    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, end.hooks);
     let closed = false;
     try {
       h.fake.respond(() => ({ hang: true }));
       const { task } = await h.grpc.submit({ prompt: "resumed while ending" });
       await h.fake.waitForCall((c) => c.prompt === "resumed while ending");
       await h.grpc.cancel({ id: task!.id });
-      await ending;
+      await end.reached;
       await h.grpc.resume({ id: task!.id, message: "go on" });
       await expect.poll(() => h.fake.callsFor("resumed while ending").length).toBe(2);
 
-      letEnd();
+      end.release();
       await new Promise((resolve) => setImmediate(resolve)); // the first run's end has run
       expect(h.rookery.supervisor.running).toBe(1);
       await h.close(); // hands the second run back
       closed = true;
-
-      const after = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_CONCURRENCY: "0" });
-      try {
-        expect((await after.grpc.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.PENDING, runs: 2 });
-      } finally {
-        await after.close();
-      }
+      expect(await taskAfterRestart(path, task!.id)).toMatchObject({ status: TaskStatus.PENDING, runs: 2 });
     } finally {
-      letEnd();
+      end.release();
       if (!closed) await h.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
-});
 
-describe("a shutdown while a claim is in flight", () => {
   it("should hand back a task whose claim was answered after the shutdown began, not leave it RUNNING", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rookery-races-"));
-    const path = join(dir, "rookery.db");
     // The first claim that gets a task is held before its run starts, until the shutdown has begun.
-    let letGo!: () => void;
-    const held = new Promise<void>((resolve) => (letGo = resolve));
-    let reachedClaim!: () => void;
-    const claimed = new Promise<void>((resolve) => (reachedClaim = resolve));
-    let claims = 0;
-    const hooks: Hooks = {
-      reached: () => undefined,
-      pause(point) {
-        if (point !== "supervisor.claimed" || claims++ > 0) return Promise.resolve();
-        reachedClaim();
-        return held;
-      },
-    };
-    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, hooks);
+    const claim = holdOnce("supervisor.claimed");
+    const h = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_LEASE_MS: "600000" }, undefined, claim.hooks);
     try {
       h.fake.respond(() => ({ hang: true }));
       const { task } = await h.grpc.submit({ prompt: "claimed as the server stops" });
-      await claimed;
+      await claim.reached;
       const closing = h.close();
       await new Promise((resolve) => setImmediate(resolve)); // the shutdown has begun
-      letGo();
+      claim.release();
       await closing;
-
-      const after = await startHarness({ ROOKERY_SQLITE_PATH: path, ROOKERY_CONCURRENCY: "0" });
-      try {
-        expect((await after.grpc.get({ id: task!.id })).task).toMatchObject({ status: TaskStatus.PENDING, runs: 1 });
-      } finally {
-        await after.close();
-      }
+      expect(await taskAfterRestart(path, task!.id)).toMatchObject({ status: TaskStatus.PENDING, runs: 1 });
     } finally {
-      letGo();
-      rmSync(dir, { recursive: true, force: true });
+      claim.release();
     }
   });
 });
