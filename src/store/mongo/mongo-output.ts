@@ -6,7 +6,8 @@
 // after it ends (never a later run's: the task may be running again by then),
 // and a process killed mid-run leaves its chunks to the task's next run. So the
 // collection holds little beyond what is streaming now to someone.
-import { MongoServerError, type Collection } from "mongodb";
+import type { Collection } from "mongodb";
+import { isDuplicateKey } from "./mongo-errors.js";
 import type { OutputBefore, OutputChunk, OutputPart } from "../../domain/output.js";
 
 export interface OutputChunkDocument {
@@ -35,7 +36,7 @@ export class MongoOutputChunks {
   async noteWatcher(taskId: string, until: Date): Promise<void> {
     await this.watchers.replaceOne({ _id: taskId }, { until }, { upsert: true }).catch((error: unknown) => {
       // Two watchers raced to insert it (upserts are not atomic on FerretDB): theirs will do.
-      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+      if (!isDuplicateKey(error)) throw error;
     });
   }
 

@@ -13,7 +13,8 @@
 // wrote the entry of its PENDING state while another writer was removing the
 // entry of the state before would leave its task PENDING with no entry: never
 // claimed. Entries written before these fields existed are removed as before.
-import { MongoServerError, type Collection, type Filter } from "mongodb";
+import type { Collection, Filter } from "mongodb";
+import { isDuplicateKey } from "./mongo-errors.js";
 import type { Task } from "../../domain/task.js";
 
 export interface QueueDocument {
@@ -41,8 +42,6 @@ export interface QueueEntry {
  */
 export const ABANDONED_ENTRY_MS = 60_000;
 
-const DUPLICATE_KEY = 11000;
-
 export class MongoTaskQueue {
   constructor(
     private readonly collection: Collection<QueueDocument>,
@@ -68,7 +67,7 @@ export class MongoTaskQueue {
       await this.collection.replaceOne({ _id: task.id }, entry, { upsert: true });
     } catch (error) {
       // Two upserts raced to insert the entry (not atomic on FerretDB): replace the winner's.
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
       await this.collection.replaceOne({ _id: task.id }, entry);
     }
   }

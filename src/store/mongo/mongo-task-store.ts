@@ -32,7 +32,7 @@
 // index (any other filter scans the collection). So every hot-path read is an
 // _id lookup, and no correctness rests on a conditional update.
 import { setTimeout as sleep } from "node:timers/promises";
-import { MongoClient, MongoServerError, type Collection, type Db, type Filter } from "mongodb";
+import { MongoClient, type Collection, type Db, type Filter } from "mongodb";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
 import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { commitTransition, creationEvent, type Committed, type Decide } from "../../domain/transitions.js";
@@ -48,7 +48,7 @@ import {
   type MongoEventDocument,
   type MongoTaskDocument,
 } from "./mongo-document.js";
-import { isUnavailable } from "./mongo-errors.js";
+import { isDuplicateKey, isUnavailable } from "./mongo-errors.js";
 import { withOwnerLock, type LockDocument } from "./owner-lock.js";
 import { MongoOutputChunks, type OutputChunkDocument, type OutputWatcherDocument } from "./mongo-output.js";
 import { MongoWebhookDeliveries, type MongoDeliveryDocument } from "./mongo-webhooks.js";
@@ -84,7 +84,6 @@ interface RequestIdDocument {
   task_id: string;
 }
 
-const DUPLICATE_KEY = 11000;
 const MAX_COMMIT_ATTEMPTS = 100;
 
 export class MongoTaskStore implements TaskStore {
@@ -581,7 +580,7 @@ export class MongoTaskStore implements TaskStore {
       await collection.insertOne({ ...doc } as never);
       return true;
     } catch (error) {
-      if (error instanceof MongoServerError && error.code === DUPLICATE_KEY) return false;
+      if (isDuplicateKey(error)) return false;
       throw error;
     }
   }

@@ -10,7 +10,8 @@
 // it (then it is marked `confirmed`); an intent whose sequence went to another
 // writer's event, or whose task is gone, is deleted. So no transition is
 // without its delivery, and no delivery is sent without its transition.
-import { MongoServerError, type Collection } from "mongodb";
+import type { Collection } from "mongodb";
+import { isDuplicateKey } from "./mongo-errors.js";
 import { receiverOf, type WebhookDelivery } from "../../domain/webhooks.js";
 import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
 import type { MongoEventDocument } from "./mongo-document.js";
@@ -44,7 +45,7 @@ export class MongoWebhookDeliveries {
     try {
       await this.deliveries.insertOne(toDeliveryDocument(delivery));
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+      if (!isDuplicateKey(error)) throw error;
     }
   }
 
@@ -177,5 +178,5 @@ export class MongoWebhookDeliveries {
 }
 
 function ignoreDuplicate(error: unknown): void {
-  if (!(error instanceof MongoServerError && error.code === 11000)) throw error;
+  if (!isDuplicateKey(error)) throw error;
 }

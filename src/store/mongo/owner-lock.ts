@@ -5,7 +5,8 @@
 // that dies leaves a lock that expires after `ttlMs` and is then taken over.
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { MongoServerError, type Collection } from "mongodb";
+import type { Collection } from "mongodb";
+import { isDuplicateKey } from "./mongo-errors.js";
 import { StoreUnavailableError } from "../../domain/errors.js";
 
 export interface LockDocument {
@@ -13,8 +14,6 @@ export interface LockDocument {
   token: string;
   expires_at: Date;
 }
-
-const DUPLICATE_KEY = 11000;
 
 export interface OwnerLockOptions {
   locks: Collection<LockDocument>;
@@ -34,7 +33,7 @@ export async function withOwnerLock<T>(lock: OwnerLockOptions, owner: string, wo
       await lock.locks.insertOne({ _id: owner, token, expires_at: new Date(lock.now().getTime() + ttlMs) });
       break;
     } catch (error) {
-      if (!(error instanceof MongoServerError && error.code === DUPLICATE_KEY)) throw error;
+      if (!isDuplicateKey(error)) throw error;
     }
     const held = await lock.locks.findOne({ _id: owner });
     if (held && held.expires_at <= lock.now()) {
