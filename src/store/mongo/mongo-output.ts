@@ -2,10 +2,11 @@
 // coalesced run of a running iteration's output, _id naming its place.
 // Written only while a watcher on another replica wants them (output_watchers,
 // refreshed by that watcher), then about once per ROOKERY_WATCH_POLL_MS per
-// running task, and removed one iteration later; a run's last ones go ROOKERY_OUTPUT_GRACE_MS
-// after it ends (never a later run's: the task may be running again by then),
-// and a process killed mid-run leaves its chunks to the task's next run. So the
-// collection holds little beyond what is streaming now to someone.
+// running task, and removed one iteration later. A run's last ones go
+// ROOKERY_OUTPUT_GRACE_MS after it ends (never a later run's: the task may be
+// running again by then), and a process killed mid-run leaves its chunks to the
+// task's next run. So the collection holds little beyond what is streaming now
+// to someone.
 import type { Collection } from "mongodb";
 import { isDuplicateKey } from "./mongo-errors.js";
 import type { OutputBefore, OutputChunk, OutputPart } from "../../domain/output.js";

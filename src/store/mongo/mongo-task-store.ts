@@ -398,8 +398,8 @@ export class MongoTaskStore implements TaskStore {
         const current = await this.head(id, false);
         if (!current) break; // tombstoned already: a delete cut short
         if (ifPurgeDueAt && !purgeDue(current.task, ifPurgeDueAt)) {
-          // Not due (resumed since it was listed): the task stays, and so would a mark left
-          // by a delete cut short before its tombstone, which was never acknowledged.
+          // Not due (resumed since it was listed): the task stays, and its mark goes, also
+          // one that a delete cut short before its tombstone left (never acknowledged).
           await this.deletions.deleteOne({ _id: id });
           return false;
         }
