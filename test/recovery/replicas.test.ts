@@ -8,7 +8,7 @@ import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { startChildServer, type ChildServer } from "../support/child-server.js";
 import { FakeOpenAI } from "../support/fake-openai.js";
 import { collectEvents, expectDense, waitForStatus } from "../support/harness.js";
-import { joinedText, storedText, watchOutput } from "../support/watch-output.js";
+import { expectContiguous, joinedText, storedText, watchOutput } from "../support/watch-output.js";
 import { describeWithMongo, mongodbUri, uniqueDatabase } from "../support/mongodb.js";
 
 describeWithMongo("replicas sharing one MongoDB", () => {
@@ -96,7 +96,7 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     expect(second.length).toBeGreaterThan(1);
     expect(joinedText(w.outputs, 2)).toBe(answer);
     expect(storedText(w.events.at(-1))).toBe(answer);
-    second.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : second[i - 1]!.endOffset));
+    expectContiguous(second);
     expect(joinedText(w.outputs, 1)).toBe("Computing.");
   });
 
@@ -140,7 +140,7 @@ describeWithMongo("replicas sharing one MongoDB", () => {
     const w = await watched;
     expect(w.events.at(-1)?.status).toBe(TaskStatus.COMPLETED);
     const second = w.outputs.filter((o) => o.iteration === 2);
-    second.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : second[i - 1]!.endOffset));
+    expectContiguous(second);
     expect(joinedText(w.outputs, 2)).toBe(answer);
     expect(storedText(w.events.at(-1))).toBe(answer);
   });

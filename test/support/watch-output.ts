@@ -43,3 +43,8 @@ export const joinedText = (outputs: OutputDelta[], iteration: number) =>
     .filter((o) => o.iteration === iteration)
     .map((o) => o.text)
     .join("");
+
+/** Asserts the deltas (of one iteration and attempt) are contiguous: the first starts at 0, each next where the one before ended. */
+export function expectContiguous(outputs: OutputDelta[]): void {
+  outputs.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : outputs[i - 1]!.endOffset));
+}

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskEventKind, TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { collectEvents, startHarness, type Harness } from "../support/harness.js";
-import { joinedText, storedText, watchOutput, type Watched } from "../support/watch-output.js";
+import { expectContiguous, joinedText, storedText, watchOutput, type Watched } from "../support/watch-output.js";
 
 describe("Watch with include_output", () => {
   let h: Harness;
@@ -44,8 +44,7 @@ describe("Watch with include_output", () => {
     expect(storedText(completed)).toBe(TOKENS);
     expect(w.outputs.length).toBeGreaterThan(1);
     expect(w.outputs.length).toBeLessThan(200);
-    // Contiguous: each delta starts where the one before ended.
-    w.outputs.forEach((o, i) => expect(o.offset).toBe(i === 0 ? 0n : w.outputs[i - 1]!.endOffset));
+    expectContiguous(w.outputs);
     // All output comes before the event that closes the iteration.
     expect(w.order.lastIndexOf("output")).toBeLessThan(w.order.lastIndexOf("event"));
     // A watcher that did not ask gets the events only, exactly the same ones.
