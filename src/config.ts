@@ -221,7 +221,7 @@ export const SETTINGS = {
   sweepMs: {
     env: "ROOKERY_SWEEP_MS",
     flag: "--sweep-ms <ms>",
-    help: "How often deadlines of tasks no run holds are enforced and retention purges a batch (each round queries the tasks; a run enforces its own deadline to the millisecond)",
+    help: "How often deadlines of tasks no run holds are enforced and retention purges what is due (each round queries the tasks; a run enforces its own deadline to the millisecond)",
     schema: z.coerce.number().int().min(10).default(5_000),
   },
   maxTakeovers: {

@@ -71,6 +71,51 @@ describe("retention on SQLite under steady load", () => {
   );
 });
 
+describe("retention behind by more than one batch", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rookery-retention-backlog-"));
+  const path = join(dir, "rookery.db");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const count = (sql: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return (db.prepare(sql).get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+
+  // The sweeper purges 100 tasks a batch. A server that finishes more tasks per
+  // ROOKERY_SWEEP_MS than that must still keep its store flat: a sweep works a backlog
+  // off, batch after batch, rather than one batch a period.
+  it("should purge all of a backlog of three batches in the one sweep a server makes at start", { timeout: 120_000 }, async () => {
+    const fake = await FakeOpenAI.start();
+    fake.respond(() => ({ content: "done" }));
+    // No sweep but the one at start (the next is ten minutes later).
+    const env = { ROOKERY_SQLITE_PATH: path, ROOKERY_RETENTION: "1s", ROOKERY_SWEEP_MS: "600000" };
+    try {
+      const first = await startHarness(env, fake);
+      try {
+        await Promise.all(Array.from({ length: 300 }, (_, i) => first.grpc.submit({ prompt: `backlog task ${i}` })));
+        await expect.poll(() => count("SELECT COUNT(*) AS n FROM tasks WHERE purge_at IS NOT NULL"), { timeout: 60_000 }).toBe(300);
+      } finally {
+        await first.close();
+      }
+      const lastDue = count("SELECT MAX(purge_at) AS n FROM tasks");
+      await expect.poll(() => Date.now(), { timeout: 10_000 }).toBeGreaterThan(lastDue);
+
+      const second = await startHarness(env, fake);
+      try {
+        await expect.poll(() => count("SELECT COUNT(*) AS n FROM tasks"), { timeout: 30_000, interval: 200 }).toBe(0);
+        expect(count("SELECT COUNT(*) AS n FROM task_events")).toBe(0);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 /** One finished task, then a server that crashes in the middle of purging it; then one that finishes the purge. */
 function describeCrashDuringPurge(
   name: string,
