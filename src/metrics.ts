@@ -23,14 +23,24 @@ export interface ModelCallObservation {
   outputTokens: number;
 }
 
+/**
+ * Tasks whose wait in PENDING, or whose run, is being timed, at most. The step may end
+ * where this process never sees it (another replica claims the resumed task, a takeover
+ * ends the run, the task is deleted): past this many, the oldest are forgotten.
+ */
+const TIMED_TASKS_KEPT = 10_000;
+
 const SECONDS_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
 
-export function createMetrics(gauges: {
-  running: () => number;
-  watchers: () => number;
-  /** Tasks in each status in the store (read at each scrape). */
-  statusCounts: () => Promise<Record<string, number>>;
-}): Metrics {
+export function createMetrics(
+  gauges: {
+    running: () => number;
+    watchers: () => number;
+    /** Tasks in each status in the store (read at each scrape). */
+    statusCounts: () => Promise<Record<string, number>>;
+  },
+  options: { timedTasksKept?: number } = {},
+): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "rookery_process_" });
   const transitions = new Counter({
@@ -106,8 +116,8 @@ export function createMetrics(gauges: {
     registers: [registry],
   });
   // When each task seen here entered PENDING and its run started, to time the next step.
-  const pendingSince = new Map<string, number>();
-  const runningSince = new Map<string, number>();
+  const pendingSince = new StepStarts(options.timedTasksKept ?? TIMED_TASKS_KEPT);
+  const runningSince = new StepStarts(options.timedTasksKept ?? TIMED_TASKS_KEPT);
   return {
     registry,
     observe(event) {
@@ -117,20 +127,20 @@ export function createMetrics(gauges: {
       }
       transitions.inc({ status: event.status });
       const at = event.time.getTime();
-      const started = runningSince.get(event.taskId);
-      if (started !== undefined && event.status !== "running") {
-        runSeconds.observe({ status: event.status }, (at - started) / 1000);
-        runningSince.delete(event.taskId);
+      if (event.status !== "running") {
+        const started = runningSince.end(event.taskId);
+        if (started !== undefined) runSeconds.observe({ status: event.status }, (at - started) / 1000);
       }
-      if (event.status === "pending") pendingSince.set(event.taskId, at);
+      // A task's first wait is timed from its creation (below), so a Submit keeps nothing here:
+      // on a replica that runs no tasks, every task submitted through it would stay.
+      if (event.status === "pending" && event.previousStatus !== undefined) pendingSince.start(event.taskId, at);
       if (event.status === "running") {
         // A task submitted on another replica entered PENDING when it was created (first run).
-        const since = pendingSince.get(event.taskId) ?? (event.task.runs === 1 ? event.task.createdAt.getTime() : undefined);
+        const since = pendingSince.end(event.taskId) ?? (event.task.runs === 1 ? event.task.createdAt.getTime() : undefined);
         if (since !== undefined) pendingSeconds.observe((at - since) / 1000);
-        pendingSince.delete(event.taskId);
-        runningSince.set(event.taskId, at);
+        runningSince.start(event.taskId, at);
       }
-      if (isTerminal(event.status)) pendingSince.delete(event.taskId);
+      if (isTerminal(event.status)) pendingSince.end(event.taskId);
     },
     observeModelCall(call) {
       modelSeconds.observe({ provider: call.provider, model: call.model, outcome: call.outcome }, call.seconds);
@@ -141,4 +151,24 @@ export function createMetrics(gauges: {
       webhookAttempts.inc({ outcome: delivery.state === "pending" ? "retry" : delivery.state });
     },
   };
+}
+
+/** When each task entered a step, until the step ends; the oldest forgotten past `kept` tasks. */
+class StepStarts {
+  private readonly at = new Map<string, number>();
+
+  constructor(private readonly kept: number) {}
+
+  start(taskId: string, at: number): void {
+    this.at.delete(taskId); // re-inserted: a Map iterates in insertion order, oldest first
+    if (this.at.size >= this.kept) this.at.delete(this.at.keys().next().value!);
+    this.at.set(taskId, at);
+  }
+
+  /** When the step started, if known; forgets it. */
+  end(taskId: string): number | undefined {
+    const at = this.at.get(taskId);
+    this.at.delete(taskId);
+    return at;
+  }
 }
