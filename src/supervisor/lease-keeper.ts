@@ -1,6 +1,7 @@
 // Keeps one run's lease alive: renews it every leaseMs/3 and calls `onLost`
 // once when the store says the lease is gone (taken over, or the task was
-// cancelled) or when it could not be renewed before it expired.
+// cancelled) or when it could not be renewed before it expired (the store
+// failed, or did not answer).
 export interface LeaseKeeperOptions {
   /** Extends the lease to `expiresAt`; false when it is no longer held. */
   renew: (expiresAt: Date) => Promise<boolean>;
@@ -28,7 +29,14 @@ export class LeaseKeeper {
   }
 
   private async renew(): Promise<void> {
-    if (this.stopped || this.renewing) return;
+    if (this.stopped) return;
+    if (this.renewing) {
+      // A store that hangs rather than fails (a MongoDB that stopped answering; a commit the
+      // renewal waits behind): past the lease another process may take the task, so this run
+      // stops too instead of running on, alongside it, until the store answers.
+      if (Date.now() >= this.expiresAt.getTime()) this.lose("the lease expired while its renewal went unanswered");
+      return;
+    }
     this.renewing = true;
     const next = new Date(Date.now() + this.options.leaseMs);
     try {
