@@ -111,6 +111,11 @@ function cleartextServer(
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   return net.createServer((socket) => {
+    // Until a server has the socket, its errors are ours to handle: a client (or a load
+    // balancer's TCP health check) that resets the connection before its first bytes raised
+    // an "error" with no listener, which ended the process.
+    const dropped = () => socket.destroy();
+    socket.on("error", dropped);
     // Bytes are read until they either differ from the HTTP/2 preface or hold all of it:
     // a first segment as short as one byte ("P", as in POST and PRI) decides nothing.
     let seen = Buffer.alloc(0);
@@ -120,6 +125,7 @@ function cleartextServer(
       const isPrefix = head.equals(HTTP2_PREFACE.subarray(0, head.length));
       if (isPrefix && head.length < HTTP2_PREFACE.length) return;
       socket.off("data", onData);
+      socket.off("error", dropped); // the server it goes to handles them from here
       socket.pause();
       socket.unshift(seen);
       if (isPrefix) {
