@@ -26,6 +26,7 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  startedAt: number;
   calls: Map<number, Pending>;
   /** Conversations this worker may drop, told with its next call (or within FORGET_MS). */
   forget: number[];
@@ -45,6 +46,14 @@ interface Conversation {
 const MAX_CONVERSATIONS = 1024;
 /** Ended conversations are dropped with a worker's next call, or at the latest after this long. */
 const FORGET_MS = 1_000;
+/**
+ * A worker that stops sooner than this after it started is taken to have failed to start
+ * (no file descriptors left, a broken install): its replacement waits, 100 ms after the
+ * first such failure, doubling up to 5 s, rather than failing again at once, in a loop.
+ */
+const SHORT_LIFE_MS = 1_000;
+const FIRST_RESPAWN_DELAY_MS = 100;
+const MAX_RESPAWN_DELAY_MS = 5_000;
 
 export class ModelWorkerPool {
   private readonly slots: Slot[] = [];
@@ -53,6 +62,8 @@ export class ModelWorkerPool {
   private nextId = 1;
   private nextConversation = 1;
   private closing = false;
+  /** How long the next replacement of a worker that failed to start waits (0: none failed so). */
+  private respawnDelayMs = 0;
 
   constructor(
     size: number,
@@ -72,6 +83,11 @@ export class ModelWorkerPool {
    */
   call(call: ChatCall, signal: AbortSignal, onDelta: (delta: ReplyDelta) => void, conversation?: string): Promise<ModelReply> {
     signal.throwIfAborted();
+    if (this.slots.length === 0) {
+      return Promise.reject(
+        new ModelWorkerLostError("no model worker is running: they stop as they start; their replacements are on the way"),
+      );
+    }
     const known = conversation === undefined ? undefined : this.conversations.get(conversation);
     const slot = known && this.slots.includes(known.slot) ? known.slot : this.slots.reduce((a, b) => (b.calls.size < a.calls.size ? b : a));
     const workerCall = this.handOver(slot, call, conversation, known);
@@ -155,7 +171,13 @@ export class ModelWorkerPool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { worker: new Worker(ENTRY, { workerData: this.settings }), calls: new Map(), forget: [], forgetTimer: undefined };
+    const slot: Slot = {
+      worker: new Worker(ENTRY, { workerData: this.settings }),
+      startedAt: Date.now(),
+      calls: new Map(),
+      forget: [],
+      forgetTimer: undefined,
+    };
     slot.worker.on("message", (message: FromWorker) => {
       const pending = slot.calls.get(message.id);
       if (!pending) return; // aborted meanwhile
@@ -171,8 +193,7 @@ export class ModelWorkerPool {
     slot.worker.on("exit", (code) => {
       if (this.closing) return;
       const lost = new ModelWorkerLostError(`the model worker running this call stopped (exit code ${code})`);
-      const index = this.slots.indexOf(slot);
-      if (index >= 0) this.slots[index] = this.spawn();
+      this.replace(slot);
       clearTimeout(slot.forgetTimer);
       for (const [key, c] of this.conversations) if (c.slot === slot) this.conversations.delete(key);
       for (const pending of slot.calls.values()) pending.reject(lost);
@@ -181,6 +202,24 @@ export class ModelWorkerPool {
     // Idle workers must not keep the process alive on their own.
     slot.worker.unref();
     return slot;
+  }
+
+  /** A new worker in a stopped one's place: at once, or after a delay when workers keep failing to start. */
+  private replace(slot: Slot): void {
+    const index = this.slots.indexOf(slot);
+    if (index < 0) return;
+    const failedToStart = Date.now() - slot.startedAt < SHORT_LIFE_MS;
+    this.respawnDelayMs = failedToStart ? Math.min(MAX_RESPAWN_DELAY_MS, Math.max(FIRST_RESPAWN_DELAY_MS, 2 * this.respawnDelayMs)) : 0;
+    if (this.respawnDelayMs === 0) {
+      this.slots[index] = this.spawn();
+      return;
+    }
+    // Out of the rotation meanwhile: calls go to the other workers (or fail retryably when none is left).
+    this.slots.splice(index, 1);
+    this.logger.warn({ inMs: this.respawnDelayMs }, "model worker stopped soon after it started; replacing it after a delay");
+    setTimeout(() => {
+      if (!this.closing) this.slots.push(this.spawn());
+    }, this.respawnDelayMs).unref();
   }
 }
 

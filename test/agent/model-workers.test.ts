@@ -112,6 +112,63 @@ describe("ModelWorkerPool", () => {
   });
 });
 
+// A worker that stops as soon as it starts (no file descriptors left, a broken install)
+// must not be replaced in a tight loop, each failure logged, for as long as the cause lasts.
+describe("ModelWorkerPool, workers that stop as they start", () => {
+  let fake: FakeOpenAI;
+  let pool: ModelWorkerPool;
+  type Slots = { worker: Worker }[];
+  const slots = () => (pool as unknown as { slots: Slots }).slots;
+  beforeAll(async () => {
+    fake = await FakeOpenAI.start();
+    fake.respond(() => ({ content: "ok" }));
+    pool = new ModelWorkerPool(
+      1,
+      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
+      createLogger("silent"),
+    );
+  });
+  afterAll(async () => {
+    await pool.close();
+    await fake.close();
+  });
+
+  it("should wait longer before each replacement (100 ms, doubling), and fail calls retryably while no worker runs", async () => {
+    const seenAt: number[] = [];
+    let last: Worker | undefined;
+    for (let i = 0; i < 5; i++) {
+      await expect.poll(() => slots()[0]?.worker !== undefined && slots()[0]!.worker !== last, { timeout: 20_000, interval: 5 }).toBe(true);
+      seenAt.push(Date.now());
+      last = slots()[0]!.worker;
+      await last.terminate(); // it stops at once after it started
+      if (i === 0) {
+        expect(slots()).toHaveLength(0);
+        const failed = await pool.call(callOf("none left"), new AbortController().signal, () => {}).catch((e: unknown) => e);
+        expect(failed).toBeInstanceOf(ModelWorkerLostError);
+        expect((failed as ModelCallError).retryable).toBe(true);
+      }
+    }
+    // Each replacement came no sooner than its delay after the one before was stopped.
+    const gaps = seenAt.slice(1).map((at, i) => at - seenAt[i]!);
+    [100, 200, 400, 800].forEach((delay, i) => expect(gaps[i]).toBeGreaterThanOrEqual(delay));
+    // The fifth serves calls.
+    await expect.poll(() => slots().length, { timeout: 20_000 }).toBe(1);
+    expect((await pool.call(callOf("served"), new AbortController().signal, () => {})).content).toBe("ok");
+  });
+
+  it("should replace a worker that ran for a while at once, in its place, and start the delays over", async () => {
+    const worker = slots()[0]!.worker;
+    const startedAt = (slots()[0] as unknown as { startedAt: number }).startedAt;
+    await expect.poll(() => Date.now() - startedAt, { timeout: 20_000, interval: 50 }).toBeGreaterThan(1_000);
+    const exited = new Promise((resolve) => worker.once("exit", resolve));
+    await worker.terminate();
+    await exited;
+    expect(slots()).toHaveLength(1);
+    expect(slots()[0]!.worker).not.toBe(worker);
+    expect((pool as unknown as { respawnDelayMs: number }).respawnDelayMs).toBe(0);
+  });
+});
+
 // A run's calls only append to its conversation: the worker keeps it and is handed the new
 // messages only, while the provider still gets the whole conversation on every call.
 describe("ModelWorkerPool, conversations kept by the worker", () => {
