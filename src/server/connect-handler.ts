@@ -5,7 +5,8 @@
 //     (connect answers INTERNAL, "parse binary"), as on the grpc-js listener,
 //     and one past readMaxBytes answers RESOURCE_EXHAUSTED, as a JSON one does;
 //   - a Watch stream whose client stops reading is cut off after `stallMs`
-//     (connect-node would wait for 'drain' forever), as on the grpc-js listener.
+//     (connect-node would wait for 'drain' forever), as on the grpc-js listener;
+//   - a timeout longer than Node can time is dropped (deadlines.ts).
 import * as http2 from "node:http2";
 import type * as http from "node:http";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
@@ -18,6 +19,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import { InvalidArgumentError } from "../domain/errors.js";
+import { isUntimeable, TIMEOUT_HEADERS } from "./deadlines.js";
 import type { Logger } from "../logger.js";
 import { errorMessage } from "../logger.js";
 
@@ -52,6 +54,7 @@ export function connectHandler(options: ConnectHandlerOptions): (req: NodeReques
     const handler = handlers.get(req.url?.split("?", 1)[0] ?? "");
     if (!handler) return options.fallback(req, res);
     const request = universalRequestFromNodeRequest(req, res as never, undefined, createContextValues());
+    for (const name of TIMEOUT_HEADERS) if (isUntimeable(name, request.header.get(name))) request.header.delete(name);
     checkedRequest(request, handler.method.input, options.readMaxBytes)
       .then(handler)
       .then((response) => {

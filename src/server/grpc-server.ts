@@ -1,7 +1,8 @@
 // The native gRPC listener: @grpc/grpc-js serving TaskService (its service
 // definition built from the generated descriptor, protobuf-es doing the
 // encoding), plus grpc.health.v1 and server reflection (v1 and v1alpha).
-import { once } from "node:events";
+import { once, type EventEmitter } from "node:events";
+import type { IncomingHttpHeaders } from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readFileSync } from "node:fs";
 import { fromBinary, toBinary, create, type DescMethod } from "@bufbuild/protobuf";
@@ -15,6 +16,7 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService as TaskServiceDesc, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { reflectionPackageDefinition } from "./reflection.js";
+import { isUntimeable, MAX_TIMER_MS } from "./deadlines.js";
 import { errorMessage } from "../logger.js";
 
 export interface GrpcListenerOptions {
@@ -45,6 +47,7 @@ export async function startGrpcListener(options: GrpcListenerOptions): Promise<G
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${options.host}:${options.port}`, credentials, (error, bound) => (error ? reject(error) : resolve(bound))),
   );
+  dropUntimeableDeadlines(server);
   return {
     port,
     close: (graceMs) =>
@@ -60,6 +63,21 @@ export async function startGrpcListener(options: GrpcListenerOptions): Promise<G
         });
       }),
   };
+}
+
+/**
+ * grpc-js reads a call's grpc-timeout from the headers of its HTTP/2 servers' "stream"
+ * event, and does not expose those servers: each gets a listener ahead of grpc-js's own
+ * that drops a timeout longer than a timer can wait (deadlines.ts), from the headers object
+ * grpc-js then reads. test/e2e/deadlines.test.ts fails if a grpc-js release moves them.
+ */
+function dropUntimeableDeadlines(server: grpc.Server): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+  for (const http2Server of http2Servers?.keys() ?? []) {
+    http2Server.prependListener("stream", (_stream: unknown, headers: IncomingHttpHeaders) => {
+      if (isUntimeable("grpc-timeout", headers["grpc-timeout"] as string | undefined)) delete headers["grpc-timeout"];
+    });
+  }
 }
 
 /** grpc-js method definitions from the protobuf-es descriptor. Requests stay raw bytes here and are
@@ -226,9 +244,10 @@ function callSignal(call: grpc.ServerWritableStream<Buffer, unknown>): {
   call.once("cancelled", onCancelled);
   const deadline = call.getDeadline(); // a Date, or epoch ms (Infinity when there is none)
   const ms = (deadline instanceof Date ? deadline.getTime() : Number(deadline)) - Date.now();
-  const timer = Number.isFinite(ms)
-    ? setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms))
-    : undefined;
+  const timer =
+    Number.isFinite(ms) && ms <= MAX_TIMER_MS
+      ? setTimeout(() => controller.abort(new ConnectError("deadline exceeded", Code.DeadlineExceeded)), Math.max(0, ms))
+      : undefined;
   timer?.unref();
   return {
     signal: controller.signal,
