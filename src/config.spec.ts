@@ -25,6 +25,12 @@ describe("loadConfig()", () => {
     expect(() => loadConfig({ ROOKERY_PROVIDERS: "{nope" })).toThrow(/ROOKERY_PROVIDERS.*JSON object/);
   });
 
+  it("should refuse a timer setting longer than a timer can wait (Node would fire it at once), and take the longest one", () => {
+    expect(() => loadConfig({ ROOKERY_SWEEP_MS: "3000000000" })).toThrow(/ROOKERY_SWEEP_MS.*at most 2147483647 \(about 24\.8 days/);
+    expect(() => loadConfig({ ROOKERY_WATCH_STALL_MS: "2147483648" })).toThrow(/ROOKERY_WATCH_STALL_MS/);
+    expect(loadConfig({ ROOKERY_LEASE_MS: "2147483647" }).leaseMs).toBe(2147483647);
+  });
+
   it("should refuse settings that only make sense together when one is missing", () => {
     expect(() => loadConfig({ ROOKERY_STORE: "mongodb" })).toThrow(/MONGODB_URI/);
     expect(() => loadConfig({ ROOKERY_TLS_CERT: "c.pem" })).toThrow(/together/);

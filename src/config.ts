@@ -3,10 +3,14 @@
 // compiled in stages: raw strings (flags over env) -> zod (defaults, types)
 // -> cross-field checks. A bad value is a ConfigError naming the setting.
 import { z } from "zod";
+import { MAX_TIMER_MS } from "./timer-limit.js";
 import { availableParallelism } from "node:os";
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+/** Milliseconds a timer waits: at least `min`, and no longer than a timer can (Node fires a longer one at once). */
+const timerMs = (min: number) =>
+  z.coerce.number().int().min(min).max(MAX_TIMER_MS, `must be at most ${MAX_TIMER_MS} (about 24.8 days, the longest a timer can wait)`);
 /** "true" or "false" (nothing else), with a default. */
 const bool = (byDefault: boolean) =>
   z
@@ -112,7 +116,7 @@ export const SETTINGS = {
     env: "ROOKERY_MONGODB_TIMEOUT_MS",
     flag: "--mongodb-timeout-ms <ms>",
     help: "How long a MongoDB operation waits for a reachable server before answering UNAVAILABLE",
-    schema: positiveInt.default(5_000),
+    schema: timerMs(1).default(5_000),
   },
   openaiBaseUrl: {
     env: "OPENAI_BASE_URL",
@@ -157,7 +161,7 @@ export const SETTINGS = {
     env: "ROOKERY_MODEL_TIMEOUT_MS",
     flag: "--model-timeout-ms <ms>",
     help: "Longest wait for a model call's reply to start, and then between two of its chunks",
-    schema: positiveInt.default(120_000),
+    schema: timerMs(1).default(120_000),
   },
   modelMaxRetries: {
     env: "ROOKERY_MODEL_MAX_RETRIES",
@@ -222,7 +226,7 @@ export const SETTINGS = {
     env: "ROOKERY_SWEEP_MS",
     flag: "--sweep-ms <ms>",
     help: "How often deadlines of tasks no run holds are enforced and retention purges what is due (each round queries the tasks; a run enforces its own deadline to the millisecond)",
-    schema: z.coerce.number().int().min(10).default(5_000),
+    schema: timerMs(10).default(5_000),
   },
   maxTakeovers: {
     env: "ROOKERY_MAX_TAKEOVERS",
@@ -240,19 +244,19 @@ export const SETTINGS = {
     env: "ROOKERY_LEASE_MS",
     flag: "--lease-ms <ms>",
     help: "Lease of a running task; renewed every third of it; an expired lease is taken over",
-    schema: z.coerce.number().int().min(100).default(30_000),
+    schema: timerMs(100).default(30_000),
   },
   pollMs: {
     env: "ROOKERY_POLL_MS",
     flag: "--poll-ms <ms>",
     help: "How often to look for claimable tasks (submitted elsewhere, or with an expired lease)",
-    schema: z.coerce.number().int().min(10).default(1_000),
+    schema: timerMs(10).default(1_000),
   },
   watchPollMs: {
     env: "ROOKERY_WATCH_POLL_MS",
     flag: "--watch-poll-ms <ms>",
     help: "How often a Watch stream looks in the store for events written by other replicas",
-    schema: z.coerce.number().int().min(10).default(500),
+    schema: timerMs(10).default(500),
   },
   outputCoalesceMs: {
     env: "ROOKERY_OUTPUT_COALESCE_MS",
@@ -264,7 +268,7 @@ export const SETTINGS = {
     env: "ROOKERY_OUTPUT_GRACE_MS",
     flag: "--output-grace-ms <ms>",
     help: "Watch with include_output: how long a finished run's streamed output is kept for watchers that reconnect with an output offset (the event always stores the whole text)",
-    schema: z.coerce.number().int().min(0).default(30_000),
+    schema: timerMs(0).default(30_000),
   },
   corsOrigins: {
     env: "ROOKERY_CORS_ORIGINS",
@@ -305,7 +309,7 @@ export const SETTINGS = {
     env: "ROOKERY_WEBHOOK_TIMEOUT_MS",
     flag: "--webhook-timeout-ms <ms>",
     help: "An attempt whose receiver has not answered in this long counts as failed",
-    schema: positiveInt.default(10_000),
+    schema: timerMs(1).default(10_000),
   },
   webhookConcurrency: {
     env: "ROOKERY_WEBHOOK_CONCURRENCY",
@@ -317,13 +321,13 @@ export const SETTINGS = {
     env: "ROOKERY_WEBHOOK_RETRY_BASE_MS",
     flag: "--webhook-retry-base-ms <ms>",
     help: "Retry n of a delivery waits between half and all of this times 2^(n-1) (or the receiver's Retry-After), at most ROOKERY_WEBHOOK_RETRY_MAX_MS",
-    schema: positiveInt.default(5_000),
+    schema: timerMs(1).default(5_000),
   },
   webhookRetryMaxMs: {
     env: "ROOKERY_WEBHOOK_RETRY_MAX_MS",
     flag: "--webhook-retry-max-ms <ms>",
     help: "Longest wait between two attempts of a delivery",
-    schema: positiveInt.default(3_600_000),
+    schema: timerMs(1).default(3_600_000),
   },
   webhookRetryHorizon: {
     env: "ROOKERY_WEBHOOK_RETRY_HORIZON",
@@ -335,7 +339,7 @@ export const SETTINGS = {
     env: "ROOKERY_WEBHOOK_POLL_MS",
     flag: "--webhook-poll-ms <ms>",
     help: "How often the sender looks for due deliveries (retries, other replicas', and those left over while every slot was busy); this process's own transitions are sent right after their commit",
-    schema: positiveInt.default(1_000),
+    schema: timerMs(1).default(1_000),
   },
   apiKeysFile: {
     env: "ROOKERY_API_KEYS_FILE",
@@ -371,7 +375,7 @@ export const SETTINGS = {
     env: "ROOKERY_WATCH_STALL_MS",
     flag: "--watch-stall-ms <ms>",
     help: "A Watch whose client has not read for this long ends with RESOURCE_EXHAUSTED (resume with after_sequence)",
-    schema: positiveInt.default(30_000),
+    schema: timerMs(1).default(30_000),
   },
   maxPromptBytes: {
     env: "ROOKERY_MAX_PROMPT_BYTES",

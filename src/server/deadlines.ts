@@ -8,8 +8,7 @@
 // deadline on the server, and the caller's own deadline still ends it (its
 // client cancels the call then).
 
-/** The longest delay setTimeout can wait. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+import { MAX_TIMER_MS } from "../timer-limit.js";
 
 /** The headers that carry a call's timeout: gRPC and gRPC-Web, and the Connect protocol. */
 export const TIMEOUT_HEADERS = ["grpc-timeout", "connect-timeout-ms"] as const;

@@ -16,7 +16,8 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService as TaskServiceDesc, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { reflectionPackageDefinition } from "./reflection.js";
-import { isUntimeable, MAX_TIMER_MS } from "./deadlines.js";
+import { isUntimeable } from "./deadlines.js";
+import { MAX_TIMER_MS } from "../timer-limit.js";
 import { errorMessage } from "../logger.js";
 
 export interface GrpcListenerOptions {

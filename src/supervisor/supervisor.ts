@@ -18,6 +18,7 @@ import { StopPoller } from "./stop-poller.js";
 import { OutputSharer } from "./output-sharer.js";
 import { outputParts } from "../agent/reply-assembler.js";
 import { attemptOf } from "../domain/output.js";
+import { MAX_TIMER_MS } from "../timer-limit.js";
 import type { OutputFeed } from "../watch/output-feed.js";
 
 export interface SupervisorOptions {
@@ -330,9 +331,6 @@ export class Supervisor {
     }
   }
 }
-
-/** The longest delay setTimeout honours (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function takeoverFailure(takeovers: number, max: number): string {
   return (
