@@ -20,6 +20,14 @@ const callOf = (prompt: string): ChatCall => ({
   headers: {},
 });
 
+/** `size` workers calling `fake`, with no retries of their own. */
+const poolOn = (fake: FakeOpenAI, size: number) =>
+  new ModelWorkerPool(
+    size,
+    { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
+    createLogger("silent"),
+  );
+
 describe("ModelWorkerPool", () => {
   let sawFirstDelta!: () => void;
   const firstDeltaArrived = new Promise<void>((resolve) => (sawFirstDelta = resolve));
@@ -38,11 +46,7 @@ describe("ModelWorkerPool", () => {
         return { content: "x".repeat(2 << 20), pieceSize: 64 << 10, pauseAt: 24, resume: new Promise(() => {}) };
       return { content: "ok" };
     });
-    pool = new ModelWorkerPool(
-      2,
-      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
-      createLogger("silent"),
-    );
+    pool = poolOn(fake, 2);
   });
   afterAll(async () => {
     await pool.close();
@@ -122,11 +126,7 @@ describe("ModelWorkerPool, workers that stop as they start", () => {
   beforeAll(async () => {
     fake = await FakeOpenAI.start();
     fake.respond(() => ({ content: "ok" }));
-    pool = new ModelWorkerPool(
-      1,
-      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
-      createLogger("silent"),
-    );
+    pool = poolOn(fake, 1);
   });
   afterAll(async () => {
     await pool.close();
@@ -198,11 +198,7 @@ describe("ModelWorkerPool, conversations kept by the worker", () => {
   beforeAll(async () => {
     fake = await FakeOpenAI.start();
     fake.respond((c) => (c.body.messages.at(-1)?.content === "refuse this" ? { status: 400, error: "no" } : { content: "ok" }));
-    pool = new ModelWorkerPool(
-      2,
-      { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
-      createLogger("silent"),
-    );
+    pool = poolOn(fake, 2);
     watchSlots();
   });
   afterAll(async () => {
