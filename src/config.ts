@@ -192,6 +192,12 @@ export const SETTINGS = {
     help: "Largest model reply (text plus tool-call arguments, UTF-8 bytes) a task stores; a longer one is stopped as it streams and the task FAILS saying so",
     schema: positiveInt.default(1024 * 1024),
   },
+  maxReplyMs: {
+    env: "ROOKERY_MAX_REPLY_MS",
+    flag: "--max-reply-ms <ms>",
+    help: "Longest a model reply may stream, however steadily its chunks come (a provider that keeps its stream alive without ending it would hold the run for good); past it the call is stopped and retried like a stalled one",
+    schema: timerMs(1_000).default(30 * 60_000),
+  },
   maxConversationBytes: {
     env: "ROOKERY_MAX_CONVERSATION_BYTES",
     flag: "--max-conversation-bytes <n>",

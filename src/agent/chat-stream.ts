@@ -29,10 +29,12 @@ export interface SdkSettings {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
+  /** Longest a reply may stream, however steadily its chunks come. */
+  maxReplyMs: number;
 }
 
 /** The SDK client of a provider; the SDK does the retrying (408/409/429/5xx, connection errors). */
-export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI {
+export function sdkClient(settings: ProviderSettings, sdk: Omit<SdkSettings, "maxReplyMs">): OpenAI {
   return new OpenAI({
     apiKey: settings.apiKey,
     ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
@@ -50,7 +52,7 @@ export function sdkClient(settings: ProviderSettings, sdk: SdkSettings): OpenAI 
 export async function streamChat(
   client: OpenAI,
   call: ChatCall,
-  limits: Pick<SdkSettings, "maxReplyBytes" | "timeoutMs">,
+  limits: Pick<SdkSettings, "maxReplyBytes" | "timeoutMs" | "maxReplyMs">,
   signal: AbortSignal,
   onDelta: (delta: ReplyDelta) => void,
 ): Promise<ModelReply> {
@@ -62,10 +64,16 @@ export async function streamChat(
   const where = `${call.provider}/${call.model}`;
   // The SDK's timeout ends when the reply's headers arrive; a provider that then sends
   // nothing (or only keep-alive comments) would hold the run for good. So the same timeout
-  // bounds each wait for the next chunk too.
-  const stall = new StallTimer(limits.timeoutMs, () =>
+  // bounds each wait for the next chunk too. And chunks that keep coming without ending the
+  // reply (ones that add nothing, or a character a minute) would too: the reply as a whole
+  // is bounded by maxReplyMs.
+  const stall = new ReplyTimer(limits.timeoutMs, limits.maxReplyMs, (why) =>
     request.abort(
-      new StalledReplyError(`model call to ${where} stalled: no chunk of its reply for ${limits.timeoutMs} ms (ROOKERY_MODEL_TIMEOUT_MS)`),
+      new StalledReplyError(
+        why === "stalled"
+          ? `model call to ${where} stalled: no chunk of its reply for ${limits.timeoutMs} ms (ROOKERY_MODEL_TIMEOUT_MS)`
+          : `model call to ${where} was still streaming its reply after ${limits.maxReplyMs} ms (ROOKERY_MAX_REPLY_MS); it was stopped`,
+      ),
     ),
   );
   let readToEnd = false;
@@ -106,21 +114,24 @@ export async function streamChat(
 }
 
 /**
- * Calls `onStall` once `ms` pass with no reset. One timer for the whole reply, not one per
- * chunk: a chunk only notes its time, and the timer, when it fires early, waits out the rest.
+ * Calls `onEnd` once `stallMs` pass with no reset ("stalled"), or `maxMs` since start ("too
+ * long"). One timer for the whole reply, not one per chunk: a chunk only notes its time, and
+ * the timer, when it fires early, waits out the rest.
  */
-class StallTimer {
+class ReplyTimer {
+  private started = 0;
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly ms: number,
-    private readonly onStall: () => void,
+    private readonly stallMs: number,
+    private readonly maxMs: number,
+    private readonly onEnd: (why: "stalled" | "too long") => void,
   ) {}
 
   start(): void {
-    this.reset();
-    this.arm(this.ms);
+    this.started = this.last = performance.now();
+    this.arm(Math.min(this.stallMs, this.maxMs));
   }
 
   reset(): void {
@@ -133,9 +144,12 @@ class StallTimer {
 
   private arm(ms: number): void {
     this.timer = setTimeout(() => {
-      const left = this.last + this.ms - performance.now();
-      if (left > 0) this.arm(left);
-      else this.onStall();
+      const now = performance.now();
+      const untilStall = this.last + this.stallMs - now;
+      const untilEnd = this.started + this.maxMs - now;
+      if (untilEnd <= 0) this.onEnd("too long");
+      else if (untilStall <= 0) this.onEnd("stalled");
+      else this.arm(Math.min(untilStall, untilEnd));
     }, ms);
   }
 }

@@ -21,6 +21,8 @@ export interface ModelClientOptions {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
+  /** Longest a reply may stream, however steadily its chunks come. */
+  maxReplyMs: number;
   /** Record the messages sent and the reply on the call's span (ROOKERY_TRACE_CONTENT). */
   traceContent?: boolean;
   /** Told of each call's duration, outcome and tokens (metrics). */

@@ -70,7 +70,15 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     config.modelWorkers > 0 && config.concurrency > 0
       ? new ModelWorkerPool(
           config.modelWorkers,
-          { providers, sdk: { timeoutMs: config.modelTimeoutMs, maxRetries: config.modelMaxRetries, maxReplyBytes: config.maxReplyBytes } },
+          {
+            providers,
+            sdk: {
+              timeoutMs: config.modelTimeoutMs,
+              maxRetries: config.modelMaxRetries,
+              maxReplyBytes: config.maxReplyBytes,
+              maxReplyMs: config.maxReplyMs,
+            },
+          },
           logger,
         )
       : undefined;
@@ -96,6 +104,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
         timeoutMs: config.modelTimeoutMs,
         maxRetries: config.modelMaxRetries,
         maxReplyBytes: config.maxReplyBytes,
+        maxReplyMs: config.maxReplyMs,
         onCall: (call) => metrics.observeModelCall(call),
         traceContent: config.traceContent,
         ...(modelWorkers ? { workers: modelWorkers } : {}),

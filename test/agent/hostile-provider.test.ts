@@ -173,3 +173,24 @@ describe("a provider whose reply stalls after it started", () => {
     expect(h.fake.callsFor("stalls")).toHaveLength(2);
   });
 });
+
+describe("a provider that keeps its reply alive without ever ending it", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "0", ROOKERY_MODEL_TIMEOUT_MS: "500", ROOKERY_MAX_REPLY_MS: "2000" });
+    // A chunk that adds nothing, every 100 ms: never a stall, never a byte of reply, never an end.
+    h.fake.respond(() => ({ keepAlive: chunk([{ index: 0, delta: {} }]), everyMs: 100 }));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("should stop the call after ROOKERY_MAX_REPLY_MS and fail the task with PROVIDER_ERROR saying so, instead of running for good", async () => {
+    const { task } = await h.grpc.submit({ prompt: "keeps alive" });
+    await collectEvents(h.grpc, task!.id);
+    const failed = (await h.grpc.get({ id: task!.id })).task!;
+    expect(failed).toMatchObject({ status: TaskStatus.FAILED, errorCode: TaskErrorCode.PROVIDER_ERROR });
+    expect(failed.error).toMatch(/still streaming its reply after 2000 ms \(ROOKERY_MAX_REPLY_MS\); it was stopped/);
+    await h.fake.waitForAbort((c) => c.prompt === "keeps alive");
+  });
+});

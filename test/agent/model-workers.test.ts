@@ -24,7 +24,10 @@ const callOf = (prompt: string): ChatCall => ({
 const poolOn = (fake: FakeOpenAI, size: number) =>
   new ModelWorkerPool(
     size,
-    { providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } }, sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20 } },
+    {
+      providers: { openai: { baseURL: fake.baseURL, apiKey: "k" } },
+      sdk: { timeoutMs: 10_000, maxRetries: 0, maxReplyBytes: 1 << 20, maxReplyMs: 60_000 },
+    },
     createLogger("silent"),
   );
 

@@ -59,7 +59,7 @@ const clientOf = (baseURL: string, maxReplyBytes = 100_000) =>
   sdkClient({ baseURL, apiKey: "k" }, { timeoutMs: 30_000, maxRetries: 0, maxReplyBytes });
 
 const call = (baseURL: string, signal = new AbortController().signal, onDelta = () => {}) =>
-  streamChat(clientOf(baseURL), CALL, { maxReplyBytes: 100_000, timeoutMs: 30_000 }, signal, onDelta);
+  streamChat(clientOf(baseURL), CALL, { maxReplyBytes: 100_000, timeoutMs: 30_000, maxReplyMs: 60_000 }, signal, onDelta);
 
 describe("model calls over Node's HTTP client", () => {
   it("should make consecutive calls to one provider on one kept-alive connection, each body sent with its length", async () => {
@@ -80,7 +80,7 @@ describe("model calls over Node's HTTP client", () => {
       const reply = await streamChat(
         client,
         CALL,
-        { maxReplyBytes: 100_000, timeoutMs: 30_000 },
+        { maxReplyBytes: 100_000, timeoutMs: 30_000, maxReplyMs: 60_000 },
         new AbortController().signal,
         () => undefined,
       );
@@ -154,7 +154,7 @@ describe("model calls over Node's HTTP client", () => {
     const reading = streamChat(
       clientOf(baseURL, 1000),
       CALL,
-      { maxReplyBytes: 1000, timeoutMs: 30_000 },
+      { maxReplyBytes: 1000, timeoutMs: 30_000, maxReplyMs: 60_000 },
       new AbortController().signal,
       () => undefined,
     );
@@ -218,7 +218,13 @@ describe("model calls over Node's HTTP client", () => {
       return { server, state };
     };
     const stalledCall = (baseURL: string, timeoutMs: number) =>
-      streamChat(clientOf(baseURL), CALL, { maxReplyBytes: 100_000, timeoutMs }, new AbortController().signal, () => undefined);
+      streamChat(
+        clientOf(baseURL),
+        CALL,
+        { maxReplyBytes: 100_000, timeoutMs, maxReplyMs: 60_000 },
+        new AbortController().signal,
+        () => undefined,
+      );
 
     it("should fail a call whose provider sends nothing more once its reply started, and end the request", async () => {
       const { server, state } = trickling(2, 20);

@@ -42,7 +42,9 @@ export type FakeReply =
   | { malformed: true }
   | { reset: true }
   /** Sent as they are, one SSE `data:` line each (a hostile or odd provider), then [DONE]. */
-  | { chunks: unknown[] };
+  | { chunks: unknown[] }
+  /** `keepAlive` (one SSE `data:` line) every `everyMs` until the client goes away: a reply that never ends. */
+  | { keepAlive: unknown; everyMs: number };
 
 export type Script = (call: FakeCall) => FakeReply | Promise<FakeReply>;
 
@@ -138,6 +140,14 @@ export class FakeOpenAI {
     if ("hang" in reply) return; // never answers; the client's abort or timeout ends it
     if ("reset" in reply) {
       res.socket?.destroy();
+      return;
+    }
+    if ("keepAlive" in reply) {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      while (!res.destroyed) {
+        res.write(`data: ${JSON.stringify(reply.keepAlive)}\n\n`);
+        await sleep(reply.everyMs);
+      }
       return;
     }
     if ("chunks" in reply) {
