@@ -160,7 +160,7 @@ export const SETTINGS = {
   modelTimeoutMs: {
     env: "ROOKERY_MODEL_TIMEOUT_MS",
     flag: "--model-timeout-ms <ms>",
-    help: "Longest wait for a model call's reply to start, and then between two of its chunks",
+    help: "Longest wait for a model call's reply to start, and then between two of its chunks; an error reply's body must arrive within it too",
     schema: timerMs(1).default(120_000),
   },
   modelMaxRetries: {
@@ -195,7 +195,7 @@ export const SETTINGS = {
   maxReplyMs: {
     env: "ROOKERY_MAX_REPLY_MS",
     flag: "--max-reply-ms <ms>",
-    help: "Longest a model reply may stream, however steadily its chunks come (a provider that keeps its stream alive without ending it would hold the run for good); past it the call is stopped and retried like a stalled one",
+    help: "Longest a model call may take, from its request to its reply's end, however steadily the reply's chunks come (a provider that keeps its stream alive without ending it would hold the run for good); past it the call is stopped and retried like a stalled one",
     schema: timerMs(1_000).default(30 * 60_000),
   },
   maxConversationBytes: {

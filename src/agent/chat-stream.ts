@@ -41,7 +41,7 @@ export function sdkClient(settings: ProviderSettings, sdk: Omit<SdkSettings, "ma
     timeout: sdk.timeoutMs,
     maxRetries: sdk.maxRetries,
     // Node's HTTP client rather than the global fetch: less CPU a call, and no redirect followed.
-    fetch: providerFetch(boundsFor(sdk.maxReplyBytes)),
+    fetch: providerFetch(boundsFor(sdk.maxReplyBytes, sdk.timeoutMs)),
   });
 }
 
@@ -65,19 +65,20 @@ export async function streamChat(
   // The SDK's timeout ends when the reply's headers arrive; a provider that then sends
   // nothing (or only keep-alive comments) would hold the run for good. So the same timeout
   // bounds each wait for the next chunk too. And chunks that keep coming without ending the
-  // reply (ones that add nothing, or a character a minute) would too: the reply as a whole
-  // is bounded by maxReplyMs.
+  // reply (ones that add nothing, or a character a minute) would too: the call as a whole,
+  // from its request to its reply's end (the SDK's retries included), is bounded by maxReplyMs.
   const stall = new ReplyTimer(limits.timeoutMs, limits.maxReplyMs, (why) =>
     request.abort(
       new StalledReplyError(
         why === "stalled"
           ? `model call to ${where} stalled: no chunk of its reply for ${limits.timeoutMs} ms (ROOKERY_MODEL_TIMEOUT_MS)`
-          : `model call to ${where} was still streaming its reply after ${limits.maxReplyMs} ms (ROOKERY_MAX_REPLY_MS); it was stopped`,
+          : `model call to ${where} did not finish within ${limits.maxReplyMs} ms (ROOKERY_MAX_REPLY_MS); it was stopped`,
       ),
     ),
   );
   let readToEnd = false;
   try {
+    stall.begin();
     // The raw chunks, not the SDK's ChatCompletionStream helper: see reply-assembler.ts.
     const stream = await client.chat.completions.create(
       {
@@ -90,7 +91,7 @@ export async function streamChat(
       { signal: request.signal, headers: call.headers },
     );
     const reply = new ReplyAssembler(where, limits.maxReplyBytes);
-    stall.start();
+    stall.streaming();
     for await (const chunk of stream) {
       stall.reset();
       const delta = reply.add(chunk);
@@ -114,13 +115,14 @@ export async function streamChat(
 }
 
 /**
- * Calls `onEnd` once `stallMs` pass with no reset ("stalled"), or `maxMs` since start ("too
- * long"). One timer for the whole reply, not one per chunk: a chunk only notes its time, and
- * the timer, when it fires early, waits out the rest.
+ * Calls `onEnd` once `maxMs` pass since begin() ("too long"), or, once the reply streams,
+ * `stallMs` with no reset ("stalled"). One timer for the whole call, not one per chunk: a
+ * chunk only notes its time, and the timer, when it fires early, waits out the rest.
  */
 class ReplyTimer {
-  private started = 0;
+  private began = 0;
   private last = 0;
+  private isStreaming = false;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -129,9 +131,18 @@ class ReplyTimer {
     private readonly onEnd: (why: "stalled" | "too long") => void,
   ) {}
 
-  start(): void {
-    this.started = this.last = performance.now();
-    this.arm(Math.min(this.stallMs, this.maxMs));
+  /** The call starts: it may take maxMs in all. */
+  begin(): void {
+    this.began = performance.now();
+    this.arm(this.maxMs);
+  }
+
+  /** Its reply starts to stream: from now on no two chunks may be more than stallMs apart. */
+  streaming(): void {
+    this.isStreaming = true;
+    this.reset();
+    clearTimeout(this.timer);
+    this.arm(Math.min(this.stallMs, this.began + this.maxMs - this.last));
   }
 
   reset(): void {
@@ -145,8 +156,8 @@ class ReplyTimer {
   private arm(ms: number): void {
     this.timer = setTimeout(() => {
       const now = performance.now();
-      const untilStall = this.last + this.stallMs - now;
-      const untilEnd = this.started + this.maxMs - now;
+      const untilEnd = this.began + this.maxMs - now;
+      const untilStall = this.isStreaming ? this.last + this.stallMs - now : Infinity;
       if (untilEnd <= 0) this.onEnd("too long");
       else if (untilStall <= 0) this.onEnd("stalled");
       else this.arm(Math.min(untilStall, untilEnd));

@@ -33,12 +33,14 @@ export interface ResponseBounds {
   lineBytes: number;
   /** The largest body of an error reply (non-2xx), which the SDK reads whole. */
   errorBodyBytes: number;
+  /** The longest an error reply's body may take to arrive: the SDK reads it after its own timeout has ended. */
+  errorBodyMs: number;
 }
 
-/** The bounds for replies of at most `maxReplyBytes` (ROOKERY_MAX_REPLY_BYTES). */
-export function boundsFor(maxReplyBytes: number): ResponseBounds {
+/** The bounds for replies of at most `maxReplyBytes` (ROOKERY_MAX_REPLY_BYTES), from a provider given `timeoutMs` (ROOKERY_MODEL_TIMEOUT_MS). */
+export function boundsFor(maxReplyBytes: number, timeoutMs: number): ResponseBounds {
   // JSON escapes a character in at most 6 bytes (\u0000); a chunk's other fields are small.
-  return { lineBytes: 6 * maxReplyBytes + 64 * 1024, errorBodyBytes: 1024 * 1024 };
+  return { lineBytes: 6 * maxReplyBytes + 64 * 1024, errorBodyBytes: 1024 * 1024, errorBodyMs: timeoutMs };
 }
 
 /** A fetch with keep-alive agents of its own: one per SDK client (one per provider per thread). */
@@ -94,7 +96,10 @@ function toResponse(response: http.IncomingMessage, bounds: ResponseBounds): Res
   }
   const stream = decoded(response);
   if (status < 300) bound(stream, bounds.lineBytes, true);
-  else bound(stream, bounds.errorBodyBytes, false);
+  else {
+    bound(stream, bounds.errorBodyBytes, false);
+    boundInTime(stream, bounds.errorBodyMs);
+  }
   const body = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
   return new Response(body, { status, statusText: response.statusMessage, headers });
 }
@@ -109,6 +114,12 @@ function bound(stream: Readable, max: number, perLine: boolean): void {
     const what = perLine ? "a line of the provider's event stream" : "the provider's error reply";
     stream.destroy(new ReplyTooLargeError(`${what} passed ${max} bytes without ending; the call was stopped`));
   });
+}
+
+/** Ends `stream` with an error unless it has ended within `ms` (an error reply trickling in would hold the call for good). */
+function boundInTime(stream: Readable, ms: number): void {
+  const timer = setTimeout(() => stream.destroy(new Error(`the provider's error reply did not end within ${ms} ms`)), ms).unref();
+  stream.once("close", () => clearTimeout(timer));
 }
 
 /** A decompressor per content-encoding (a Map: a provider's header names no prototype's key). */

@@ -174,7 +174,7 @@ describe("a provider whose reply stalls after it started", () => {
   });
 });
 
-describe("a provider that keeps its reply alive without ever ending it", () => {
+describe("a provider that keeps its reply, or its error reply, coming without ever ending it", () => {
   let h: Harness;
   beforeAll(async () => {
     h = await startHarness({ ROOKERY_MODEL_MAX_RETRIES: "0", ROOKERY_MODEL_TIMEOUT_MS: "500", ROOKERY_MAX_REPLY_MS: "2000" });
@@ -190,7 +190,17 @@ describe("a provider that keeps its reply alive without ever ending it", () => {
     await collectEvents(h.grpc, task!.id);
     const failed = (await h.grpc.get({ id: task!.id })).task!;
     expect(failed).toMatchObject({ status: TaskStatus.FAILED, errorCode: TaskErrorCode.PROVIDER_ERROR });
-    expect(failed.error).toMatch(/still streaming its reply after 2000 ms \(ROOKERY_MAX_REPLY_MS\); it was stopped/);
+    expect(failed.error).toMatch(/did not finish within 2000 ms \(ROOKERY_MAX_REPLY_MS\); it was stopped/);
     await h.fake.waitForAbort((c) => c.prompt === "keeps alive");
+  });
+
+  it("should stop reading an error reply whose body never ends after ROOKERY_MODEL_TIMEOUT_MS, and fail the task with its status", async () => {
+    h.fake.respond(() => ({ errorStatus: 400, everyMs: 100 }));
+    const { task } = await h.grpc.submit({ prompt: "endless error" });
+    await collectEvents(h.grpc, task!.id);
+    const failed = (await h.grpc.get({ id: task!.id })).task!;
+    expect(failed).toMatchObject({ status: TaskStatus.FAILED, errorCode: TaskErrorCode.PROVIDER_REFUSED });
+    expect(failed.error).toMatch(/failed with HTTP 400: .*error reply did not end within 500 ms/);
+    await h.fake.waitForAbort((c) => c.prompt === "endless error");
   });
 });

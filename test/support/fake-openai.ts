@@ -44,7 +44,9 @@ export type FakeReply =
   /** Sent as they are, one SSE `data:` line each (a hostile or odd provider), then [DONE]. */
   | { chunks: unknown[] }
   /** `keepAlive` (one SSE `data:` line) every `everyMs` until the client goes away: a reply that never ends. */
-  | { keepAlive: unknown; everyMs: number };
+  | { keepAlive: unknown; everyMs: number }
+  /** An error reply (HTTP `errorStatus`) whose body comes a byte every `everyMs` and never ends. */
+  | { errorStatus: number; everyMs: number };
 
 export type Script = (call: FakeCall) => FakeReply | Promise<FakeReply>;
 
@@ -140,6 +142,14 @@ export class FakeOpenAI {
     if ("hang" in reply) return; // never answers; the client's abort or timeout ends it
     if ("reset" in reply) {
       res.socket?.destroy();
+      return;
+    }
+    if ("errorStatus" in reply) {
+      res.writeHead(reply.errorStatus, { "content-type": "application/json" });
+      while (!res.destroyed) {
+        res.write(" ");
+        await sleep(reply.everyMs);
+      }
       return;
     }
     if ("keepAlive" in reply) {
