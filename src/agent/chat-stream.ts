@@ -29,7 +29,7 @@ export interface SdkSettings {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
-  /** Longest a reply may stream, however steadily its chunks come. */
+  /** Longest a call may take, from its request to its reply's end, however steadily the chunks come. */
   maxReplyMs: number;
 }
 

@@ -21,7 +21,7 @@ export interface ModelClientOptions {
   maxRetries: number;
   /** Largest reply (text plus tool-call arguments, UTF-8 bytes) one call may return. */
   maxReplyBytes: number;
-  /** Longest a reply may stream, however steadily its chunks come. */
+  /** Longest a call may take, from its request to its reply's end, however steadily the chunks come. */
   maxReplyMs: number;
   /** Record the messages sent and the reply on the call's span (ROOKERY_TRACE_CONTENT). */
   traceContent?: boolean;
