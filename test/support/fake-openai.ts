@@ -146,19 +146,11 @@ export class FakeOpenAI {
     }
     if ("errorStatus" in reply) {
       res.writeHead(reply.errorStatus, { "content-type": "application/json" });
-      while (!res.destroyed) {
-        res.write(" ");
-        await sleep(reply.everyMs);
-      }
-      return;
+      return trickle(res, " ", reply.everyMs);
     }
     if ("keepAlive" in reply) {
       res.writeHead(200, { "content-type": "text/event-stream" });
-      while (!res.destroyed) {
-        res.write(`data: ${JSON.stringify(reply.keepAlive)}\n\n`);
-        await sleep(reply.everyMs);
-      }
-      return;
+      return trickle(res, `data: ${JSON.stringify(reply.keepAlive)}\n\n`, reply.everyMs);
     }
     if ("chunks" in reply) {
       res.writeHead(200, { "content-type": "text/event-stream" });
@@ -238,4 +230,12 @@ function split(text: string): string[] {
   const pieces: string[] = [];
   for (let i = 0; i < text.length; i += size) pieces.push(text.slice(i, i + size));
   return pieces;
+}
+
+/** Writes `piece` every `everyMs`, never ending the reply, until the client goes away. */
+async function trickle(res: ServerResponse, piece: string, everyMs: number): Promise<void> {
+  while (!res.destroyed) {
+    res.write(piece);
+    await sleep(everyMs);
+  }
 }
