@@ -22,6 +22,8 @@ import { errorMessage } from "../logger.js";
 
 export interface GrpcListenerOptions {
   adapter: HandlerAdapter;
+  /** Largest request message accepted (the HTTP listener's limit too). */
+  readMaxBytes: number;
   /** A Watch whose client has not drained a write for this long is ended (resumable by sequence). */
   watchStallMs: number;
   health: HealthImplementation;
@@ -37,7 +39,7 @@ export interface GrpcListener {
 
 export async function startGrpcListener(options: GrpcListenerOptions): Promise<GrpcListener> {
   // Rookery serves no channelz, so grpc-js need not keep its per-call and per-socket figures.
-  const server = new grpc.Server({ "grpc.enable_channelz": 0 });
+  const server = new grpc.Server({ "grpc.enable_channelz": 0, "grpc.max_receive_message_length": options.readMaxBytes });
   server.addService(taskServiceDefinition(), taskServiceImplementation(options.adapter, options.watchStallMs));
   options.health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);

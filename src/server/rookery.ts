@@ -188,8 +188,11 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
   const adapter = new HandlerAdapter({ service, authenticate, logger, shutdown: shutdown.signal });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, "SERVING" as const])));
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
+  // The largest request either listener reads: a Submit of the largest prompts and tools fits.
+  const readMaxBytes = 4 * config.maxPromptBytes + 1024 * 1024;
   const grpcListener = await startGrpcListener({
     adapter,
+    readMaxBytes,
     health,
     host: config.host,
     port: config.port,
@@ -204,7 +207,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     host: config.host,
     port: config.httpPort,
     shutdown: shutdown.signal,
-    readMaxBytes: 4 * config.maxPromptBytes + 1024 * 1024,
+    readMaxBytes,
     watchStallMs: config.watchStallMs,
     corsOrigins: config.corsOrigins,
     dashboard: config.dashboard,

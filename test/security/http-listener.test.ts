@@ -57,7 +57,7 @@ describe("the HTTP listener with broken and hostile requests", () => {
     expect(headers["grpc-status"]).toBe(String(grpc.status.INVALID_ARGUMENT));
   });
 
-  it("should answer a binary request past the size limit with RESOURCE_EXHAUSTED, as a JSON one, on Connect and gRPC, not leave it unanswered", async () => {
+  it("should answer a binary request past the size limit with RESOURCE_EXHAUSTED, as a JSON one, on Connect and gRPC, and so should the gRPC listener", async () => {
     // 3 MiB: past the listener's limit (4 x ROOKERY_MAX_PROMPT_BYTES + 1 MiB = 2 MiB by default).
     const oversized = toBinary(SubmitRequestSchema, create(SubmitRequestSchema, { prompt: "a".repeat(3 * 1024 * 1024) }));
     const answers = [];
@@ -84,6 +84,9 @@ describe("the HTTP listener with broken and hostile requests", () => {
 
     const trailers = await grpcSubmitOverHttp2(base, oversized);
     expect(trailers["grpc-status"]).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    // The gRPC listener has the same limit (grpc-js's own default is 4 MiB).
+    const viaGrpc = await rawGrpcSubmit(`127.0.0.1:${h.rookery.grpcPort}`, Buffer.from(oversized));
+    expect(viaGrpc.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect((await postConnect("List", JSON.stringify({ pageSize: 1 }), "application/json")).status).toBe(200);
   });
 
