@@ -383,6 +383,12 @@ export const SETTINGS = {
     help: "A Watch whose client has not read for this long ends with RESOURCE_EXHAUSTED (resume with after_sequence)",
     schema: timerMs(1).default(30_000),
   },
+  idleConnectionMs: {
+    env: "ROOKERY_IDLE_CONNECTION_MS",
+    flag: "--idle-connection-ms <ms>",
+    help: "A client connection with no call in progress for this long is closed (HTTP/2: with a GOAWAY, which clients answer by reconnecting)",
+    schema: timerMs(100).default(5 * 60_000),
+  },
   maxPromptBytes: {
     env: "ROOKERY_MAX_PROMPT_BYTES",
     flag: "--max-prompt-bytes <n>",

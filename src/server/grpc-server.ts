@@ -26,6 +26,8 @@ export interface GrpcListenerOptions {
   readMaxBytes: number;
   /** A Watch whose client has not drained a write for this long is ended (resumable by sequence). */
   watchStallMs: number;
+  /** A connection with no call in progress for this long is closed (idle-connections.ts). */
+  idleConnectionMs: number;
   health: HealthImplementation;
   host: string;
   port: number;
@@ -39,7 +41,11 @@ export interface GrpcListener {
 
 export async function startGrpcListener(options: GrpcListenerOptions): Promise<GrpcListener> {
   // Rookery serves no channelz, so grpc-js need not keep its per-call and per-socket figures.
-  const server = new grpc.Server({ "grpc.enable_channelz": 0, "grpc.max_receive_message_length": options.readMaxBytes });
+  const server = new grpc.Server({
+    "grpc.enable_channelz": 0,
+    "grpc.max_receive_message_length": options.readMaxBytes,
+    "grpc.max_connection_idle_ms": options.idleConnectionMs,
+  });
   server.addService(taskServiceDefinition(), taskServiceImplementation(options.adapter, options.watchStallMs));
   options.health.addToServer(server);
   new ReflectionService(reflectionPackageDefinition()).addToServer(server);

@@ -13,6 +13,7 @@ import type { Logger } from "../logger.js";
 import { connectHandler, REFUSED_REQUEST } from "./connect-handler.js";
 import type { CallTrace, HandlerAdapter, UnaryMethod } from "./handler-adapter.js";
 import { withCors } from "./cors.js";
+import { closeIdleSessions, destroyIfSilent, keepHttp1OverTlsBounded } from "./idle-connections.js";
 import { loadDashboard, type Dashboard, type PlainResponse } from "./dashboard.js";
 
 export interface HttpListenerOptions {
@@ -26,6 +27,8 @@ export interface HttpListenerOptions {
   readMaxBytes: number;
   /** A Watch whose client has not taken a written message for this long is cut off. */
   watchStallMs: number;
+  /** A connection with no call in progress for this long is closed (idle-connections.ts). */
+  idleConnectionMs: number;
   /** Origins whose web apps may call the API (CORS); "*" for any. */
   corsOrigins: string[];
   /** Serve the web dashboard on GET /. */
@@ -50,8 +53,8 @@ export async function startHttpListener(options: HttpListenerOptions): Promise<H
   });
   const handler = withCors(options.corsOrigins, connect);
   const server = options.tls
-    ? http2.createSecureServer({ allowHTTP1: true, cert: readFileSync(options.tls.cert), key: readFileSync(options.tls.key) }, handler)
-    : cleartextServer(handler);
+    ? secureServer(options.tls, handler, options.idleConnectionMs)
+    : cleartextServer(handler, options.idleConnectionMs);
   server.listen(options.port, options.host);
   await once(server, "listening");
   const sockets = new Set<net.Socket>();
@@ -98,6 +101,17 @@ export function taskServiceImpl(adapter: HandlerAdapter): ServiceImpl<typeof Tas
   };
 }
 
+/** Serves requests of HTTP/1.1 and HTTP/2 alike (Connect's node handler). */
+type RequestHandler = http.RequestListener & ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+
+/** HTTP/1.1 and HTTP/2 over TLS, chosen by ALPN. */
+function secureServer(tls: { cert: string; key: string }, handler: RequestHandler, idleConnectionMs: number): http2.Http2SecureServer {
+  const server = http2.createSecureServer({ allowHTTP1: true, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler);
+  closeIdleSessions(server, idleConnectionMs);
+  keepHttp1OverTlsBounded(server);
+  return server;
+}
+
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
@@ -105,17 +119,17 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * which. They are pushed back onto the socket before the socket is handed over;
  * both the HTTP/1 parser and an HTTP/2 session read what is buffered there first.
  */
-function cleartextServer(
-  handler: http.RequestListener & ((req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void),
-): net.Server {
+function cleartextServer(handler: RequestHandler, idleConnectionMs: number): net.Server {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
+  closeIdleSessions(h2, idleConnectionMs);
   return net.createServer((socket) => {
     // Until a server has the socket, its errors are ours to handle: a client (or a load
     // balancer's TCP health check) that resets the connection before its first bytes raised
     // an "error" with no listener, which ended the process.
     const dropped = () => socket.destroy();
     socket.on("error", dropped);
+    const stopIdleClock = destroyIfSilent(socket, idleConnectionMs);
     // Bytes are read until they either differ from the HTTP/2 preface or hold all of it:
     // a first segment as short as one byte ("P", as in POST and PRI) decides nothing.
     let seen = Buffer.alloc(0);
@@ -126,6 +140,7 @@ function cleartextServer(
       if (isPrefix && head.length < HTTP2_PREFACE.length) return;
       socket.off("data", onData);
       socket.off("error", dropped); // the server it goes to handles them from here
+      stopIdleClock();
       socket.pause();
       socket.unshift(seen);
       if (isPrefix) {

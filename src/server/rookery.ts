@@ -197,6 +197,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     host: config.host,
     port: config.port,
     watchStallMs: config.watchStallMs,
+    idleConnectionMs: config.idleConnectionMs,
     ...(tls ? { tls } : {}),
   }).catch((error: unknown) => {
     throw cannotListen("gRPC", `${config.host}:${config.port}`, "ROOKERY_HOST:ROOKERY_PORT (--host, --port)", error);
@@ -209,6 +210,7 @@ export async function startRookery(config: Config, logger: Logger, hooks?: Hooks
     shutdown: shutdown.signal,
     readMaxBytes,
     watchStallMs: config.watchStallMs,
+    idleConnectionMs: config.idleConnectionMs,
     corsOrigins: config.corsOrigins,
     dashboard: config.dashboard,
     logger,

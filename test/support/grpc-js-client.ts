@@ -9,7 +9,10 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import type { TaskClient } from "./harness.js";
 
-export function grpcJsTaskClient(address: string, metadata: Record<string, string> = {}): TaskClient & { close(): void } {
+/** `channel`: the client's grpc-js channel, to read its connectivity state. */
+export type GrpcJsTaskClient = TaskClient & { close(): void; channel: grpc.Channel };
+
+export function grpcJsTaskClient(address: string, metadata: Record<string, string> = {}): GrpcJsTaskClient {
   const definition: grpc.ServiceDefinition = Object.fromEntries(
     TaskService.methods.map((m) => [
       m.localName,
@@ -36,7 +39,7 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
     return m;
   };
   const callOptions = (call?: { timeoutMs?: number }) => (call?.timeoutMs ? { deadline: new Date(Date.now() + call.timeoutMs) } : {});
-  const result: Record<string, unknown> = { close: () => client.close() };
+  const result: Record<string, unknown> = { close: () => client.close(), channel: client.getChannel() };
   for (const m of TaskService.methods) {
     const input = m.input;
     if (m.methodKind === "server_streaming") {
@@ -54,7 +57,7 @@ export function grpcJsTaskClient(address: string, metadata: Record<string, strin
         );
     }
   }
-  return result as unknown as TaskClient & { close(): void };
+  return result as unknown as GrpcJsTaskClient;
 }
 
 function withType(desc: DescMessage, req: object): object {
