@@ -23,7 +23,7 @@ import {
   WebhookPayloadSchema,
   type WebhookPayload as PbWebhookPayload,
 } from "../../gen/rookery/v1/task_pb.js";
-import type { DeliveryState, WebhookDelivery } from "../domain/webhooks.js";
+import type { DeliveryRecord, DeliveryState, WebhookDelivery } from "../domain/webhooks.js";
 import { mergeParts, type OutputChunk } from "../domain/output.js";
 
 type PbMessageInit = MessageInitShape<typeof MessageSchema>;
@@ -108,7 +108,7 @@ const DELIVERY_STATE_TO_PB: Record<DeliveryState, PbDeliveryState> = {
   stopped: PbDeliveryState.STOPPED,
 };
 
-export function deliveryToPb(d: WebhookDelivery): PbWebhookDelivery {
+export function deliveryToPb(d: DeliveryRecord): PbWebhookDelivery {
   return create(WebhookDeliverySchema, {
     id: d.id,
     sequence: BigInt(d.sequence),

@@ -48,6 +48,9 @@ export interface WebhookDelivery {
   lastError?: string;
 }
 
+/** A delivery as ListWebhookDeliveries shows it: without the task snapshot its body carries, which the stores do not read for it. */
+export type DeliveryRecord = Omit<WebhookDelivery, "task">;
+
 /** The delivery a committed event causes, if the task's webhook asks for its status. */
 export function deliveryFor(task: Task, event: TaskEvent): WebhookDelivery | undefined {
   const webhook = task.webhook;

@@ -1,6 +1,6 @@
 // The stored form of a webhook delivery, for both adapters (snake_case, like
 // task-document.ts; SQLite's JSON turns the Dates into strings, read back here).
-import type { WebhookDelivery } from "../domain/webhooks.js";
+import type { DeliveryRecord, WebhookDelivery } from "../domain/webhooks.js";
 import { fromTaskDocument, toTaskDocument, type TaskDocument } from "./task-document.js";
 
 export interface DeliveryDocument {
@@ -46,6 +46,11 @@ export function toDeliveryDocument(d: WebhookDelivery): DeliveryDocument {
 }
 
 export function fromDeliveryDocument(d: DeliveryDocument): WebhookDelivery {
+  return { ...fromDeliveryRecordDocument(d), task: fromTaskDocument(d.task) };
+}
+
+/** A delivery's stored form read without its task snapshot (a projection leaves it out). */
+export function fromDeliveryRecordDocument(d: Omit<DeliveryDocument, "task">): DeliveryRecord {
   return {
     id: d._id,
     taskId: d.task_id,
@@ -55,7 +60,6 @@ export function fromDeliveryDocument(d: DeliveryDocument): WebhookDelivery {
     status: d.status,
     ...(d.previous_status != null ? { previousStatus: d.previous_status } : {}),
     time: date(d.time),
-    task: fromTaskDocument(d.task),
     state: d.state,
     attempts: d.attempts,
     createdAt: date(d.created_at),

@@ -3,7 +3,7 @@
 import type { Committed, Decide } from "../domain/transitions.js";
 import type { OutputBefore, OutputChunk } from "../domain/output.js";
 import type { Task, TaskEvent, TaskStatus } from "../domain/task.js";
-import type { WebhookDelivery } from "../domain/webhooks.js";
+import type { DeliveryRecord, WebhookDelivery } from "../domain/webhooks.js";
 
 export interface ListQuery {
   /** Only this owner's tasks; undefined means every owner's. */
@@ -90,8 +90,8 @@ export interface TaskStore {
    * deliveries, and those its later events cause are stored stopped.
    */
   recordDelivery(delivery: WebhookDelivery): Promise<void>;
-  /** The task's deliveries, by sequence. */
-  deliveries(taskId: string): Promise<WebhookDelivery[]>;
+  /** The task's deliveries, by sequence, without their task snapshots. */
+  deliveries(taskId: string): Promise<DeliveryRecord[]>;
   /** Ids of PENDING and INPUT_REQUIRED tasks a deadline of which has passed at `now` (see passedDeadline). */
   expired(now: Date, limit: number): Promise<string[]>;
   /** Ids of tasks to delete at `now`: terminal ones past their purge time, and any left half-deleted. */

@@ -415,9 +415,9 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
         const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => store.commit(task.id, cancel(`racer ${i}`))));
         const winner = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
         expect(winner).toHaveLength(1);
-        const deliveries = await store.deliveries(task.id);
-        expect(deliveries.map((d) => [d.id, d.task.error])).toEqual([[winner[0]!.delivery!.id, winner[0]!.task.error]]);
-        expect((await store.dueDeliveries(soon(), 10, 30_000)).map((d) => d.id)).toEqual([winner[0]!.delivery!.id]);
+        expect((await store.deliveries(task.id)).map((d) => d.id)).toEqual([winner[0]!.delivery!.id]);
+        const due = await store.dueDeliveries(soon(), 10, 30_000);
+        expect(due.map((d) => [d.id, d.task.error])).toEqual([[winner[0]!.delivery!.id, winner[0]!.task.error]]);
       });
 
       it("should hand out a task's deliveries one at a time, in sequence order, each held for its lease", async () => {
@@ -442,7 +442,22 @@ export function describeTaskStoreContract(name: string, open: () => Promise<Stor
           [2, "pending"],
           [3, "pending"],
         ]);
-        expect((await store.deliveries(task.id))[2]!.task).toMatchObject({ status: "completed", result: "done" });
+        // Each delivery carries its task as it was right after its event.
+        expect(first[0]!.task).toMatchObject({ status: "pending" });
+        expect(later[0]!.task).toMatchObject({ status: "running" });
+        await store.recordDelivery(afterAttempt(later[0]!, { kind: "delivered", statusCode: 200 }, new Date(), policy));
+        const third = await store.dueDeliveries(new Date(Date.now() + 20_000), 10, 30_000);
+        expect(third.map((d) => [d.sequence, d.status, d.task.status, d.task.result])).toEqual([[3, "completed", "completed", "done"]]);
+      });
+
+      it("should list a task's deliveries without their task snapshots, which only their bodies carry", async () => {
+        const { task } = await store.create(draft({ webhook }));
+        await store.commit(task.id, cancel("stop"));
+        const listed = await store.deliveries(task.id);
+        expect(listed.map((d) => [d.sequence, d.status, d.state])).toEqual([[2, "cancelled", "pending"]]);
+        expect(listed[0]).not.toHaveProperty("task");
+        const [sent] = await store.dueDeliveries(soon(), 10, 30_000);
+        expect(sent?.task).toMatchObject({ id: task.id, status: "cancelled" });
       });
 
       it("should leave the deliveries to a skipped receiver for later", async () => {

@@ -56,7 +56,7 @@ import { MongoConversations, type ConversationPart, type PartDocument } from "./
 import { MongoTaskInputs, type InputsDocument } from "./mongo-inputs.js";
 import { ABANDONED_ENTRY_MS, MongoTaskQueue, type QueueDocument, type QueueEntry } from "./mongo-queue.js";
 import { hasLongInputs, withInputs, withoutInputs } from "../task-inputs.js";
-import { deliveryFor, type WebhookDelivery } from "../../domain/webhooks.js";
+import { deliveryFor, type DeliveryRecord, type WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import type { OutputBefore, OutputChunk } from "../../domain/output.js";
 import { errorMessage } from "../../logger.js";
@@ -435,7 +435,7 @@ export class MongoTaskStore implements TaskStore {
     await this.guard(() => this.webhooks.record(delivery));
   }
 
-  async deliveries(taskId: string): Promise<WebhookDelivery[]> {
+  async deliveries(taskId: string): Promise<DeliveryRecord[]> {
     return this.guard(() => this.webhooks.list(taskId, this.now()));
   }
 

@@ -12,8 +12,14 @@
 // without its delivery, and no delivery is sent without its transition.
 import type { Collection } from "mongodb";
 import { isDuplicateKey } from "./mongo-errors.js";
-import { receiverOf, type WebhookDelivery } from "../../domain/webhooks.js";
-import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
+import { receiverOf, type DeliveryRecord, type WebhookDelivery } from "../../domain/webhooks.js";
+import {
+  fromDeliveryDocument,
+  fromDeliveryRecordDocument,
+  GONE_BEFORE,
+  toDeliveryDocument,
+  type DeliveryDocument,
+} from "../delivery-document.js";
 import type { MongoEventDocument } from "./mongo-document.js";
 
 export interface MongoDeliveryDocument extends DeliveryDocument {
@@ -134,10 +140,12 @@ export class MongoWebhookDeliveries {
   }
 
   /** The task's real deliveries (intents not yet confirmed are checked against their events). */
-  async list(taskId: string, now: Date): Promise<WebhookDelivery[]> {
-    const docs = await this.deliveries.find({ task_id: taskId }).toArray();
-    const real: WebhookDelivery[] = [];
-    for (const doc of docs) if (await this.isReal(doc, now)) real.push(fromDeliveryDocument(doc));
+  async list(taskId: string, now: Date): Promise<DeliveryRecord[]> {
+    // Without their task snapshots: one per delivery, a task resumed many times with a
+    // long result would make this read heavy for what the answer never shows.
+    const docs = await this.deliveries.find({ task_id: taskId }, { projection: { task: 0 } }).toArray();
+    const real: DeliveryRecord[] = [];
+    for (const doc of docs) if (await this.isReal(doc, now)) real.push(fromDeliveryRecordDocument(doc));
     return real.sort((a, b) => a.sequence - b.sequence);
   }
 

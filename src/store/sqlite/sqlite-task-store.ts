@@ -15,7 +15,7 @@ import { hasLongInputs, withoutInputs } from "../task-inputs.js";
 import { SqliteLifetime, expiresAt, purgeAt } from "./sqlite-lifetime.js";
 import { SqliteWebhookDeliveries } from "./sqlite-webhooks.js";
 import { DEFAULT_CHECKPOINT_POLICY, FALLBACK_PAGES, WalCheckpointer, type CheckpointPolicy } from "./wal-checkpointer.js";
-import type { WebhookDelivery } from "../../domain/webhooks.js";
+import type { DeliveryRecord, WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
 import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
@@ -334,7 +334,7 @@ export class SqliteTaskStore implements TaskStore {
     return this.enqueue(() => this.webhooks.record(delivery));
   }
 
-  async deliveries(taskId: string): Promise<WebhookDelivery[]> {
+  async deliveries(taskId: string): Promise<DeliveryRecord[]> {
     return this.guard(() => this.webhooks.list(taskId));
   }
 

@@ -5,8 +5,14 @@
 // a delivery taken for an attempt is kept in memory: nothing is written to take
 // one, and after a crash every undelivered delivery is due again at once.
 import type Database from "better-sqlite3";
-import { receiverOf, type WebhookDelivery } from "../../domain/webhooks.js";
-import { fromDeliveryDocument, GONE_BEFORE, toDeliveryDocument, type DeliveryDocument } from "../delivery-document.js";
+import { receiverOf, type DeliveryRecord, type WebhookDelivery } from "../../domain/webhooks.js";
+import {
+  fromDeliveryDocument,
+  fromDeliveryRecordDocument,
+  GONE_BEFORE,
+  toDeliveryDocument,
+  type DeliveryDocument,
+} from "../delivery-document.js";
 
 interface Row {
   doc: string;
@@ -18,7 +24,10 @@ interface Row {
   last_error: string | null;
 }
 
-const COLUMNS = "doc, state, next_attempt_at, attempts, last_attempt_at, last_status_code, last_error";
+const ATTEMPT_COLUMNS = "state, next_attempt_at, attempts, last_attempt_at, last_status_code, last_error";
+const COLUMNS = `doc, ${ATTEMPT_COLUMNS}`;
+/** Without the task snapshot, which a listing never shows (SQLite's JSON functions drop it before it is read out). */
+const RECORD_COLUMNS = `json_remove(doc, '$.task') AS doc, ${ATTEMPT_COLUMNS}`;
 
 type Outcome = [string, number, number, number | null, number | null, string | null, number, string];
 
@@ -62,7 +71,7 @@ export class SqliteWebhookDeliveries {
     this.stopPending = db.prepare(
       "UPDATE webhook_deliveries SET state = 'stopped', last_error = ? WHERE task_id = ? AND state = 'pending'",
     );
-    this.ofTask = db.prepare(`SELECT ${COLUMNS} FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence`);
+    this.ofTask = db.prepare(`SELECT ${RECORD_COLUMNS} FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence`);
     this.deleteOfTask = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
   }
 
@@ -115,8 +124,8 @@ export class SqliteWebhookDeliveries {
     if (gone) this.stopPending.run(GONE_BEFORE, d.taskId);
   }
 
-  list(taskId: string): WebhookDelivery[] {
-    return this.ofTask.all(taskId).map(parse);
+  list(taskId: string): DeliveryRecord[] {
+    return this.ofTask.all(taskId).map((row) => withAttempts(fromDeliveryRecordDocument(JSON.parse(row.doc) as DeliveryDocument), row));
   }
 
   deleteTask(taskId: string): void {
@@ -126,7 +135,11 @@ export class SqliteWebhookDeliveries {
 
 /** The delivery as made (doc) with its attempts so far (columns). */
 function parse(row: Row): WebhookDelivery {
-  const made = fromDeliveryDocument(JSON.parse(row.doc) as DeliveryDocument);
+  return withAttempts(fromDeliveryDocument(JSON.parse(row.doc) as DeliveryDocument), row);
+}
+
+/** The stored form's attempt fields are those of its creation; the columns hold the latest. */
+function withAttempts<D extends DeliveryRecord>(made: D, row: Row): D {
   const { lastAttemptAt: _a, lastStatusCode: _s, lastError: _e, ...rest } = made;
   return {
     ...rest,
@@ -136,5 +149,5 @@ function parse(row: Row): WebhookDelivery {
     ...(row.last_attempt_at !== null ? { lastAttemptAt: new Date(row.last_attempt_at) } : {}),
     ...(row.last_status_code !== null ? { lastStatusCode: row.last_status_code } : {}),
     ...(row.last_error !== null ? { lastError: row.last_error } : {}),
-  };
+  } as D;
 }
