@@ -1,5 +1,6 @@
-// Opaque keyset page tokens: the (created_at, id) of the last task of a page,
-// plus a fingerprint of the filters so a token cannot be reused with others.
+// Opaque keyset page tokens, with a fingerprint of the request's filters so a token
+// cannot be reused with others: List's hold the (created_at, id) of the last task of
+// a page, ListWebhookDeliveries' the sequence of the last delivery.
 import { createHash } from "node:crypto";
 import { InvalidArgumentError } from "../domain/errors.js";
 
@@ -17,6 +18,21 @@ export function encodePageToken(position: PagePosition, fingerprint: string): st
 }
 
 export function decodePageToken(token: string, fingerprint: string): PagePosition {
+  const p = readToken(token, fingerprint, (p) => typeof p.t === "number" && Number.isFinite(p.t) && typeof p.i === "string");
+  return { createdAt: new Date(p.t as number), id: p.i as string };
+}
+
+export function encodeSequenceToken(sequence: number, fingerprint: string): string {
+  return Buffer.from(JSON.stringify({ s: sequence, f: fingerprint })).toString("base64url");
+}
+
+export function decodeSequenceToken(token: string, fingerprint: string): number {
+  const p = readToken(token, fingerprint, (p) => Number.isSafeInteger(p.s) && (p.s as number) >= 0);
+  return p.s as number;
+}
+
+/** The token's fields, once it is known to be one this service issued for these filters. */
+function readToken(token: string, fingerprint: string, isValid: (p: Record<string, unknown>) => boolean): Record<string, unknown> {
   const invalid = (why: string) => InvalidArgumentError.field("page_token", why);
   let parsed: unknown;
   try {
@@ -24,10 +40,8 @@ export function decodePageToken(token: string, fingerprint: string): PagePositio
   } catch {
     throw invalid("not a token this service issued");
   }
-  const p = parsed as { t?: unknown; i?: unknown; f?: unknown };
-  if (typeof p?.t !== "number" || !Number.isFinite(p.t) || typeof p.i !== "string" || typeof p.f !== "string") {
-    throw invalid("not a token this service issued");
-  }
+  const p = parsed as Record<string, unknown> | null;
+  if (typeof p !== "object" || p === null || typeof p.f !== "string" || !isValid(p)) throw invalid("not a token this service issued");
   if (p.f !== fingerprint) throw invalid("was issued for other filters; repeat the request's filters or start over");
-  return { createdAt: new Date(p.t), id: p.i };
+  return p;
 }

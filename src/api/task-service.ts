@@ -49,8 +49,8 @@ import { currentTraceparent } from "../telemetry/spans.js";
 import type { CallContext } from "./call-context.js";
 import { deliveryToPb, eventToPb, outputToPb, taskToPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
-import { checkCancel, checkId, checkList, checkResume, checkSubmit, checkWatch, type Limits } from "./validate.js";
+import { decodePageToken, decodeSequenceToken, encodePageToken, encodeSequenceToken, filterFingerprint } from "./page-token.js";
+import { checkCancel, checkId, checkList, checkListDeliveries, checkResume, checkSubmit, checkWatch, type Limits } from "./validate.js";
 
 export interface TaskServiceDeps {
   store: TaskStore;
@@ -167,9 +167,17 @@ export class TaskService {
   }
 
   async listWebhookDeliveries(req: ListWebhookDeliveriesRequest, ctx: CallContext): Promise<ListWebhookDeliveriesResponse> {
-    const task = await this.visibleTask(checkId(req.id), ctx);
-    const deliveries = await this.deps.store.deliveries(task.id);
-    return create(ListWebhookDeliveriesResponseSchema, { deliveries: deliveries.map(deliveryToPb) });
+    const input = checkListDeliveries(req, this.deps.limits);
+    const task = await this.visibleTask(input.id, ctx);
+    const fingerprint = filterFingerprint({ task: task.id });
+    const afterSequence = input.pageToken ? decodeSequenceToken(input.pageToken, fingerprint) : 0;
+    const deliveries = await this.deps.store.deliveries(task.id, { afterSequence, limit: input.pageSize + 1 });
+    const page = deliveries.slice(0, input.pageSize);
+    const last = page.at(-1);
+    return create(ListWebhookDeliveriesResponseSchema, {
+      deliveries: page.map(deliveryToPb),
+      nextPageToken: deliveries.length > page.length && last ? encodeSequenceToken(last.sequence, fingerprint) : "",
+    });
   }
 
   async get(req: GetRequest, ctx: CallContext): Promise<GetResponse> {

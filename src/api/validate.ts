@@ -3,7 +3,14 @@
 import { InvalidArgumentError, type FieldViolation } from "../domain/errors.js";
 import type { TaskStatus, ToolDefinition, ToolResult } from "../domain/task.js";
 import type { ResumeInput } from "../domain/transitions.js";
-import type { CancelRequest, ListRequest, ResumeRequest, SubmitRequest, WatchRequest } from "../../gen/rookery/v1/task_service_pb.js";
+import type {
+  CancelRequest,
+  ListRequest,
+  ListWebhookDeliveriesRequest,
+  ResumeRequest,
+  SubmitRequest,
+  WatchRequest,
+} from "../../gen/rookery/v1/task_service_pb.js";
 import { statusFromPb } from "./convert.js";
 import { DEFAULT_WEBHOOK_STATUSES, type WebhookConfig } from "../domain/webhooks.js";
 import type { WebhookConfig as PbWebhookConfig } from "../../gen/rookery/v1/task_pb.js";
@@ -226,6 +233,20 @@ export function checkList(req: ListRequest, limits: Limits): ListInput {
     statuses: [...new Set(statuses)].sort(),
     labels: { ...req.labels },
   };
+}
+
+/** A page of a task's webhook deliveries: all of nearly every task's when no size is asked for. */
+export function checkListDeliveries(
+  req: ListWebhookDeliveriesRequest,
+  limits: Limits,
+): { id: string; pageSize: number; pageToken: string } {
+  const id = checkId(req.id);
+  const v = new Violations();
+  if (req.pageSize < 0 || req.pageSize > limits.maxPageSize) {
+    v.add("page_size", `must be between 0 and ${limits.maxPageSize} (0 means ${limits.maxPageSize})`);
+  }
+  v.throwIfAny();
+  return { id, pageSize: req.pageSize === 0 ? limits.maxPageSize : req.pageSize, pageToken: req.pageToken };
 }
 
 export function checkResume(req: ResumeRequest, limits: Limits): { id: string; input: ResumeInput } {

@@ -201,7 +201,12 @@ program
     const { task } = await client().get({ id });
     printTask(task);
     if (json() || !task?.webhook) return;
-    for (const delivery of (await client().listWebhookDeliveries({ id })).deliveries) say(formatDelivery(delivery));
+    let pageToken = "";
+    do {
+      const page = await client().listWebhookDeliveries({ id, pageToken });
+      for (const delivery of page.deliveries) say(formatDelivery(delivery));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
   });
 
 program

@@ -15,6 +15,12 @@ export interface ListQuery {
   after?: { createdAt: Date; id: string };
 }
 
+/** A page of a task's deliveries: those after `afterSequence` (0: from the first), at most `limit`. */
+export interface DeliveryPage {
+  afterSequence: number;
+  limit: number;
+}
+
 export interface CreateResult extends Committed {
   /** False when the (owner, request_id) pair already named a task: `task` is that one. */
   created: boolean;
@@ -90,8 +96,8 @@ export interface TaskStore {
    * deliveries, and those its later events cause are stored stopped.
    */
   recordDelivery(delivery: WebhookDelivery): Promise<void>;
-  /** The task's deliveries, by sequence, without their task snapshots. */
-  deliveries(taskId: string): Promise<DeliveryRecord[]>;
+  /** A page of the task's deliveries, by sequence, without their task snapshots. */
+  deliveries(taskId: string, page: DeliveryPage): Promise<DeliveryRecord[]>;
   /** Ids of PENDING and INPUT_REQUIRED tasks a deadline of which has passed at `now` (see passedDeadline). */
   expired(now: Date, limit: number): Promise<string[]>;
   /** Ids of tasks to delete at `now`: terminal ones past their purge time, and any left half-deleted. */

@@ -9,7 +9,7 @@ import type { WebhookDelivery } from "../domain/webhooks.js";
 import type { Decide, Committed } from "../domain/transitions.js";
 import { inSpanIfTraced } from "../telemetry/spans.js";
 import type { EventFeed } from "./event-feed.js";
-import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../store/task-store.js";
+import type { CreateOptions, CreateResult, DeliveryPage, ListQuery, TaskStore } from "../store/task-store.js";
 
 export class PublishingStore implements TaskStore {
   private deliverySink: ((delivery: WebhookDelivery) => void) | undefined;
@@ -57,7 +57,7 @@ export class PublishingStore implements TaskStore {
     this.inner.dueDeliveries(now, limit, leaseMs, skipReceivers);
   holdDelivery = (delivery: WebhookDelivery, now: Date, leaseMs: number) => this.inner.holdDelivery(delivery, now, leaseMs);
   recordDelivery = (delivery: WebhookDelivery) => this.inner.recordDelivery(delivery);
-  deliveries = (taskId: string) => this.inner.deliveries(taskId);
+  deliveries = (taskId: string, page: DeliveryPage) => this.inner.deliveries(taskId, page);
   statusCounts = () => this.inner.statusCounts();
   ping = () => this.inner.ping();
 

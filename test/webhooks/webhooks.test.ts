@@ -147,6 +147,57 @@ print(json.dumps(out))
   });
 });
 
+describe("listing a task's deliveries", () => {
+  it("should list them a page at a time, by sequence, with next_page_token, on both listeners", async () => {
+    h = await startHarness(ON);
+    const statuses = [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED];
+    const { task } = await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url, statuses } });
+    await deliveries(task!.id, 3);
+    for (const client of [h.grpc, h.connect]) {
+      const seen: [number, TaskStatus][] = [];
+      let pageToken = "";
+      let pages = 0;
+      do {
+        const page = await client.listWebhookDeliveries({ id: task!.id, pageSize: 2, pageToken });
+        seen.push(...page.deliveries.map((d) => [Number(d.sequence), d.status] as [number, TaskStatus]));
+        pageToken = page.nextPageToken;
+        pages += 1;
+      } while (pageToken);
+      expect(seen).toEqual([
+        [1, TaskStatus.PENDING],
+        [2, TaskStatus.RUNNING],
+        [3, TaskStatus.COMPLETED],
+      ]);
+      expect(pages).toBe(2);
+      // No page size: every delivery of the task in one answer, as before pages existed.
+      const all = await client.listWebhookDeliveries({ id: task!.id });
+      expect([all.deliveries.length, all.nextPageToken]).toEqual([3, ""]);
+    }
+  });
+
+  it("should refuse a page_size out of range, and another task's page_token, with INVALID_ARGUMENT", async () => {
+    h = await startHarness(ON);
+    const statuses = [TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED];
+    const one = (await h.grpc.submit({ prompt: "p", webhook: { url: receiver.url, statuses } })).task!;
+    const other = (await h.grpc.submit({ prompt: "q", webhook: { url: receiver.url, statuses } })).task!;
+    await deliveries(one.id, 3);
+    const { nextPageToken } = await h.grpc.listWebhookDeliveries({ id: one.id, pageSize: 1 });
+    expect(nextPageToken).not.toBe("");
+    for (const client of [h.grpc, h.connect]) {
+      for (const [request, field] of [
+        [{ id: one.id, pageSize: 1001 }, "page_size"],
+        [{ id: one.id, pageSize: -1 }, "page_size"],
+        [{ id: other.id, pageToken: nextPageToken }, "page_token"],
+        [{ id: one.id, pageToken: "not-a-token" }, "page_token"],
+      ] as const) {
+        const refused = await client.listWebhookDeliveries(request).catch((e: unknown) => ConnectError.from(e));
+        expect(refused).toMatchObject({ code: Code.InvalidArgument });
+        expect((refused as ConnectError).message).toContain(field);
+      }
+    }
+  });
+});
+
 describe("retries", () => {
   it("should retry a receiver that answers 500 three times: one delivery, four attempts, one webhook-id, backoff within bounds", async () => {
     h = await startHarness(ON);

@@ -36,7 +36,7 @@ import { MongoClient, type Collection, type Db, type Filter } from "mongodb";
 import { ActiveTaskQuotaError, StoreUnavailableError, TaskNotFoundError, FailedPreconditionError } from "../../domain/errors.js";
 import { ACTIVE_STATUSES, TASK_STATUSES, type Task, type TaskEvent, type TaskStatus } from "../../domain/task.js";
 import { commitTransition, creationEvent, type Committed, type Decide } from "../../domain/transitions.js";
-import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
+import type { CreateOptions, CreateResult, DeliveryPage, ListQuery, TaskStore } from "../task-store.js";
 import { fromEventDocument, fromTaskDocument, toEventDocument, toTaskDocument } from "../task-document.js";
 import {
   eventId,
@@ -435,8 +435,8 @@ export class MongoTaskStore implements TaskStore {
     await this.guard(() => this.webhooks.record(delivery));
   }
 
-  async deliveries(taskId: string): Promise<DeliveryRecord[]> {
-    return this.guard(() => this.webhooks.list(taskId, this.now()));
+  async deliveries(taskId: string, page: DeliveryPage): Promise<DeliveryRecord[]> {
+    return this.guard(() => this.webhooks.list(taskId, page, this.now()));
   }
 
   /** A count per status of the tasks view (which may lag its events for a moment). */

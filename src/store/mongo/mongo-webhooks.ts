@@ -10,9 +10,10 @@
 // it (then it is marked `confirmed`); an intent whose sequence went to another
 // writer's event, or whose task is gone, is deleted. So no transition is
 // without its delivery, and no delivery is sent without its transition.
-import type { Collection } from "mongodb";
+import type { Collection, Filter } from "mongodb";
 import { isDuplicateKey } from "./mongo-errors.js";
 import { receiverOf, type DeliveryRecord, type WebhookDelivery } from "../../domain/webhooks.js";
+import type { DeliveryPage } from "../task-store.js";
 import {
   fromDeliveryDocument,
   fromDeliveryRecordDocument,
@@ -140,13 +141,34 @@ export class MongoWebhookDeliveries {
   }
 
   /** The task's real deliveries (intents not yet confirmed are checked against their events). */
-  async list(taskId: string, now: Date): Promise<DeliveryRecord[]> {
+  async list(taskId: string, page: DeliveryPage, now: Date): Promise<DeliveryRecord[]> {
     // Without their task snapshots: one per delivery, a task resumed many times with a
     // long result would make this read heavy for what the answer never shows.
-    const docs = await this.deliveries.find({ task_id: taskId }, { projection: { task: 0 } }).toArray();
+    const read = (filter: Filter<MongoDeliveryDocument>, limit = 0) =>
+      this.deliveries
+        .find(filter, { projection: { task: 0 } })
+        .sort({ sequence: 1 })
+        .limit(limit)
+        .toArray();
     const real: DeliveryRecord[] = [];
-    for (const doc of docs) if (await this.isReal(doc, now)) real.push(fromDeliveryRecordDocument(doc));
-    return real.sort((a, b) => a.sequence - b.sequence);
+    let after = page.afterSequence;
+    // Intents that are not real are left out, so a page may take more than one read. Each
+    // read ends with a whole sequence: an intent that lost its sequence shares it with the
+    // real delivery, which must not be cut off at the read's limit.
+    while (real.length < page.limit) {
+      const want = page.limit - real.length;
+      const docs = await read({ task_id: taskId, sequence: { $gt: after } }, want);
+      const full = docs.length === want;
+      const last = docs.at(-1)?.sequence;
+      if (full && last !== undefined) {
+        const readOfLast = docs.filter((d) => d.sequence === last).map((d) => d._id);
+        docs.push(...(await read({ task_id: taskId, sequence: last, _id: { $nin: readOfLast } })));
+      }
+      for (const doc of docs) if (await this.isReal(doc, now)) real.push(fromDeliveryRecordDocument(doc));
+      if (!full || last === undefined) break;
+      after = last;
+    }
+    return real;
   }
 
   async deleteTask(taskId: string): Promise<void> {

@@ -18,7 +18,7 @@ import { DEFAULT_CHECKPOINT_POLICY, FALLBACK_PAGES, WalCheckpointer, type Checkp
 import type { DeliveryRecord, WebhookDelivery } from "../../domain/webhooks.js";
 import type { Hooks } from "../../hooks.js";
 import { commitTransition, type Committed, type Decide } from "../../domain/transitions.js";
-import type { CreateOptions, CreateResult, ListQuery, TaskStore } from "../task-store.js";
+import type { CreateOptions, CreateResult, DeliveryPage, ListQuery, TaskStore } from "../task-store.js";
 import {
   fromEventDocument,
   fromTaskDocument,
@@ -334,8 +334,8 @@ export class SqliteTaskStore implements TaskStore {
     return this.enqueue(() => this.webhooks.record(delivery));
   }
 
-  async deliveries(taskId: string): Promise<DeliveryRecord[]> {
-    return this.guard(() => this.webhooks.list(taskId));
+  async deliveries(taskId: string, page: DeliveryPage): Promise<DeliveryRecord[]> {
+    return this.guard(() => this.webhooks.list(taskId, page));
   }
 
   /** In the group commit: with the writes around it, one transaction; never half done. */

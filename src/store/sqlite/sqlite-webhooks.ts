@@ -5,6 +5,7 @@
 // a delivery taken for an attempt is kept in memory: nothing is written to take
 // one, and after a crash every undelivered delivery is due again at once.
 import type Database from "better-sqlite3";
+import type { DeliveryPage } from "../task-store.js";
 import { receiverOf, type DeliveryRecord, type WebhookDelivery } from "../../domain/webhooks.js";
 import {
   fromDeliveryDocument,
@@ -40,7 +41,7 @@ export class SqliteWebhookDeliveries {
   private readonly mayGo: Database.Statement<[string], { state: string; earlier: number }>;
   private readonly updateOutcome: Database.Statement<Outcome>;
   private readonly stopPending: Database.Statement<[string, string]>;
-  private readonly ofTask: Database.Statement<[string], Row>;
+  private readonly ofTask: Database.Statement<[string, number, number], Row>;
   private readonly deleteOfTask: Database.Statement<[string]>;
 
   constructor(db: Database.Database) {
@@ -71,7 +72,9 @@ export class SqliteWebhookDeliveries {
     this.stopPending = db.prepare(
       "UPDATE webhook_deliveries SET state = 'stopped', last_error = ? WHERE task_id = ? AND state = 'pending'",
     );
-    this.ofTask = db.prepare(`SELECT ${RECORD_COLUMNS} FROM webhook_deliveries WHERE task_id = ? ORDER BY sequence`);
+    this.ofTask = db.prepare(
+      `SELECT ${RECORD_COLUMNS} FROM webhook_deliveries WHERE task_id = ? AND sequence > ? ORDER BY sequence LIMIT ?`,
+    );
     this.deleteOfTask = db.prepare("DELETE FROM webhook_deliveries WHERE task_id = ?");
   }
 
@@ -124,8 +127,10 @@ export class SqliteWebhookDeliveries {
     if (gone) this.stopPending.run(GONE_BEFORE, d.taskId);
   }
 
-  list(taskId: string): DeliveryRecord[] {
-    return this.ofTask.all(taskId).map((row) => withAttempts(fromDeliveryRecordDocument(JSON.parse(row.doc) as DeliveryDocument), row));
+  list(taskId: string, page: DeliveryPage): DeliveryRecord[] {
+    return this.ofTask
+      .all(taskId, page.afterSequence, page.limit)
+      .map((row) => withAttempts(fromDeliveryRecordDocument(JSON.parse(row.doc) as DeliveryDocument), row));
   }
 
   deleteTask(taskId: string): void {
