@@ -96,6 +96,13 @@ export class ReplyAssembler {
         if (!c.id || !c.name) throw this.malformed(`tool call ${index} has no ${c.id ? "name" : "id"}`);
         return { id: c.id, name: c.name, arguments: c.arguments };
       });
+    // Each call's result is matched to it by id (a client's Resume too): two calls under one
+    // id could not both be answered, and the provider would refuse the next request.
+    const ids = new Set<string>();
+    for (const c of toolCalls) {
+      if (ids.has(c.id)) throw this.malformed(`two tool calls have the id "${c.id}"`);
+      ids.add(c.id);
+    }
     return {
       content: this.content,
       toolCalls,

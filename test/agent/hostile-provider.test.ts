@@ -107,6 +107,23 @@ describe("odd and hostile streamed replies", () => {
       /tool call 0 has no id/,
     ],
     [
+      "two tool calls under one id",
+      [
+        chunk([
+          {
+            index: 0,
+            delta: {
+              tool_calls: [
+                { index: 0, id: "same", function: { name: "calculator", arguments: '{"expression":"1+1"}' } },
+                { index: 1, id: "same", function: { name: "calculator", arguments: '{"expression":"2+2"}' } },
+              ],
+            },
+          },
+        ]),
+      ],
+      /two tool calls have the id "same"/,
+    ],
+    [
       "tool arguments that are not a string",
       [chunk([{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", function: { name: "x", arguments: {} } }] } }])],
       /arguments are not a string/,
