@@ -1,7 +1,6 @@
 // The HTTP under the SDK's model calls (src/agent/provider-fetch.ts): Node's
 // client on keep-alive agents. Real SDK calls against small servers on
 // loopback that answer as a provider, or oddly.
-import { execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
@@ -13,6 +12,7 @@ import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { sdkClient, streamChat, type ChatCall } from "../../src/agent/chat-stream.js";
 import { StalledReplyError } from "../../src/agent/model-errors.js";
+import { selfSignedCert } from "../support/self-signed.js";
 
 const CALL: ChatCall = { provider: "test", model: "m", messages: [{ role: "user", content: "hi" }], tools: [], headers: {} };
 
@@ -117,11 +117,7 @@ describe("model calls over Node's HTTP client", () => {
   it("should refuse a provider whose TLS certificate it cannot verify (a self-signed one), saying why", async () => {
     const dir = mkdtempSync(join(tmpdir(), "rookery-provider-tls-"));
     try {
-      const [key, cert] = [join(dir, "key.pem"), join(dir, "cert.pem")];
-      const subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"];
-      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", ...subject, "-keyout", key, "-out", cert], {
-        stdio: "pipe",
-      });
+      const { key, cert } = selfSignedCert(dir);
       let requests = 0;
       const server = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
         requests += 1;

@@ -1,6 +1,5 @@
 // With a certificate and key, both listeners serve TLS (gRPC over h2, Connect over HTTP/1.1 via ALPN).
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { collectEvents, startHarness, type Harness } from "../support/harness.js";
+import { selfSignedCert } from "../support/self-signed.js";
 
 describe("TLS", () => {
   let h: Harness;
@@ -16,29 +16,9 @@ describe("TLS", () => {
   let ca: Buffer;
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "rookery-tls-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "pipe" },
-    );
-    ca = readFileSync(join(dir, "cert.pem"));
-    h = await startHarness({ ROOKERY_TLS_CERT: join(dir, "cert.pem"), ROOKERY_TLS_KEY: join(dir, "key.pem") });
+    const certificate = selfSignedCert(dir);
+    ca = certificate.ca;
+    h = await startHarness({ ROOKERY_TLS_CERT: certificate.cert, ROOKERY_TLS_KEY: certificate.key });
   });
   afterAll(async () => {
     await h?.close();

@@ -2,8 +2,7 @@
 // (what many load balancers' TCP health checks do), in the middle of the HTTP/2
 // preface or of a TLS handshake, in the middle of a request. The server process
 // lives on, on both listeners, with and without TLS, and answers the next caller.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +11,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskService } from "../../gen/rookery/v1/task_service_pb.js";
 import { childServersOnOneFile, type ChildServer } from "../support/child-server.js";
+import { selfSignedCert, type SelfSigned } from "../support/self-signed.js";
 
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -83,24 +83,12 @@ describeResets(
 
 const tlsDir = mkdtempSync(join(tmpdir(), "rookery-dropped-tls-"));
 afterAll(() => rmSync(tlsDir, { recursive: true, force: true }));
-let tlsCa: Buffer | undefined;
+let certificate: SelfSigned | undefined;
 describeResets(
   "over TLS",
   () => {
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        join(tlsDir, "key.pem"),
-        "-out",
-        join(tlsDir, "cert.pem"),
-      ]),
-      { stdio: "pipe" },
-    );
-    tlsCa = readFileSync(join(tlsDir, "cert.pem"));
-    return { ROOKERY_TLS_CERT: join(tlsDir, "cert.pem"), ROOKERY_TLS_KEY: join(tlsDir, "key.pem") };
+    certificate = selfSignedCert(tlsDir);
+    return { ROOKERY_TLS_CERT: certificate.cert, ROOKERY_TLS_KEY: certificate.key };
   },
-  () => tlsCa,
+  () => certificate?.ca,
 );

@@ -3,8 +3,7 @@
 // over TLS, so connections a client leaks or never speaks on do not pile up. A call in
 // progress keeps its connection however quiet it is, and a client whose idle
 // connection was closed calls again without an error.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as tls from "node:tls";
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskStatus } from "../../gen/rookery/v1/task_pb.js";
 import { TaskService, WatchRequestSchema, WatchResponseSchema, type WatchResponse } from "../../gen/rookery/v1/task_service_pb.js";
 import { grpcJsTaskClient } from "../support/grpc-js-client.js";
+import { selfSignedCert, type SelfSigned } from "../support/self-signed.js";
 import { startHarness, type Harness } from "../support/harness.js";
 
 const IDLE_MS = 1_000;
@@ -146,26 +146,14 @@ describeIdleConnections(
 
 const tlsDir = mkdtempSync(join(tmpdir(), "rookery-idle-tls-"));
 afterAll(() => rmSync(tlsDir, { recursive: true, force: true }));
-let tlsCa: Buffer | undefined;
+let certificate: SelfSigned | undefined;
 describeIdleConnections(
   "over TLS",
   () => {
-    execFileSync(
-      "openssl",
-      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"].concat([
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        join(tlsDir, "key.pem"),
-        "-out",
-        join(tlsDir, "cert.pem"),
-      ]),
-      { stdio: "pipe" },
-    );
-    tlsCa = readFileSync(join(tlsDir, "cert.pem"));
-    return { ROOKERY_TLS_CERT: join(tlsDir, "cert.pem"), ROOKERY_TLS_KEY: join(tlsDir, "key.pem") };
+    certificate = selfSignedCert(tlsDir);
+    return { ROOKERY_TLS_CERT: certificate.cert, ROOKERY_TLS_KEY: certificate.key };
   },
-  () => tlsCa,
+  () => certificate?.ca,
 );
 
 describe("idle connections before a client's first bytes, and clients after a close", () => {
