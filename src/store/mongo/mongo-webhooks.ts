@@ -140,7 +140,7 @@ export class MongoWebhookDeliveries {
     );
   }
 
-  /** The task's real deliveries (intents not yet confirmed are checked against their events). */
+  /** A page of the task's real deliveries, by sequence (intents not yet confirmed are checked against their events). */
   async list(taskId: string, page: DeliveryPage, now: Date): Promise<DeliveryRecord[]> {
     // Without their task snapshots: one per delivery, a task resumed many times with a
     // long result would make this read heavy for what the answer never shows.
